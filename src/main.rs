@@ -1,0 +1,5 @@
+//! The `wsx` command line.
+
+fn main() {
+    println!("wsx");
+}
