@@ -113,11 +113,23 @@ mod tests {
     #[test]
     fn close_codes() {
         assert_eq!(ProtocolError::InvalidUtf8.close_code(), CloseCode(1007));
-        assert_eq!(ProtocolError::MessageTooLarge { max: 1 }.close_code(), CloseCode(1009));
-        assert_eq!(ProtocolError::FrameTooLarge { len: 2, max: 1 }.close_code(), CloseCode(1009));
-        assert_eq!(ProtocolError::TooManyFragments { max: 1 }.close_code(), CloseCode(1009));
+        assert_eq!(
+            ProtocolError::MessageTooLarge { max: 1 }.close_code(),
+            CloseCode(1009)
+        );
+        assert_eq!(
+            ProtocolError::FrameTooLarge { len: 2, max: 1 }.close_code(),
+            CloseCode(1009)
+        );
+        assert_eq!(
+            ProtocolError::TooManyFragments { max: 1 }.close_code(),
+            CloseCode(1009)
+        );
         assert_eq!(ProtocolError::ReservedBits.close_code(), CloseCode(1002));
         assert_eq!(ProtocolError::Internal("x").close_code(), CloseCode(1011));
-        assert_eq!(ProtocolError::ReservedOpcode(3).to_string(), "reserved opcode 0x3");
+        assert_eq!(
+            ProtocolError::ReservedOpcode(3).to_string(),
+            "reserved opcode 0x3"
+        );
     }
 }

@@ -128,14 +128,26 @@ mod tests {
     #[test]
     fn parse_payload_shapes() {
         assert_eq!(parse_close_payload(&[]), Ok((CloseCode::NO_STATUS, "")));
-        assert_eq!(parse_close_payload(&[3]), Err(ProtocolError::InvalidClosePayload));
-        assert_eq!(parse_close_payload(&[0x03, 0xe8]), Ok((CloseCode::NORMAL, "")));
-        assert_eq!(parse_close_payload(b"\x0f\xa0bye"), Ok((CloseCode(4000), "bye")));
+        assert_eq!(
+            parse_close_payload(&[3]),
+            Err(ProtocolError::InvalidClosePayload)
+        );
+        assert_eq!(
+            parse_close_payload(&[0x03, 0xe8]),
+            Ok((CloseCode::NORMAL, ""))
+        );
+        assert_eq!(
+            parse_close_payload(b"\x0f\xa0bye"),
+            Ok((CloseCode(4000), "bye"))
+        );
         assert_eq!(
             parse_close_payload(b"\x03\xe8\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"),
             Ok((CloseCode::NORMAL, "\u{3ba}\u{1f79}\u{3c3}\u{3bc}\u{3b5}"))
         );
-        assert_eq!(parse_close_payload(b"\x03\xe8\xff"), Err(ProtocolError::InvalidUtf8));
+        assert_eq!(
+            parse_close_payload(b"\x03\xe8\xff"),
+            Err(ProtocolError::InvalidUtf8)
+        );
     }
 
     #[test]

@@ -96,7 +96,10 @@ impl OpCode {
 
     /// Whether this opcode is reserved.
     pub const fn is_reserved(self) -> bool {
-        matches!(self, OpCode::Data(Data::Reserved(_)) | OpCode::Control(Control::Reserved(_)))
+        matches!(
+            self,
+            OpCode::Data(Data::Reserved(_)) | OpCode::Control(Control::Reserved(_))
+        )
     }
 }
 
@@ -297,14 +300,21 @@ mod tests {
     }
 
     fn client_rules() -> FrameRules {
-        FrameRules { role: Role::Client, ..server_rules() }
+        FrameRules {
+            role: Role::Client,
+            ..server_rules()
+        }
     }
 
     fn decode_all(buf: &[u8]) -> (FrameHeader, usize) {
         // Every strict prefix is "need more"; the whole buffer decodes.
         let (h, n) = FrameHeader::decode(buf).unwrap().unwrap();
         for split in 0..n {
-            assert_eq!(FrameHeader::decode(&buf[..split]).unwrap(), None, "split {split}");
+            assert_eq!(
+                FrameHeader::decode(&buf[..split]).unwrap(),
+                None,
+                "split {split}"
+            );
         }
         (h, n)
     }
@@ -313,7 +323,10 @@ mod tests {
     fn rfc6455_section_5_7_examples() {
         // A single-frame unmasked text message "Hello".
         let (h, n) = decode_all(&hex!("810548656c6c6f"));
-        assert_eq!((h.fin, h.opcode, h.mask, h.payload_len, n), (true, OpCode::TEXT, None, 5, 2));
+        assert_eq!(
+            (h.fin, h.opcode, h.mask, h.payload_len, n),
+            (true, OpCode::TEXT, None, 5, 2)
+        );
         h.check(&client_rules()).unwrap();
         // A single-frame masked text message "Hello".
         let frame = hex!("818537fa213d7f9f4d5158");
@@ -353,7 +366,12 @@ mod tests {
         let mut out = Vec::new();
         h.encode_into(&mut out);
         assert_eq!(out, hex!("818537fa213d"));
-        let h = FrameHeader { opcode: OpCode::BINARY, mask: None, payload_len: 65536, ..h };
+        let h = FrameHeader {
+            opcode: OpCode::BINARY,
+            mask: None,
+            payload_len: 65536,
+            ..h
+        };
         let mut out = Vec::new();
         h.encode_into(&mut out);
         assert_eq!(out, hex!("827f0000000000010000"));
@@ -375,23 +393,53 @@ mod tests {
         };
         let s = server_rules();
         for op in [3u8, 4, 5, 6, 7, 0xb, 0xc, 0xd, 0xe, 0xf] {
-            assert_eq!(check(&masked(0x80 | op, 0), &s), Err(ProtocolError::ReservedOpcode(op)));
+            assert_eq!(
+                check(&masked(0x80 | op, 0), &s),
+                Err(ProtocolError::ReservedOpcode(op))
+            );
         }
         for rsv in [0x40u8, 0x20, 0x10] {
-            assert_eq!(check(&masked(0x81 | rsv, 0), &s), Err(ProtocolError::ReservedBits));
+            assert_eq!(
+                check(&masked(0x81 | rsv, 0), &s),
+                Err(ProtocolError::ReservedBits)
+            );
         }
-        let deflate = FrameRules { allowed_rsv: RSV1, ..s };
+        let deflate = FrameRules {
+            allowed_rsv: RSV1,
+            ..s
+        };
         assert_eq!(check(&masked(0xc1, 0), &deflate), Ok(()));
-        assert_eq!(check(&masked(0xa1, 0), &deflate), Err(ProtocolError::ReservedBits));
-        assert_eq!(check(&masked(0xc9, 0), &deflate), Err(ProtocolError::ReservedBits));
+        assert_eq!(
+            check(&masked(0xa1, 0), &deflate),
+            Err(ProtocolError::ReservedBits)
+        );
+        assert_eq!(
+            check(&masked(0xc9, 0), &deflate),
+            Err(ProtocolError::ReservedBits)
+        );
         assert_eq!(check(&masked(0x89, 125), &s), Ok(()));
-        assert_eq!(check(&[0x89, 0xfe, 0, 126, 1, 2, 3, 4], &s), Err(ProtocolError::ControlFrameTooLong));
-        assert_eq!(check(&masked(0x09, 0), &s), Err(ProtocolError::FragmentedControlFrame));
+        assert_eq!(
+            check(&[0x89, 0xfe, 0, 126, 1, 2, 3, 4], &s),
+            Err(ProtocolError::ControlFrameTooLong)
+        );
+        assert_eq!(
+            check(&masked(0x09, 0), &s),
+            Err(ProtocolError::FragmentedControlFrame)
+        );
         assert_eq!(check(&[0x81, 0x00], &s), Err(ProtocolError::UnmaskedFrame));
-        let lax = FrameRules { dangerous_accept_unmasked_frames: true, ..s };
+        let lax = FrameRules {
+            dangerous_accept_unmasked_frames: true,
+            ..s
+        };
         assert_eq!(check(&[0x81, 0x00], &lax), Ok(()));
-        assert_eq!(check(&masked(0x81, 0), &client_rules()), Err(ProtocolError::MaskedFrame));
-        let small = FrameRules { max_frame_size: 10, ..s };
+        assert_eq!(
+            check(&masked(0x81, 0), &client_rules()),
+            Err(ProtocolError::MaskedFrame)
+        );
+        let small = FrameRules {
+            max_frame_size: 10,
+            ..s
+        };
         assert_eq!(
             check(&masked(0x82, 11), &small),
             Err(ProtocolError::FrameTooLarge { len: 11, max: 10 })
@@ -435,7 +483,10 @@ mod tests {
         for b in 0u8..16 {
             assert_eq!(OpCode::from_u8(b).as_u8(), b);
             assert_eq!(OpCode::from_u8(b).is_control(), b >= 8);
-            assert_eq!(OpCode::from_u8(b).is_reserved(), matches!(b, 3..=7 | 11..=15));
+            assert_eq!(
+                OpCode::from_u8(b).is_reserved(),
+                matches!(b, 3..=7 | 11..=15)
+            );
         }
     }
 }

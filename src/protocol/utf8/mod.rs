@@ -57,5 +57,12 @@ impl Utf8Validator {
 
 /// Validates a complete buffer.
 pub fn validate(bytes: &[u8]) -> Result<(), Utf8Error> {
-    std::str::from_utf8(bytes).map(|_| ()).map_err(|_| Utf8Error)
+    std::str::from_utf8(bytes)
+        .map(|_| ())
+        .map_err(|_| Utf8Error)
+}
+
+/// Borrows bytes as `str`, validating them.
+pub fn as_str(bytes: &[u8]) -> Result<&str, Utf8Error> {
+    std::str::from_utf8(bytes).map_err(|_| Utf8Error)
 }

@@ -1,0 +1,703 @@
+//! The per-connection session: frames in, events out; messages in, frames out.
+
+use std::fmt;
+use std::ops::Range;
+
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+
+use crate::error::{ProtocolError, SendError};
+use crate::limits::Limits;
+use crate::protocol::close::{self, CloseCode};
+use crate::protocol::frame::{
+    Control, Data, FrameHeader, FrameRules, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1,
+};
+use crate::protocol::mask::apply_mask;
+use crate::protocol::message::{Assembler, MessageKind};
+use crate::protocol::{utf8, Role};
+
+/// Options of one [`Connection`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Size limits; see [`Limits`] for each default.
+    pub limits: Limits,
+    /// Answer every ping with a pong automatically (default `true`, as RFC 6455 §5.5.2 asks).
+    pub auto_pong: bool,
+    /// Accept unmasked frames from clients. Breaks RFC 6455 §5.1; only for trusted peers
+    /// (default `false`).
+    pub dangerous_accept_unmasked_frames: bool,
+    /// RSV bits an extension owns on data frames (set by extension negotiation; default none).
+    pub(crate) allowed_rsv: u8,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            limits: Limits::DEFAULT,
+            auto_pong: true,
+            dangerous_accept_unmasked_frames: false,
+            allowed_rsv: 0,
+        }
+    }
+}
+
+/// Something the peer said, borrowed from the input buffer (a message that arrived in one frame,
+/// any control frame) or from the connection's assembly buffer (a fragmented message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A complete text message, validated as UTF-8.
+    Text(&'a str),
+    /// A complete binary message.
+    Binary(&'a [u8]),
+    /// A ping; the pong is already queued when [`Config::auto_pong`] is on.
+    Ping(&'a [u8]),
+    /// A pong.
+    Pong(&'a [u8]),
+    /// The peer's close frame. When the peer started the closing handshake the reply is already
+    /// queued; either way the handshake is now complete.
+    Close {
+        /// The peer's code ([`CloseCode::NO_STATUS`] when its frame had none).
+        code: CloseCode,
+        /// The peer's reason, possibly empty.
+        reason: &'a str,
+    },
+}
+
+/// What one [`Connection::handle_read`] call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct Read<'a> {
+    /// Bytes consumed from the front of the input. The rest must be presented again, with more
+    /// bytes appended, on the next call.
+    pub consumed: usize,
+    /// The event that stopped the call, or `None` when the input is used up (or holds only part
+    /// of a frame header or of a control frame).
+    pub event: Option<Event<'a>>,
+}
+
+/// Where the closing handshake stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseState {
+    /// Open in both directions.
+    Open,
+    /// We sent a close frame and wait for the peer's.
+    CloseSent,
+    /// Close frames went both ways: the closing handshake is complete. A server closes the TCP
+    /// connection now; a client waits for the server to close it (RFC 6455 §7.1.1).
+    Closed,
+    /// The peer broke the protocol: a close frame with the error's code is queued and the
+    /// connection should be closed once it is written.
+    Failed,
+}
+
+/// A frame header encoded for sending: write `bytes()`, then the payload, masked with `mask()`
+/// when it is `Some` (client role).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct EncodedHeader {
+    buf: [u8; MAX_HEADER_LEN],
+    len: u8,
+    mask: Option<[u8; 4]>,
+}
+
+impl EncodedHeader {
+    /// The header bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+
+    /// The masking key the payload must be masked with (client role), from payload offset 0.
+    pub fn mask(&self) -> Option<[u8; 4]> {
+        self.mask
+    }
+}
+
+impl fmt::Debug for EncodedHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EncodedHeader")
+            .field("bytes", &self.bytes())
+            .field("mask", &self.mask)
+            .finish()
+    }
+}
+
+/// Where a client's masking keys come from.
+enum Masker {
+    /// A cryptographically strong generator seeded from the OS (RFC 6455 §5.3 asks for
+    /// unpredictable keys).
+    Rng(Box<StdRng>),
+    /// A caller's generator (tests; Node ws's `generateMask`).
+    Custom(Box<dyn FnMut() -> [u8; 4] + Send>),
+}
+
+impl Masker {
+    fn next(&mut self) -> [u8; 4] {
+        match self {
+            Masker::Rng(rng) => rng.next_u32().to_ne_bytes(),
+            Masker::Custom(f) => f(),
+        }
+    }
+}
+
+/// Frame writing: the client's masking keys and the queue of automatic replies.
+struct Output {
+    masker: Option<Masker>,
+    transmit: Vec<u8>,
+}
+
+impl Output {
+    fn next_mask(&mut self) -> Option<[u8; 4]> {
+        self.masker.as_mut().map(Masker::next)
+    }
+
+    /// Appends one frame to `dst`, masked in the client role.
+    fn write_frame(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        rsv: u8,
+        payload: &[u8],
+        dst: &mut Vec<u8>,
+    ) {
+        let header = FrameHeader {
+            fin,
+            rsv,
+            opcode,
+            mask: self.next_mask(),
+            payload_len: payload.len() as u64,
+        };
+        dst.reserve(header.encoded_len() + payload.len());
+        header.encode_into(dst);
+        let start = dst.len();
+        dst.extend_from_slice(payload);
+        if let Some(key) = header.mask {
+            apply_mask(&mut dst[start..], key, 0);
+        }
+    }
+
+    /// Queues an automatic reply (control frame) for `poll_transmit`.
+    fn queue(&mut self, opcode: OpCode, payload: &[u8]) {
+        let mut transmit = std::mem::take(&mut self.transmit);
+        self.write_frame(opcode, true, 0, payload, &mut transmit);
+        self.transmit = transmit;
+    }
+}
+
+/// Records a protocol error, queues the close frame that reports it, returns it.
+fn fail(
+    state: &mut CloseState,
+    slot: &mut Option<ProtocolError>,
+    out: &mut Output,
+    error: ProtocolError,
+) -> ProtocolError {
+    if *state == CloseState::Open {
+        let mut payload = Vec::new();
+        close::write_close_payload(error.close_code(), &error.to_string(), &mut payload);
+        out.queue(OpCode::CLOSE, &payload);
+    }
+    *state = CloseState::Failed;
+    *slot = Some(error.clone());
+    error
+}
+
+/// A data frame whose payload is still arriving.
+#[derive(Debug, Clone, Copy)]
+struct PartialFrame {
+    fin: bool,
+    mask: Option<[u8; 4]>,
+    remaining: u64,
+    /// Payload bytes of this frame seen so far (for the mask phase).
+    seen: u64,
+}
+
+/// Where an event's payload lies, before it is borrowed.
+#[derive(Debug, Clone)]
+enum Src {
+    Input(Range<usize>),
+    Assembly,
+}
+
+#[derive(Debug, Clone)]
+enum Pending {
+    Message(MessageKind, Src),
+    Ping(Range<usize>),
+    Pong(Range<usize>),
+    Close(CloseCode, Range<usize>),
+}
+
+/// One WebSocket connection after the opening handshake, in either role, without IO.
+///
+/// # Calling contract
+///
+/// 1. Bytes read from the socket go to [`Connection::handle_read`], which unmasks them in place
+///    and returns how many it consumed and at most one [`Event`]. Call it again with the
+///    unconsumed rest until it returns no event; keep what it did not consume and present it
+///    again with the next bytes appended. It never needs more than the longest frame header
+///    plus a control frame (139 bytes) of unconsumed input: data frame payloads are consumed as
+///    they arrive.
+/// 2. Sends (`send_*`) append whole frames to the caller's buffer.
+/// 3. After each `handle_read`, [`Connection::poll_transmit`] moves the automatic replies
+///    (pongs, the close reply, the close frame of a protocol error) to the caller's buffer.
+/// 4. [`Connection::close_state`] says when the closing handshake is done or the connection
+///    failed; the caller then closes the transport.
+///
+/// A protocol error is sticky: every later `handle_read` returns it again.
+///
+/// # Examples
+///
+/// ```
+/// use wsx::protocol::{Config, Connection, Event, Role};
+///
+/// let mut client = Connection::new(Role::Client, Config::default());
+/// let mut server = Connection::new(Role::Server, Config::default());
+/// let mut wire = Vec::new();
+/// client.send_text("hello", &mut wire).unwrap();
+/// let read = server.handle_read(&mut wire).unwrap();
+/// assert_eq!(read.event, Some(Event::Text("hello")));
+/// assert_eq!(read.consumed, wire.len());
+/// ```
+pub struct Connection {
+    role: Role,
+    config: Config,
+    state: CloseState,
+    frame: Option<PartialFrame>,
+    assembler: Assembler,
+    /// The kind of the fragmented message being sent, if any.
+    sending: Option<MessageKind>,
+    error: Option<ProtocolError>,
+    out: Output,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("role", &self.role)
+            .field("state", &self.state)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// A connection in `role`. A client draws its masking keys from a generator seeded from the
+    /// operating system.
+    ///
+    /// # Panics
+    ///
+    /// When the operating system cannot provide random bytes (client role only).
+    pub fn new(role: Role, config: Config) -> Self {
+        let masker = match role {
+            Role::Client => Some(Masker::Rng(Box::new(StdRng::from_os_rng()))),
+            Role::Server => None,
+        };
+        Connection {
+            role,
+            config,
+            state: CloseState::Open,
+            frame: None,
+            assembler: Assembler::default(),
+            sending: None,
+            error: None,
+            out: Output {
+                masker,
+                transmit: Vec::new(),
+            },
+        }
+    }
+
+    /// Replaces the client's masking key generator (for tests and reproducible captures; the
+    /// counterpart of Node ws's `generateMask`). Predictable keys break RFC 6455 §5.3 on the
+    /// open web. No effect on a server.
+    pub fn dangerous_set_mask_generator(
+        &mut self,
+        generator: impl FnMut() -> [u8; 4] + Send + 'static,
+    ) {
+        if self.role == Role::Client {
+            self.out.masker = Some(Masker::Custom(Box::new(generator)));
+        }
+    }
+
+    /// This side's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The options in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Where the closing handshake stands.
+    pub fn close_state(&self) -> CloseState {
+        self.state
+    }
+
+    /// The error that failed the connection, if any.
+    pub fn error(&self) -> Option<&ProtocolError> {
+        self.error.as_ref()
+    }
+
+    /// Whether automatic replies wait in [`Connection::poll_transmit`].
+    pub fn wants_transmit(&self) -> bool {
+        !self.out.transmit.is_empty()
+    }
+
+    /// Heap bytes this connection holds (assembly and reply buffers), for memory accounting.
+    pub fn heap_size(&self) -> usize {
+        self.assembler.capacity() + self.out.transmit.capacity()
+    }
+
+    /// Moves queued automatic replies to `out` and returns how many bytes were appended.
+    #[must_use = "the appended bytes must be written to the peer"]
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
+        let transmit = &mut self.out.transmit;
+        let n = transmit.len();
+        out.append(transmit);
+        if transmit.capacity() > 1024 {
+            *transmit = Vec::new();
+        }
+        n
+    }
+
+    /// Processes bytes read from the peer; see the calling contract on [`Connection`].
+    ///
+    /// # Errors
+    ///
+    /// A [`ProtocolError`] when the peer broke the protocol or a limit; a close frame with its
+    /// code is then queued for [`Connection::poll_transmit`] and the error is sticky.
+    pub fn handle_read<'a>(&'a mut self, input: &'a mut [u8]) -> Result<Read<'a>, ProtocolError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        self.assembler.release();
+        let (consumed, pending) = match self.read_until_event(input) {
+            Ok(step) => step,
+            Err(e) => return Err(fail(&mut self.state, &mut self.error, &mut self.out, e)),
+        };
+        let Connection {
+            assembler,
+            state,
+            error,
+            out,
+            ..
+        } = self;
+        let event = match pending {
+            None => None,
+            Some(Pending::Message(MessageKind::Binary, Src::Input(r))) => {
+                Some(Event::Binary(&input[r]))
+            }
+            Some(Pending::Message(MessageKind::Binary, Src::Assembly)) => {
+                Some(Event::Binary(assembler.payload()))
+            }
+            Some(Pending::Message(MessageKind::Text, src)) => {
+                // A message handed out in place is validated here, once. Assembled text was
+                // validated as it arrived (to fail fast) and is checked again to borrow it as str.
+                let bytes = match src {
+                    Src::Input(r) => &input[r],
+                    Src::Assembly => assembler.payload(),
+                };
+                match utf8::as_str(bytes) {
+                    Ok(text) => Some(Event::Text(text)),
+                    Err(_) => return Err(fail(state, error, out, ProtocolError::InvalidUtf8)),
+                }
+            }
+            Some(Pending::Ping(r)) => Some(Event::Ping(&input[r])),
+            Some(Pending::Pong(r)) => Some(Event::Pong(&input[r])),
+            Some(Pending::Close(code, r)) => match std::str::from_utf8(&input[r]) {
+                Ok(reason) => Some(Event::Close { code, reason }),
+                Err(_) => return Err(fail(state, error, out, ProtocolError::InvalidUtf8)),
+            },
+        };
+        Ok(Read { consumed, event })
+    }
+
+    fn rules(&self) -> FrameRules {
+        FrameRules {
+            role: self.role,
+            allowed_rsv: self.config.allowed_rsv,
+            max_frame_size: self.config.limits.max_frame_size,
+            dangerous_accept_unmasked_frames: self.config.dangerous_accept_unmasked_frames,
+        }
+    }
+
+    fn read_until_event(
+        &mut self,
+        input: &mut [u8],
+    ) -> Result<(usize, Option<Pending>), ProtocolError> {
+        let mut pos = 0;
+        loop {
+            if let Some(frame) = &mut self.frame {
+                let avail = input.len() - pos;
+                let take = usize::try_from(frame.remaining).map_or(avail, |r| r.min(avail));
+                let chunk = &mut input[pos..pos + take];
+                if let Some(key) = frame.mask {
+                    apply_mask(chunk, key, (frame.seen & 3) as usize);
+                }
+                self.assembler.push(chunk)?;
+                pos += take;
+                frame.remaining -= take as u64;
+                frame.seen += take as u64;
+                if frame.remaining > 0 {
+                    return Ok((pos, None));
+                }
+                let fin = frame.fin;
+                self.frame = None;
+                if fin {
+                    let (kind, _compressed) = self.assembler.finish()?;
+                    return Ok((pos, Some(Pending::Message(kind, Src::Assembly))));
+                }
+                continue;
+            }
+            if self.state == CloseState::Closed {
+                // Nothing may follow the peer's close frame; discard whatever does.
+                return Ok((input.len(), None));
+            }
+            let Some((header, hlen)) = FrameHeader::decode(&input[pos..])? else {
+                return Ok((pos, None));
+            };
+            header.check(&self.rules())?;
+            let avail = (input.len() - pos - hlen) as u64;
+            let start = pos + hlen;
+            let kind = match header.opcode {
+                OpCode::Control(control) => {
+                    let len = header.payload_len as usize; // <= 125, checked above
+                    if avail < header.payload_len {
+                        // Control frames are consumed whole (they are at most 139 bytes).
+                        return Ok((pos, None));
+                    }
+                    let range = start..start + len;
+                    if let Some(key) = header.mask {
+                        apply_mask(&mut input[range.clone()], key, 0);
+                    }
+                    pos = range.end;
+                    let pending = self.on_control(control, range, input)?;
+                    return Ok((pos, Some(pending)));
+                }
+                OpCode::Data(Data::Text) => Some(MessageKind::Text),
+                OpCode::Data(Data::Binary) => Some(MessageKind::Binary),
+                OpCode::Data(_) => None,
+            };
+            let compressed = header.rsv & RSV1 != 0;
+            // The fast path: a whole unfragmented message in the input is handed out in place.
+            if let Some(kind) = kind {
+                if header.fin
+                    && !compressed
+                    && !self.assembler.in_progress()
+                    && avail >= header.payload_len
+                {
+                    if header.payload_len > self.config.limits.max_message_size {
+                        return Err(ProtocolError::MessageTooLarge {
+                            max: self.config.limits.max_message_size,
+                        });
+                    }
+                    let range = start..start + header.payload_len as usize;
+                    if let Some(key) = header.mask {
+                        apply_mask(&mut input[range.clone()], key, 0);
+                    }
+                    return Ok((range.end, Some(Pending::Message(kind, Src::Input(range)))));
+                }
+            }
+            self.assembler.begin_frame(
+                kind,
+                compressed,
+                header.payload_len,
+                &self.config.limits,
+            )?;
+            pos = start;
+            self.frame = Some(PartialFrame {
+                fin: header.fin,
+                mask: header.mask,
+                remaining: header.payload_len,
+                seen: 0,
+            });
+        }
+    }
+
+    fn on_control(
+        &mut self,
+        control: Control,
+        range: Range<usize>,
+        input: &[u8],
+    ) -> Result<Pending, ProtocolError> {
+        match control {
+            Control::Ping => {
+                if self.config.auto_pong && self.state == CloseState::Open {
+                    self.out.queue(OpCode::PONG, &input[range.clone()]);
+                }
+                Ok(Pending::Ping(range))
+            }
+            Control::Pong => Ok(Pending::Pong(range)),
+            Control::Close => {
+                let (code, reason) = close::parse_close_payload(&input[range.clone()])?;
+                let reason_start = range.end - reason.len();
+                if self.state == CloseState::Open {
+                    // Echo the code (RFC 6455 §5.5.1); an empty close is answered with an empty one.
+                    let mut payload = Vec::with_capacity(2);
+                    close::write_close_payload(code, "", &mut payload);
+                    self.out.queue(OpCode::CLOSE, &payload);
+                }
+                self.state = CloseState::Closed;
+                Ok(Pending::Close(code, reason_start..range.end))
+            }
+            Control::Reserved(b) => Err(ProtocolError::ReservedOpcode(b)),
+        }
+    }
+
+    fn check_open(&self) -> Result<(), SendError> {
+        match self.state {
+            CloseState::Open => Ok(()),
+            _ => Err(SendError::Closing),
+        }
+    }
+
+    /// Appends a text message in one frame.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Closing`] after a close frame was sent or received, or after a failure;
+    /// [`SendError::FragmentOrder`] while a fragmented message is being sent.
+    pub fn send_text(&mut self, text: &str, out: &mut Vec<u8>) -> Result<(), SendError> {
+        self.send_message(MessageKind::Text, text.as_bytes(), out)
+    }
+
+    /// Appends a binary message in one frame.
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::send_text`].
+    pub fn send_binary(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
+        self.send_message(MessageKind::Binary, data, out)
+    }
+
+    /// Appends a message in one frame.
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::send_text`].
+    pub fn send_message(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        self.send_fragment(Some(kind), payload, true, out)
+    }
+
+    /// Appends one fragment: `Some(kind)` starts a message, `None` continues the one started;
+    /// `fin` ends it. Control frames may be sent between fragments.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::FragmentOrder`] for a start while a message is open or a continuation
+    /// without one; [`SendError::Closing`] as in [`Connection::send_text`].
+    pub fn send_fragment(
+        &mut self,
+        kind: Option<MessageKind>,
+        payload: &[u8],
+        fin: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        let opcode = self.begin_send(kind, fin)?;
+        self.out.write_frame(opcode, fin, 0, payload, out);
+        Ok(())
+    }
+
+    /// Checks a data frame may be sent now and returns its opcode.
+    fn begin_send(&mut self, kind: Option<MessageKind>, fin: bool) -> Result<OpCode, SendError> {
+        self.check_open()?;
+        let opcode = match (kind, self.sending) {
+            (Some(MessageKind::Text), None) => OpCode::TEXT,
+            (Some(MessageKind::Binary), None) => OpCode::BINARY,
+            (None, Some(_)) => OpCode::CONTINUE,
+            _ => return Err(SendError::FragmentOrder),
+        };
+        self.sending = if fin { None } else { kind.or(self.sending) };
+        Ok(opcode)
+    }
+
+    /// Encodes the header of a data frame of `len` bytes without copying the payload, for
+    /// callers that write the payload from their own (possibly shared) buffer. In the client
+    /// role the caller must mask the payload with [`EncodedHeader::mask`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::send_fragment`].
+    pub fn encode_data_header(
+        &mut self,
+        kind: Option<MessageKind>,
+        fin: bool,
+        len: usize,
+    ) -> Result<EncodedHeader, SendError> {
+        let opcode = self.begin_send(kind, fin)?;
+        let header = FrameHeader {
+            fin,
+            rsv: 0,
+            opcode,
+            mask: self.out.next_mask(),
+            payload_len: len as u64,
+        };
+        let mut buf = [0u8; MAX_HEADER_LEN];
+        let len = header.encode(&mut buf) as u8;
+        Ok(EncodedHeader {
+            buf,
+            len,
+            mask: header.mask,
+        })
+    }
+
+    /// Appends a ping.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::ControlTooLong`] over 125 bytes; [`SendError::Closing`].
+    pub fn send_ping(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
+        self.send_control(OpCode::PING, payload, out)
+    }
+
+    /// Appends a pong (unsolicited pongs serve as heartbeats, RFC 6455 §5.5.3).
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::send_ping`].
+    pub fn send_pong(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
+        self.send_control(OpCode::PONG, payload, out)
+    }
+
+    fn send_control(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        self.check_open()?;
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(SendError::ControlTooLong);
+        }
+        self.out.write_frame(opcode, true, 0, payload, out);
+        Ok(())
+    }
+
+    /// Starts the closing handshake: appends a close frame with `code` and `reason` (cut to 123
+    /// bytes on a character boundary). [`CloseCode::NO_STATUS`] sends a close frame without a
+    /// code. The peer's close frame then arrives as [`Event::Close`].
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::InvalidCloseCode`] for a code that may not be sent;
+    /// [`SendError::Closing`] when a close frame was already sent or received.
+    pub fn send_close(
+        &mut self,
+        code: CloseCode,
+        reason: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        if code != CloseCode::NO_STATUS && !code.is_valid_on_wire() {
+            return Err(SendError::InvalidCloseCode(code.0));
+        }
+        self.check_open()?;
+        let mut payload = Vec::with_capacity(2 + reason.len().min(close::MAX_REASON_LEN));
+        close::write_close_payload(code, reason, &mut payload);
+        self.out.write_frame(OpCode::CLOSE, true, 0, &payload, out);
+        self.state = CloseState::CloseSent;
+        Ok(())
+    }
+}
