@@ -182,23 +182,6 @@ impl Output {
     }
 }
 
-/// Records a protocol error, queues the close frame that reports it, returns it.
-fn fail(
-    state: &mut CloseState,
-    slot: &mut Option<ProtocolError>,
-    out: &mut Output,
-    error: ProtocolError,
-) -> ProtocolError {
-    if *state == CloseState::Open {
-        let mut payload = Vec::new();
-        close::write_close_payload(error.close_code(), &error.to_string(), &mut payload);
-        out.queue(OpCode::CLOSE, &payload);
-    }
-    *state = CloseState::Failed;
-    *slot = Some(error.clone());
-    error
-}
-
 /// A data frame whose payload is still arriving.
 #[derive(Debug, Clone, Copy)]
 struct PartialFrame {
@@ -242,6 +225,10 @@ enum Pending {
 ///
 /// A protocol error is sticky: every later `handle_read` returns it again.
 ///
+/// To send while an event still borrows the connection (an echo, say), split it:
+/// [`Connection::split`] gives the [`ReadHalf`] that events borrow and the [`WriteHalf`] that
+/// sends.
+///
 /// # Examples
 ///
 /// ```
@@ -251,30 +238,61 @@ enum Pending {
 /// let mut server = Connection::new(Role::Server, Config::default());
 /// let mut wire = Vec::new();
 /// client.send_text("hello", &mut wire).unwrap();
-/// let read = server.handle_read(&mut wire).unwrap();
-/// assert_eq!(read.event, Some(Event::Text("hello")));
-/// assert_eq!(read.consumed, wire.len());
+///
+/// // Echo without copying the message: the event borrows the read half, the write half sends.
+/// let (rx, tx) = server.split();
+/// let read = rx.handle_read(tx, &mut wire).unwrap();
+/// let mut reply = Vec::new();
+/// if let Some(Event::Text(text)) = read.event {
+///     tx.send_text(text, &mut reply).unwrap();
+/// }
+/// assert_eq!(client.handle_read(&mut reply).unwrap().event, Some(Event::Text("hello")));
 /// ```
+#[derive(Debug)]
 pub struct Connection {
-    role: Role,
+    rx: ReadHalf,
+    tx: WriteHalf,
+}
+
+/// The receiving half of a [`Connection`]: frame decoding and message assembly. Events borrow it.
+#[derive(Debug)]
+pub struct ReadHalf {
     config: Config,
-    state: CloseState,
     frame: Option<PartialFrame>,
     assembler: Assembler,
+}
+
+/// The sending half of a [`Connection`]: close state, frame encoding, masking keys and the
+/// queue of automatic replies.
+pub struct WriteHalf {
+    role: Role,
+    state: CloseState,
     /// The kind of the fragmented message being sent, if any.
     sending: Option<MessageKind>,
     error: Option<ProtocolError>,
     out: Output,
 }
 
-impl fmt::Debug for Connection {
+impl fmt::Debug for WriteHalf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Connection")
+        f.debug_struct("WriteHalf")
             .field("role", &self.role)
             .field("state", &self.state)
             .field("error", &self.error)
             .finish_non_exhaustive()
     }
+}
+
+/// Forwards `WriteHalf` methods so that a whole `Connection` can send too.
+macro_rules! forward_to_write_half {
+    ($($(#[$doc:meta])* fn $name:ident(&mut self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(&mut self $(, $arg: $ty)*) -> $ret {
+                self.tx.$name($($arg),*)
+            }
+        )*
+    };
 }
 
 impl Connection {
@@ -290,72 +308,27 @@ impl Connection {
             Role::Server => None,
         };
         Connection {
-            role,
-            config,
-            state: CloseState::Open,
-            frame: None,
-            assembler: Assembler::default(),
-            sending: None,
-            error: None,
-            out: Output {
-                masker,
-                transmit: Vec::new(),
+            rx: ReadHalf {
+                config,
+                frame: None,
+                assembler: Assembler::default(),
+            },
+            tx: WriteHalf {
+                role,
+                state: CloseState::Open,
+                sending: None,
+                error: None,
+                out: Output {
+                    masker,
+                    transmit: Vec::new(),
+                },
             },
         }
     }
 
-    /// Replaces the client's masking key generator (for tests and reproducible captures; the
-    /// counterpart of Node ws's `generateMask`). Predictable keys break RFC 6455 §5.3 on the
-    /// open web. No effect on a server.
-    pub fn dangerous_set_mask_generator(
-        &mut self,
-        generator: impl FnMut() -> [u8; 4] + Send + 'static,
-    ) {
-        if self.role == Role::Client {
-            self.out.masker = Some(Masker::Custom(Box::new(generator)));
-        }
-    }
-
-    /// This side's role.
-    pub fn role(&self) -> Role {
-        self.role
-    }
-
-    /// The options in force.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// Where the closing handshake stands.
-    pub fn close_state(&self) -> CloseState {
-        self.state
-    }
-
-    /// The error that failed the connection, if any.
-    pub fn error(&self) -> Option<&ProtocolError> {
-        self.error.as_ref()
-    }
-
-    /// Whether automatic replies wait in [`Connection::poll_transmit`].
-    pub fn wants_transmit(&self) -> bool {
-        !self.out.transmit.is_empty()
-    }
-
-    /// Heap bytes this connection holds (assembly and reply buffers), for memory accounting.
-    pub fn heap_size(&self) -> usize {
-        self.assembler.capacity() + self.out.transmit.capacity()
-    }
-
-    /// Moves queued automatic replies to `out` and returns how many bytes were appended.
-    #[must_use = "the appended bytes must be written to the peer"]
-    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
-        let transmit = &mut self.out.transmit;
-        let n = transmit.len();
-        out.append(transmit);
-        if transmit.capacity() > 1024 {
-            *transmit = Vec::new();
-        }
-        n
+    /// The two halves, to send while an event borrows the read half.
+    pub fn split(&mut self) -> (&mut ReadHalf, &mut WriteHalf) {
+        (&mut self.rx, &mut self.tx)
     }
 
     /// Processes bytes read from the peer; see the calling contract on [`Connection`].
@@ -365,54 +338,128 @@ impl Connection {
     /// A [`ProtocolError`] when the peer broke the protocol or a limit; a close frame with its
     /// code is then queued for [`Connection::poll_transmit`] and the error is sticky.
     pub fn handle_read<'a>(&'a mut self, input: &'a mut [u8]) -> Result<Read<'a>, ProtocolError> {
-        if let Some(e) = &self.error {
+        self.rx.handle_read(&mut self.tx, input)
+    }
+
+    /// The options in force.
+    pub fn config(&self) -> &Config {
+        &self.rx.config
+    }
+
+    /// Heap bytes this connection holds (assembly and reply buffers), for memory accounting.
+    pub fn heap_size(&self) -> usize {
+        self.rx.assembler.capacity() + self.tx.out.transmit.capacity()
+    }
+
+    /// Replaces the client's masking key generator; see
+    /// [`WriteHalf::dangerous_set_mask_generator`].
+    pub fn dangerous_set_mask_generator(
+        &mut self,
+        generator: impl FnMut() -> [u8; 4] + Send + 'static,
+    ) {
+        self.tx.dangerous_set_mask_generator(generator);
+    }
+
+    /// This side's role.
+    pub fn role(&self) -> Role {
+        self.tx.role
+    }
+
+    /// Where the closing handshake stands.
+    pub fn close_state(&self) -> CloseState {
+        self.tx.state
+    }
+
+    /// The error that failed the connection, if any.
+    pub fn error(&self) -> Option<&ProtocolError> {
+        self.tx.error.as_ref()
+    }
+
+    /// Whether automatic replies wait in [`Connection::poll_transmit`].
+    pub fn wants_transmit(&self) -> bool {
+        self.tx.wants_transmit()
+    }
+
+    forward_to_write_half! {
+        /// See [`WriteHalf::poll_transmit`].
+        fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize;
+        /// See [`WriteHalf::send_text`].
+        fn send_text(&mut self, text: &str, out: &mut Vec<u8>) -> Result<(), SendError>;
+        /// See [`WriteHalf::send_binary`].
+        fn send_binary(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), SendError>;
+        /// See [`WriteHalf::send_message`].
+        fn send_message(&mut self, kind: MessageKind, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError>;
+        /// See [`WriteHalf::send_fragment`].
+        fn send_fragment(&mut self, kind: Option<MessageKind>, payload: &[u8], fin: bool, out: &mut Vec<u8>) -> Result<(), SendError>;
+        /// See [`WriteHalf::encode_data_header`].
+        fn encode_data_header(&mut self, kind: Option<MessageKind>, fin: bool, len: usize) -> Result<EncodedHeader, SendError>;
+        /// See [`WriteHalf::send_ping`].
+        fn send_ping(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError>;
+        /// See [`WriteHalf::send_pong`].
+        fn send_pong(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError>;
+        /// See [`WriteHalf::send_close`].
+        fn send_close(&mut self, code: CloseCode, reason: &str, out: &mut Vec<u8>) -> Result<(), SendError>;
+    }
+}
+
+impl ReadHalf {
+    /// Processes bytes read from the peer, queueing automatic replies on `tx`; see the calling
+    /// contract on [`Connection`]. `tx` must be the other half of the same connection.
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::handle_read`].
+    pub fn handle_read<'a>(
+        &'a mut self,
+        tx: &mut WriteHalf,
+        input: &'a mut [u8],
+    ) -> Result<Read<'a>, ProtocolError> {
+        if let Some(e) = &tx.error {
             return Err(e.clone());
         }
         self.assembler.release();
-        let (consumed, pending) = match self.read_until_event(input) {
+        let (consumed, pending) = match self.read_until_event(tx, input) {
             Ok(step) => step,
-            Err(e) => return Err(fail(&mut self.state, &mut self.error, &mut self.out, e)),
+            Err(e) => return Err(tx.fail(e)),
         };
-        let Connection {
-            assembler,
-            state,
-            error,
-            out,
-            ..
-        } = self;
         let event = match pending {
             None => None,
             Some(Pending::Message(MessageKind::Binary, Src::Input(r))) => {
                 Some(Event::Binary(&input[r]))
             }
             Some(Pending::Message(MessageKind::Binary, Src::Assembly)) => {
-                Some(Event::Binary(assembler.payload()))
+                Some(Event::Binary(self.assembler.payload()))
             }
             Some(Pending::Message(MessageKind::Text, src)) => {
                 // A message handed out in place is validated here, once. Assembled text was
                 // validated as it arrived (to fail fast) and is checked again to borrow it as str.
                 let bytes = match src {
                     Src::Input(r) => &input[r],
-                    Src::Assembly => assembler.payload(),
+                    Src::Assembly => self.assembler.payload(),
                 };
                 match utf8::as_str(bytes) {
                     Ok(text) => Some(Event::Text(text)),
-                    Err(_) => return Err(fail(state, error, out, ProtocolError::InvalidUtf8)),
+                    Err(_) => return Err(tx.fail(ProtocolError::InvalidUtf8)),
                 }
             }
             Some(Pending::Ping(r)) => Some(Event::Ping(&input[r])),
             Some(Pending::Pong(r)) => Some(Event::Pong(&input[r])),
             Some(Pending::Close(code, r)) => match std::str::from_utf8(&input[r]) {
                 Ok(reason) => Some(Event::Close { code, reason }),
-                Err(_) => return Err(fail(state, error, out, ProtocolError::InvalidUtf8)),
+                Err(_) => return Err(tx.fail(ProtocolError::InvalidUtf8)),
             },
         };
         Ok(Read { consumed, event })
     }
 
-    fn rules(&self) -> FrameRules {
+    /// Whether a message is partly received (fragments or part of a frame seen).
+    pub fn message_in_progress(&self) -> bool {
+        self.assembler.in_progress()
+    }
+
+    fn rules(&self, role: Role) -> FrameRules {
         FrameRules {
-            role: self.role,
+            role,
             allowed_rsv: self.config.allowed_rsv,
             max_frame_size: self.config.limits.max_frame_size,
             dangerous_accept_unmasked_frames: self.config.dangerous_accept_unmasked_frames,
@@ -421,6 +468,7 @@ impl Connection {
 
     fn read_until_event(
         &mut self,
+        tx: &mut WriteHalf,
         input: &mut [u8],
     ) -> Result<(usize, Option<Pending>), ProtocolError> {
         let mut pos = 0;
@@ -447,30 +495,29 @@ impl Connection {
                 }
                 continue;
             }
-            if self.state == CloseState::Closed {
+            if tx.state == CloseState::Closed {
                 // Nothing may follow the peer's close frame; discard whatever does.
                 return Ok((input.len(), None));
             }
             let Some((header, hlen)) = FrameHeader::decode(&input[pos..])? else {
                 return Ok((pos, None));
             };
-            header.check(&self.rules())?;
+            header.check(&self.rules(tx.role))?;
             let avail = (input.len() - pos - hlen) as u64;
             let start = pos + hlen;
             let kind = match header.opcode {
                 OpCode::Control(control) => {
-                    let len = header.payload_len as usize; // <= 125, checked above
                     if avail < header.payload_len {
                         // Control frames are consumed whole (they are at most 139 bytes).
                         return Ok((pos, None));
                     }
-                    let range = start..start + len;
+                    let range = start..start + header.payload_len as usize; // <= 125, checked
                     if let Some(key) = header.mask {
                         apply_mask(&mut input[range.clone()], key, 0);
                     }
-                    pos = range.end;
-                    let pending = self.on_control(control, range, input)?;
-                    return Ok((pos, Some(pending)));
+                    let end = range.end;
+                    let pending = tx.on_control(control, range, input, self.config.auto_pong)?;
+                    return Ok((end, Some(pending)));
                 }
                 OpCode::Data(Data::Text) => Some(MessageKind::Text),
                 OpCode::Data(Data::Binary) => Some(MessageKind::Binary),
@@ -511,16 +558,63 @@ impl Connection {
             });
         }
     }
+}
+
+impl WriteHalf {
+    /// Replaces the client's masking key generator (for tests and reproducible captures; the
+    /// counterpart of Node ws's `generateMask`). Predictable keys break RFC 6455 §5.3 on the
+    /// open web. No effect on a server.
+    pub fn dangerous_set_mask_generator(
+        &mut self,
+        generator: impl FnMut() -> [u8; 4] + Send + 'static,
+    ) {
+        if self.role == Role::Client {
+            self.out.masker = Some(Masker::Custom(Box::new(generator)));
+        }
+    }
+
+    /// This side's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Where the closing handshake stands.
+    pub fn close_state(&self) -> CloseState {
+        self.state
+    }
+
+    /// The error that failed the connection, if any.
+    pub fn error(&self) -> Option<&ProtocolError> {
+        self.error.as_ref()
+    }
+
+    /// Whether automatic replies wait in [`WriteHalf::poll_transmit`].
+    pub fn wants_transmit(&self) -> bool {
+        !self.out.transmit.is_empty()
+    }
+
+    /// Moves queued automatic replies to `out` and returns how many bytes were appended.
+    #[must_use = "the appended bytes must be written to the peer"]
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
+        let transmit = &mut self.out.transmit;
+        let n = transmit.len();
+        out.append(transmit);
+        if transmit.capacity() > 1024 {
+            *transmit = Vec::new();
+        }
+        n
+    }
 
     fn on_control(
         &mut self,
         control: Control,
         range: Range<usize>,
         input: &[u8],
+        auto_pong: bool,
     ) -> Result<Pending, ProtocolError> {
         match control {
             Control::Ping => {
-                if self.config.auto_pong && self.state == CloseState::Open {
+                if auto_pong && self.state == CloseState::Open {
                     self.out.queue(OpCode::PONG, &input[range.clone()]);
                 }
                 Ok(Pending::Ping(range))
@@ -540,6 +634,18 @@ impl Connection {
             }
             Control::Reserved(b) => Err(ProtocolError::ReservedOpcode(b)),
         }
+    }
+
+    /// Records a protocol error, queues the close frame that reports it, returns it.
+    fn fail(&mut self, error: ProtocolError) -> ProtocolError {
+        if self.state == CloseState::Open {
+            let mut payload = Vec::new();
+            close::write_close_payload(error.close_code(), &error.to_string(), &mut payload);
+            self.out.queue(OpCode::CLOSE, &payload);
+        }
+        self.state = CloseState::Failed;
+        self.error = Some(error.clone());
+        error
     }
 
     fn check_open(&self) -> Result<(), SendError> {
@@ -563,7 +669,7 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// As [`Connection::send_text`].
+    /// As [`WriteHalf::send_text`].
     pub fn send_binary(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
         self.send_message(MessageKind::Binary, data, out)
     }
@@ -572,7 +678,7 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// As [`Connection::send_text`].
+    /// As [`WriteHalf::send_text`].
     pub fn send_message(
         &mut self,
         kind: MessageKind,
@@ -588,7 +694,7 @@ impl Connection {
     /// # Errors
     ///
     /// [`SendError::FragmentOrder`] for a start while a message is open or a continuation
-    /// without one; [`SendError::Closing`] as in [`Connection::send_text`].
+    /// without one; [`SendError::Closing`] as in [`WriteHalf::send_text`].
     pub fn send_fragment(
         &mut self,
         kind: Option<MessageKind>,
@@ -620,7 +726,7 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// As [`Connection::send_fragment`].
+    /// As [`WriteHalf::send_fragment`].
     pub fn encode_data_header(
         &mut self,
         kind: Option<MessageKind>,
@@ -657,7 +763,7 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// As [`Connection::send_ping`].
+    /// As [`WriteHalf::send_ping`].
     pub fn send_pong(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
         self.send_control(OpCode::PONG, payload, out)
     }

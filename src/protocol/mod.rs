@@ -22,7 +22,9 @@ pub mod utf8;
 mod tests;
 
 pub use close::CloseCode;
-pub use connection::{CloseState, Config, Connection, EncodedHeader, Event, Read};
+pub use connection::{
+    CloseState, Config, Connection, EncodedHeader, Event, Read, ReadHalf, WriteHalf,
+};
 pub use message::MessageKind;
 
 /// Which end of the connection this is.

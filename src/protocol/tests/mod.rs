@@ -624,3 +624,11 @@ proptest! {
         let _ = feed_chunks(&mut client(), [a, b]);
     }
 }
+
+#[test]
+fn connection_stays_small() {
+    // Idle connections cost memory on servers with many sockets; keep the session compact.
+    let size = size_of::<Connection>();
+    eprintln!("size_of::<Connection>() = {size}");
+    assert!(size <= 256, "Connection grew to {size} bytes");
+}
