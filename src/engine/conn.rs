@@ -1,0 +1,221 @@
+//! `Conn`, the handle callbacks get, over the per-connection IO state kept in the slab.
+
+use std::net::SocketAddr;
+
+use crate::engine::outbound::Outbound;
+use crate::engine::Settings;
+use crate::error::SendError;
+use crate::protocol::{CloseCode, CloseState, MessageKind, WriteHalf};
+use crate::server::{ConnId, Message, SendStatus};
+
+/// Per-connection IO state (everything but the protocol session and the user's state).
+#[derive(Debug)]
+pub(crate) struct ConnIo {
+    pub(crate) id: ConnId,
+    pub(crate) peer: SocketAddr,
+    pub(crate) protocol: Option<Box<str>>,
+    pub(crate) out: Outbound,
+    /// Unconsumed input (part of a frame header or of a control frame), at most 139 bytes.
+    pub(crate) residue: Vec<u8>,
+    /// Tick of the last bytes read.
+    pub(crate) last_read: u64,
+    /// Tick the current stage (handshake, closing, draining) began.
+    pub(crate) since: u64,
+    /// Tick of the wheel entry in force.
+    pub(crate) deadline: u64,
+    pub(crate) ping_sent: bool,
+    pub(crate) terminate: bool,
+    /// Unwritten bytes waited in `out` (so `on_drain` is due when it empties).
+    pub(crate) backpressured: bool,
+    /// The peer's close frame, once it arrived.
+    pub(crate) peer_close: Option<(CloseCode, String)>,
+    /// Our close frame, once sent.
+    pub(crate) our_close: Option<(CloseCode, String)>,
+}
+
+impl ConnIo {
+    pub(crate) fn new(id: ConnId, peer: SocketAddr, now: u64) -> Self {
+        ConnIo {
+            id,
+            peer,
+            protocol: None,
+            out: Outbound::default(),
+            residue: Vec::new(),
+            last_read: now,
+            since: now,
+            deadline: 0,
+            ping_sent: false,
+            terminate: false,
+            backpressured: false,
+            peer_close: None,
+            our_close: None,
+        }
+    }
+}
+
+/// Per-worker state a `Conn` writes to: the cork buffer and local counters.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub(crate) cork: Vec<u8>,
+    pub(crate) settings: std::sync::Arc<Settings>,
+    pub(crate) messages_out: u64,
+}
+
+/// A connection, inside a [`crate::Handler`] callback: send, ping, close, and the connection's
+/// own state.
+///
+/// Sends are corked: every frame sent during the callbacks of one read leaves in one write
+/// when they return.
+pub struct Conn<'a, S> {
+    pub(crate) tx: &'a mut WriteHalf,
+    pub(crate) io: &'a mut ConnIo,
+    pub(crate) user: &'a mut S,
+    pub(crate) ctx: &'a mut Ctx,
+}
+
+impl<S> std::fmt::Debug for Conn<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn").field("id", &self.io.id).field("peer", &self.io.peer).finish_non_exhaustive()
+    }
+}
+
+impl<S> Conn<'_, S> {
+    /// The connection's id, valid across threads with [`crate::ServerHandle`].
+    pub fn id(&self) -> ConnId {
+        self.io.id
+    }
+
+    /// The TCP peer address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.io.peer
+    }
+
+    /// The subprotocol chosen at the upgrade, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.io.protocol.as_deref()
+    }
+
+    /// The connection's state.
+    pub fn state(&self) -> &S {
+        self.user
+    }
+
+    /// The connection's state, mutably.
+    pub fn state_mut(&mut self) -> &mut S {
+        self.user
+    }
+
+    /// Bytes sent but not yet written to the socket (corked in this callback or queued).
+    pub fn buffered_amount(&self) -> usize {
+        self.io.out.len() + self.ctx.cork.len()
+    }
+
+    /// Whether the connection is open for sending (no close frame sent or received).
+    pub fn is_open(&self) -> bool {
+        self.tx.close_state() == CloseState::Open && !self.io.terminate
+    }
+
+    fn admit(&self) -> Result<SendStatus, SendError> {
+        if !self.is_open() {
+            return Err(SendError::Closing);
+        }
+        let waiting = self.io.out.len();
+        if waiting + self.ctx.cork.len() > self.ctx.settings.max_buffered {
+            return Ok(SendStatus::Dropped);
+        }
+        Ok(if waiting > 0 { SendStatus::Queued } else { SendStatus::Sent })
+    }
+
+    /// Sends a message.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Closing`] once a close frame was sent or received.
+    pub fn send(&mut self, message: Message<'_>) -> Result<SendStatus, SendError> {
+        self.send_fragment(Some(message.kind()), message.as_bytes(), true)
+    }
+
+    /// Sends a text message.
+    ///
+    /// # Errors
+    ///
+    /// As [`Conn::send`].
+    pub fn send_text(&mut self, text: &str) -> Result<SendStatus, SendError> {
+        self.send(Message::Text(text))
+    }
+
+    /// Sends a binary message.
+    ///
+    /// # Errors
+    ///
+    /// As [`Conn::send`].
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<SendStatus, SendError> {
+        self.send(Message::Binary(data))
+    }
+
+    /// Sends one fragment: `Some(kind)` starts a message, `None` continues it, `fin` ends it
+    /// (ws's `fin` send option).
+    ///
+    /// # Errors
+    ///
+    /// As [`Conn::send`], and [`SendError::FragmentOrder`] out of order.
+    pub fn send_fragment(
+        &mut self,
+        kind: Option<MessageKind>,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<SendStatus, SendError> {
+        let status = self.admit()?;
+        if status == SendStatus::Dropped {
+            return Ok(status);
+        }
+        self.tx.send_fragment(kind, payload, fin, &mut self.ctx.cork)?;
+        if fin {
+            self.ctx.messages_out += 1;
+        }
+        Ok(status)
+    }
+
+    /// Sends a ping (at most 125 bytes).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::ControlTooLong`], [`SendError::Closing`].
+    pub fn ping(&mut self, payload: &[u8]) -> Result<SendStatus, SendError> {
+        let status = self.admit()?;
+        self.tx.send_ping(payload, &mut self.ctx.cork)?;
+        Ok(status)
+    }
+
+    /// Sends an unsolicited pong (at most 125 bytes).
+    ///
+    /// # Errors
+    ///
+    /// As [`Conn::ping`].
+    pub fn pong(&mut self, payload: &[u8]) -> Result<SendStatus, SendError> {
+        let status = self.admit()?;
+        self.tx.send_pong(payload, &mut self.ctx.cork)?;
+        Ok(status)
+    }
+
+    /// Starts the closing handshake; [`crate::Handler::on_close`] follows when the peer answers
+    /// (or the close timeout passes).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::InvalidCloseCode`], [`SendError::Closing`].
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        if self.io.terminate {
+            return Err(SendError::Closing);
+        }
+        self.tx.send_close(code, reason, &mut self.ctx.cork)?;
+        self.io.our_close = Some((code, crate::protocol::close::truncate_reason(reason).to_owned()));
+        Ok(())
+    }
+
+    /// Drops the connection without a closing handshake once the callback returns (what is
+    /// corked is still written first, if the socket takes it at once).
+    pub fn terminate(&mut self) {
+        self.io.terminate = true;
+    }
+}

@@ -1,0 +1,215 @@
+//! A connection's unwritten bytes: segments of owned bytes or slices of shared frames, written
+//! with vectored writes.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+
+use bytes::Bytes;
+
+/// Most segments handed to one `writev`.
+const MAX_IOVECS: usize = 64;
+
+/// One piece of outbound data.
+#[derive(Debug)]
+pub(crate) enum Segment {
+    /// Bytes this connection owns; `.1` is how many are already written.
+    Owned(Vec<u8>, usize),
+    /// A slice of an immutable frame shared with other connections (broadcast).
+    Shared(Bytes),
+}
+
+impl Segment {
+    fn remaining(&self) -> &[u8] {
+        match self {
+            Segment::Owned(v, at) => &v[*at..],
+            Segment::Shared(b) => b,
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        match self {
+            Segment::Owned(_, at) => *at += n,
+            Segment::Shared(b) => {
+                let _ = b.split_to(n);
+            }
+        }
+    }
+}
+
+/// The queue of a connection's unwritten bytes. Empty (and without heap memory) whenever the
+/// socket keeps up, which is the usual case: sends go through the worker's cork buffer and only
+/// what the kernel does not take lands here.
+#[derive(Debug, Default)]
+pub(crate) struct Outbound {
+    segs: VecDeque<Segment>,
+    len: usize,
+}
+
+/// Owned segments smaller than this are merged into the previous owned segment.
+const MERGE_BELOW: usize = 4096;
+
+impl Outbound {
+    /// Unwritten bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends a copy of `bytes`.
+    pub(crate) fn push_copy(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.len += bytes.len();
+        if let Some(Segment::Owned(v, _)) = self.segs.back_mut() {
+            if bytes.len() < MERGE_BELOW || v.len() < MERGE_BELOW {
+                v.extend_from_slice(bytes);
+                return;
+            }
+        }
+        self.segs.push_back(Segment::Owned(bytes.to_vec(), 0));
+    }
+
+    /// Appends a shared slice without copying it.
+    pub(crate) fn push_shared(&mut self, bytes: Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.len += bytes.len();
+        self.segs.push_back(Segment::Shared(bytes));
+    }
+
+    /// Writes as much as the writer takes, in vectored writes. Returns the bytes written;
+    /// stops at `WouldBlock` (not an error) or when empty.
+    ///
+    /// # Errors
+    ///
+    /// Any other IO error of the writer.
+    pub(crate) fn write_to(&mut self, w: &mut impl Write) -> io::Result<usize> {
+        let mut total = 0;
+        while self.len > 0 {
+            let n = {
+                let mut iov: [IoSlice<'_>; MAX_IOVECS] = [IoSlice::new(&[]); MAX_IOVECS];
+                let mut count = 0;
+                for seg in self.segs.iter().take(MAX_IOVECS) {
+                    iov[count] = IoSlice::new(seg.remaining());
+                    count += 1;
+                }
+                match w.write_vectored(&iov[..count]) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            self.consume(n);
+            total += n;
+        }
+        if self.segs.is_empty() && self.segs.capacity() > 0 {
+            // Give the memory back: an idle connection holds no queue.
+            self.segs = VecDeque::new();
+        }
+        Ok(total)
+    }
+
+    fn consume(&mut self, mut n: usize) {
+        self.len -= n;
+        while n > 0 {
+            let Some(front) = self.segs.front_mut() else { break };
+            let rem = front.remaining().len();
+            if n >= rem {
+                n -= rem;
+                self.segs.pop_front();
+            } else {
+                front.advance(n);
+                n = 0;
+            }
+        }
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn heap_size(&self) -> usize {
+        self.segs.capacity() * size_of::<Segment>()
+            + self
+                .segs
+                .iter()
+                .map(|s| match s {
+                    Segment::Owned(v, _) => v.capacity(),
+                    Segment::Shared(_) => 0,
+                })
+                .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that takes at most `cap` bytes per call, then would block after `calls` calls.
+    struct Trickle {
+        got: Vec<u8>,
+        cap: usize,
+        calls_left: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.calls_left == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.calls_left -= 1;
+            let n = buf.len().min(self.cap);
+            self.got.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            if self.calls_left == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.calls_left -= 1;
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(self.cap - n);
+                self.got.extend_from_slice(&b[..take]);
+                n += take;
+                if n == self.cap {
+                    break;
+                }
+            }
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn partial_writes_keep_order_across_segment_kinds() {
+        let mut out = Outbound::default();
+        let mut expected = Vec::new();
+        for i in 0..50u8 {
+            let owned = vec![i; 1 + usize::from(i) * 97];
+            out.push_copy(&owned);
+            expected.extend(&owned);
+            let shared = Bytes::from(vec![255 - i; 3 + usize::from(i)]);
+            expected.extend(&shared[..]);
+            out.push_shared(shared);
+        }
+        assert_eq!(out.len(), expected.len());
+        let mut w = Trickle { got: Vec::new(), cap: 777, calls_left: 5 };
+        let n = out.write_to(&mut w).unwrap();
+        assert_eq!(n, 5 * 777);
+        assert_eq!(out.len(), expected.len() - n);
+        w.calls_left = usize::MAX;
+        out.write_to(&mut w).unwrap();
+        assert_eq!(w.got, expected);
+        assert!(out.is_empty());
+        assert_eq!(out.heap_size(), 0);
+    }
+}

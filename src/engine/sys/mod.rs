@@ -1,0 +1,17 @@
+//! The IO backend contract.
+//!
+//! A backend gives each worker:
+//!
+//! - **listen**: its own listening socket on the server's address (`SO_REUSEPORT`, so the kernel
+//!   spreads new connections over the workers), or a duplicate of a listener the user supplied;
+//! - **accept**: non-blocking accepted sockets with `TCP_NODELAY` set as configured;
+//! - **readiness or completion**: a way to learn that a socket has bytes to read or room to
+//!   write, and that another thread woke the worker (its inbox);
+//! - **read** into the worker's read buffer and **vectored write** from a connection's outbound
+//!   queue, both non-blocking, partial results and `WouldBlock` reported, never hidden.
+//!
+//! The worker above it (`engine/worker.rs`) owns all protocol logic: it sees bytes read, room to
+//! write, and time, so every backend behaves the same. `epoll` (through mio) is the portable
+//! backend.
+
+pub(crate) mod epoll;
