@@ -203,7 +203,7 @@ mod tests {
 
     #[test]
     fn error_is_small() {
-        assert!(std::mem::size_of::<HandshakeError>() <= 24);
+        assert!(size_of::<HandshakeError>() <= 24);
     }
 
     #[test]

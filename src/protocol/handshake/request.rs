@@ -799,3 +799,595 @@ impl ClientHandshake {
         &self.extensions
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+
+    /// `head!["GET / HTTP/1.1", "Host: a"]`: the lines joined with CRLF, then the blank line.
+    macro_rules! head {
+        ($($line:expr),* $(,)?) => {{
+            let mut head = String::new();
+            $( head.push_str($line); head.push_str("\r\n"); )*
+            head.push_str("\r\n");
+            head.into_bytes()
+        }};
+    }
+
+    const GET: &str = "GET /chat HTTP/1.1";
+    const HOST: &str = "Host: server.example.com";
+    const UPGRADE: &str = "Upgrade: websocket";
+    const CONNECTION: &str = "Connection: Upgrade";
+    const KEY: &str = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==";
+    const V13: &str = "Sec-WebSocket-Version: 13";
+    const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+    type Parsed = Result<Option<(UpgradeRequest, usize)>, HandshakeError>;
+
+    /// Parses `buf` whole, and checks that every shorter prefix is `Ok(None)` or the same error
+    /// (a head error can show before the head ends, never a different one).
+    fn parse_split(buf: &[u8], limits: &Limits) -> Parsed {
+        let whole = UpgradeRequest::parse(buf, limits);
+        let head_len = match &whole {
+            Ok(Some((_, n))) => *n,
+            _ => buf.len(),
+        };
+        for k in 0..head_len {
+            match UpgradeRequest::parse(&buf[..k], limits) {
+                Ok(None) => {}
+                Err(e) if Err(e.clone()) == whole.as_ref().map(|_| ()).map_err(Clone::clone) => {}
+                other => panic!("prefix {k} of {head_len}: {other:?}, whole: {whole:?}"),
+            }
+        }
+        for k in head_len..=buf.len() {
+            assert_eq!(
+                UpgradeRequest::parse(&buf[..k], limits),
+                whole,
+                "prefix {k}"
+            );
+        }
+        whole
+    }
+
+    fn parse_ok(buf: &[u8]) -> UpgradeRequest {
+        match parse_split(buf, &Limits::DEFAULT) {
+            Ok(Some((req, n))) => {
+                assert_eq!(n, buf.len());
+                req
+            }
+            other => panic!("{:?}: {other:?}", String::from_utf8_lossy(buf)),
+        }
+    }
+
+    /// `accepts! { name: [lines] => |req| checks; ... }`: each head parses, whole and split.
+    macro_rules! accepts {
+        ($($name:ident: [$($line:expr),* $(,)?] => |$req:ident| $check:expr;)*) => {$({
+            let $req = parse_ok(&head![$($line),*]);
+            assert!($check, "{}: {:?}", stringify!($name), $req);
+        })*};
+    }
+
+    /// `rejects! { name: [lines] => error, status; ... }`: each head fails with that error.
+    macro_rules! rejects {
+        ($($name:ident: [$($line:expr),* $(,)?] => $err:expr, $status:literal;)*) => {$({
+            let err = parse_split(&head![$($line),*], &Limits::DEFAULT)
+                .expect_err(stringify!($name));
+            assert_eq!(err, $err, "{}", stringify!($name));
+            assert_eq!(err.status(), $status, "{}", stringify!($name));
+        })*};
+    }
+
+    #[test]
+    fn rfc6455_section_1_2_example() {
+        let req = parse_ok(&head![
+            GET,
+            HOST,
+            UPGRADE,
+            CONNECTION,
+            KEY,
+            "Origin: http://example.com",
+            "Sec-WebSocket-Protocol: chat, superchat",
+            V13,
+        ]);
+        assert_eq!(req.target(), "/chat");
+        assert_eq!(req.path(), "/chat");
+        assert_eq!(req.query(), None);
+        assert_eq!(req.host(), "server.example.com");
+        assert_eq!(req.key(), "dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(req.accept_key(), ACCEPT);
+        assert_eq!(req.version(), Version::V13);
+        assert_eq!(req.protocols().collect::<Vec<_>>(), ["chat", "superchat"]);
+        assert_eq!(req.extensions(), []);
+        assert_eq!(req.origin(), Some("http://example.com"));
+        assert_eq!(req.headers().count(), 7);
+    }
+
+    #[test]
+    fn chrome_like_request() {
+        let req = parse_ok(&head![
+            "GET /ws?token=abc&x=1 HTTP/1.1",
+            "Host: localhost:9001",
+            "Connection: Upgrade",
+            "Pragma: no-cache",
+            "Cache-Control: no-cache",
+            "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/124.0 Safari/537.36",
+            "Upgrade: websocket",
+            "Origin: http://localhost:8080",
+            "Sec-WebSocket-Version: 13",
+            "Accept-Encoding: gzip, deflate, br, zstd",
+            "Accept-Language: en-US,en;q=0.9",
+            "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==",
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits",
+        ]);
+        assert_eq!((req.path(), req.query()), ("/ws", Some("token=abc&x=1")));
+        assert_eq!(req.host(), "localhost:9001");
+        assert_eq!(req.accept_key(), "HSmrc0sMlYUkAGmm5OPpG2HaGWk=");
+        assert_eq!(
+            req.extensions(),
+            [
+                ExtensionOffer::new("permessage-deflate")
+                    .with_param("client_max_window_bits", None)
+            ]
+        );
+        assert_eq!(
+            req.header("user-agent").map(|v| v.starts_with(b"Mozilla")),
+            Some(true)
+        );
+        assert_eq!(req.header("PRAGMA"), Some(&b"no-cache"[..]));
+        assert_eq!(req.header("x-missing"), None);
+        let names: Vec<_> = req.headers().map(|(n, _)| n).collect();
+        assert_eq!(names.first(), Some(&"Host"));
+        assert_eq!(names.len(), 12);
+    }
+
+    #[test]
+    fn valid_variations() {
+        accepts! {
+            lower_case_names: ["GET / HTTP/1.1", "host: a", "upgrade: websocket",
+                "connection: upgrade", "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==",
+                "sec-websocket-version: 13"] => |r| r.key() == "dGhlIHNhbXBsZSBub25jZQ==";
+            upper_case_values: [GET, HOST, "Upgrade: WEBSOCKET", "Connection: UPGRADE", KEY, V13]
+                => |r| r.version() == Version::V13;
+            upgrade_list: [GET, HOST, "Upgrade: h2c, WebSocket", CONNECTION, KEY, V13] => |_r| true;
+            upgrade_two_headers: [GET, HOST, "Upgrade: h2c", "Upgrade: websocket", CONNECTION, KEY,
+                V13] => |_r| true;
+            connection_list: [GET, HOST, UPGRADE, "Connection: keep-alive, Upgrade", KEY, V13]
+                => |_r| true;
+            connection_two_headers: [GET, HOST, UPGRADE, "Connection: keep-alive",
+                "Connection: upgrade", KEY, V13] => |_r| true;
+            connection_odd_spacing: [GET, HOST, UPGRADE, "Connection:keep-alive ,\tUpgrade ,", KEY,
+                V13] => |_r| true;
+            padded_values: [GET, "Host:   a.b  ", UPGRADE, CONNECTION,
+                "Sec-WebSocket-Key:   dGhlIHNhbXBsZSBub25jZQ==  ", "Sec-WebSocket-Version: 13 "]
+                => |r| r.host() == "a.b" && r.accept_key() == ACCEPT;
+            version_8: [GET, HOST, UPGRADE, CONNECTION, KEY, "Sec-WebSocket-Version: 8",
+                "Sec-WebSocket-Origin: http://old.example"]
+                => |r| r.version() == Version::V8 && r.origin() == Some("http://old.example");
+            version_8_prefers_origin: [GET, HOST, UPGRADE, CONNECTION, KEY,
+                "Sec-WebSocket-Version: 8", "Origin: http://a", "Sec-WebSocket-Origin: http://b"]
+                => |r| r.origin() == Some("http://a");
+            version_13_ignores_sec_origin: [GET, HOST, UPGRADE, CONNECTION, KEY, V13,
+                "Sec-WebSocket-Origin: http://b"] => |r| r.origin().is_none();
+            protocols_across_headers: [GET, HOST, UPGRADE, CONNECTION, KEY, V13,
+                "Sec-WebSocket-Protocol: a, b", "Sec-WebSocket-Protocol: c", "Sec-WebSocket-Protocol: ,"]
+                => |r| r.protocols().collect::<Vec<_>>() == ["a", "b", "c"];
+            extensions_across_headers: [GET, HOST, UPGRADE, CONNECTION, KEY, V13,
+                "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10",
+                "Sec-WebSocket-Extensions: x-foo, x-bar; q=\"1\""]
+                => |r| r.extensions().iter().map(|e| e.name.as_str()).collect::<Vec<_>>()
+                    == ["permessage-deflate", "x-foo", "x-bar"]
+                    && r.extensions()[0].param("server_max_window_bits") == Some(Some("10"));
+            query_split: ["GET /a/b?c=d?e HTTP/1.1", HOST, UPGRADE, CONNECTION, KEY, V13]
+                => |r| r.path() == "/a/b" && r.query() == Some("c=d?e");
+            empty_query: ["GET /? HTTP/1.1", HOST, UPGRADE, CONNECTION, KEY, V13]
+                => |r| r.path() == "/" && r.query() == Some("");
+            absolute_target: ["GET ws://a.example/x HTTP/1.1", HOST, UPGRADE, CONNECTION, KEY, V13]
+                => |r| r.target() == "ws://a.example/x";
+            utf8_origin: [GET, HOST, UPGRADE, CONNECTION, KEY, V13, "Origin: http://b\u{fc}cher.example"]
+                => |r| r.origin() == Some("http://b\u{fc}cher.example");
+        }
+    }
+
+    #[test]
+    fn rejections_with_status() {
+        use HandshakeError as E;
+        rejects! {
+            plain_get: [GET, HOST] => E::NotUpgrade, 426;
+            upgrade_other: [GET, HOST, "Upgrade: h2c", CONNECTION, KEY, V13] => E::NotUpgrade, 426;
+            upgrade_substring: [GET, HOST, "Upgrade: websockets", CONNECTION, KEY, V13]
+                => E::NotUpgrade, 426;
+            post: ["POST /chat HTTP/1.1", HOST, UPGRADE, CONNECTION, KEY, V13]
+                => E::MethodNotAllowed, 405;
+            lower_case_method: ["get /chat HTTP/1.1", HOST, UPGRADE, CONNECTION, KEY, V13]
+                => E::MethodNotAllowed, 405;
+            http_1_0: ["GET /chat HTTP/1.0", HOST, UPGRADE, CONNECTION, KEY, V13] => E::HttpVersion, 400;
+            http_2: ["GET /chat HTTP/2.0", HOST, UPGRADE, CONNECTION, KEY, V13]
+                => E::Malformed("invalid http version"), 400;
+            no_host: [GET, UPGRADE, CONNECTION, KEY, V13] => E::MissingHost, 400;
+            empty_host: [GET, "Host:", UPGRADE, CONNECTION, KEY, V13] => E::MissingHost, 400;
+            two_hosts: [GET, HOST, "Host: evil", UPGRADE, CONNECTION, KEY, V13]
+                => E::Malformed("duplicate host header"), 400;
+            no_connection: [GET, HOST, UPGRADE, KEY, V13] => E::MissingConnectionUpgrade, 400;
+            connection_keep_alive: [GET, HOST, UPGRADE, "Connection: keep-alive", KEY, V13]
+                => E::MissingConnectionUpgrade, 400;
+            connection_substring: [GET, HOST, UPGRADE, "Connection: upgraded", KEY, V13]
+                => E::MissingConnectionUpgrade, 400;
+            no_version: [GET, HOST, UPGRADE, CONNECTION, KEY] => E::UnsupportedVersion, 426;
+            version_7: [GET, HOST, UPGRADE, CONNECTION, KEY, "Sec-WebSocket-Version: 7"]
+                => E::UnsupportedVersion, 426;
+            version_013: [GET, HOST, UPGRADE, CONNECTION, KEY, "Sec-WebSocket-Version: 013"]
+                => E::UnsupportedVersion, 426;
+            version_huge: [GET, HOST, UPGRADE, CONNECTION, KEY,
+                "Sec-WebSocket-Version: 99999999999999999999999"] => E::UnsupportedVersion, 426;
+            version_text: [GET, HOST, UPGRADE, CONNECTION, KEY, "Sec-WebSocket-Version: thirteen"]
+                => E::InvalidVersion, 400;
+            version_list: [GET, HOST, UPGRADE, CONNECTION, KEY, "Sec-WebSocket-Version: 13, 8"]
+                => E::InvalidVersion, 400;
+            version_empty: [GET, HOST, UPGRADE, CONNECTION, KEY, "Sec-WebSocket-Version:"]
+                => E::InvalidVersion, 400;
+            two_versions: [GET, HOST, UPGRADE, CONNECTION, KEY, V13, V13]
+                => E::Malformed("duplicate sec-websocket-version header"), 400;
+            version_before_key: [GET, HOST, UPGRADE, CONNECTION, "Sec-WebSocket-Version: 12"]
+                => E::UnsupportedVersion, 426;
+            no_key: [GET, HOST, UPGRADE, CONNECTION, V13] => E::MissingKey, 400;
+            short_key: [GET, HOST, UPGRADE, CONNECTION, "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAA", V13]
+                => E::InvalidKey, 400;
+            long_key: [GET, HOST, UPGRADE, CONNECTION, "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAAAA",
+                V13] => E::InvalidKey, 400;
+            unpadded_key: [GET, HOST, UPGRADE, CONNECTION, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ",
+                V13] => E::InvalidKey, 400;
+            not_base64_key: [GET, HOST, UPGRADE, CONNECTION, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j*Q==",
+                V13] => E::InvalidKey, 400;
+            two_keys: [GET, HOST, UPGRADE, CONNECTION, KEY, KEY, V13]
+                => E::Malformed("duplicate sec-websocket-key header"), 400;
+            protocol_not_token: [GET, HOST, UPGRADE, CONNECTION, KEY, V13,
+                "Sec-WebSocket-Protocol: chat, super chat"] => E::InvalidProtocol, 400;
+            protocol_quoted: [GET, HOST, UPGRADE, CONNECTION, KEY, V13,
+                "Sec-WebSocket-Protocol: \"chat\""] => E::InvalidProtocol, 400;
+            extensions_malformed: [GET, HOST, UPGRADE, CONNECTION, KEY, V13,
+                "Sec-WebSocket-Extensions: permessage-deflate;"]
+                => E::InvalidExtensions("expected a parameter name"), 400;
+            two_origins: [GET, HOST, UPGRADE, CONNECTION, KEY, V13, "Origin: http://a", "Origin: http://b"]
+                => E::Malformed("duplicate origin header"), 400;
+            bad_header_name: [GET, "Ho st: a", UPGRADE, CONNECTION, KEY, V13]
+                => E::Malformed("invalid header name"), 400;
+            obs_fold: [GET, HOST, UPGRADE, " folded", CONNECTION, KEY, V13]
+                => E::Malformed("invalid header name"), 400;
+        }
+    }
+
+    #[test]
+    fn latin1_host_is_malformed() {
+        let mut buf = head![GET, "Host: caf_", UPGRADE, CONNECTION, KEY, V13];
+        let at = buf.iter().position(|&b| b == b'_').unwrap();
+        buf[at] = 0xe9;
+        assert_eq!(
+            UpgradeRequest::parse(&buf, &Limits::DEFAULT),
+            Err(HandshakeError::Malformed("host header is not utf-8"))
+        );
+    }
+
+    #[test]
+    fn bytes_after_the_head_are_left() {
+        let mut buf = head![GET, HOST, UPGRADE, CONNECTION, KEY, V13];
+        let head_len = buf.len();
+        buf.extend_from_slice(b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58");
+        for k in 0..buf.len() {
+            let parsed = UpgradeRequest::parse(&buf[..k], &Limits::DEFAULT).unwrap();
+            assert_eq!(
+                parsed.map(|(_, n)| n),
+                (k >= head_len).then_some(head_len),
+                "prefix {k}"
+            );
+        }
+        // And a second request after the head is not read either.
+        let mut two = head![GET, HOST, UPGRADE, CONNECTION, KEY, V13];
+        two.extend_from_slice(&head!["GET /other HTTP/1.1"]);
+        let (req, n) = UpgradeRequest::parse(&two, &Limits::DEFAULT)
+            .unwrap()
+            .unwrap();
+        assert_eq!((req.path(), n), ("/chat", head_len));
+    }
+
+    #[test]
+    fn head_size_limit() {
+        let base = head![GET, HOST, UPGRADE, CONNECTION, KEY, V13];
+        let exact = Limits {
+            max_head_size: base.len(),
+            ..Limits::DEFAULT
+        };
+        assert!(matches!(parse_split(&base, &exact), Ok(Some((_, n))) if n == base.len()));
+        let short = Limits {
+            max_head_size: base.len() - 1,
+            ..Limits::DEFAULT
+        };
+        let too_large = Err(HandshakeError::HeadTooLarge {
+            max: base.len() - 1,
+        });
+        assert_eq!(parse_split(&base, &short), too_large);
+        assert_eq!(too_large.unwrap_err().status(), 431);
+
+        // Headers forever: 431 as soon as the limit is passed without the head ending.
+        let mut endless = b"GET / HTTP/1.1\r\n".to_vec();
+        while endless.len() <= Limits::DEFAULT.max_head_size {
+            endless.extend_from_slice(format!("X-Filler: {:0200}\r\n", 0).as_bytes());
+        }
+        assert_eq!(
+            UpgradeRequest::parse(&endless, &Limits::DEFAULT),
+            Err(HandshakeError::HeadTooLarge { max: 8192 })
+        );
+        assert_eq!(
+            is_upgrade_request(&endless, &Limits::DEFAULT),
+            Err(HandshakeError::HeadTooLarge { max: 8192 })
+        );
+        let cut = &endless[..Limits::DEFAULT.max_head_size];
+        assert_eq!(UpgradeRequest::parse(cut, &Limits::DEFAULT), Ok(None));
+    }
+
+    #[test]
+    fn header_count_limit() {
+        let lines: Vec<String> = (0..6).map(|i| format!("X-{i}: {i}")).collect();
+        let mut all_lines = vec![GET, HOST, UPGRADE, CONNECTION, KEY, V13];
+        all_lines.extend(lines.iter().map(String::as_str));
+        let mut buf = all_lines.join("\r\n").into_bytes();
+        buf.extend_from_slice(b"\r\n\r\n");
+        // 11 header lines.
+        let ten = Limits {
+            max_headers: 10,
+            ..Limits::DEFAULT
+        };
+        let err = Err(HandshakeError::TooManyHeaders { max: 10 });
+        assert_eq!(parse_split(&buf, &ten), err);
+        assert_eq!(err.unwrap_err().status(), 431);
+        let eleven = Limits {
+            max_headers: 11,
+            ..Limits::DEFAULT
+        };
+        assert!(matches!(parse_split(&buf, &eleven), Ok(Some(_))));
+
+        // Past the stack slots: the heap path.
+        let many: Vec<String> = (0..100).map(|i| format!("X-{i}: {i}")).collect();
+        let mut lines = vec![GET, HOST, UPGRADE, CONNECTION, KEY, V13];
+        lines.extend(many.iter().map(String::as_str));
+        let mut buf = lines.join("\r\n").into_bytes();
+        buf.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(
+            UpgradeRequest::parse(&buf, &Limits::DEFAULT),
+            Err(HandshakeError::TooManyHeaders { max: 64 })
+        );
+        let roomy = Limits {
+            max_headers: 106,
+            ..Limits::DEFAULT
+        };
+        let (req, _) = UpgradeRequest::parse(&buf, &roomy).unwrap().unwrap();
+        assert_eq!(req.header("x-99"), Some(&b"99"[..]));
+        assert_eq!(req.header_all("X-5").count(), 1);
+        let none = Limits {
+            max_headers: 0,
+            ..Limits::DEFAULT
+        };
+        assert_eq!(
+            UpgradeRequest::parse(&buf, &none),
+            Err(HandshakeError::TooManyHeaders { max: 0 })
+        );
+    }
+
+    #[test]
+    fn upgrade_detection() {
+        let limits = Limits::DEFAULT;
+        let cases: [(&[u8], Result<Option<bool>, HandshakeError>); 6] = [
+            (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", Ok(Some(false))),
+            (
+                b"POST / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+                Ok(Some(true)),
+            ),
+            (
+                b"GET / HTTP/1.0\r\nUpgrade: h2c,  WebSocket \r\n\r\n",
+                Ok(Some(true)),
+            ),
+            (b"GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n", Ok(Some(false))),
+            (b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n", Ok(None)),
+            (
+                b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
+                Err(HandshakeError::Malformed("invalid header name")),
+            ),
+        ];
+        for (buf, expected) in cases {
+            assert_eq!(
+                is_upgrade_request(buf, &limits),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(buf)
+            );
+        }
+    }
+
+    fn client_bytes(
+        request: &ClientRequest<'_>,
+    ) -> (Result<ClientHandshake, HandshakeError>, String) {
+        let mut out = b"kept".to_vec();
+        let result = request.write_with_key("dGhlIHNhbXBsZSBub25jZQ==", &mut out);
+        assert!(out.starts_with(b"kept"));
+        (result, String::from_utf8(out[4..].to_vec()).unwrap())
+    }
+
+    #[test]
+    fn client_request_bytes() {
+        let (handshake, text) = client_bytes(&ClientRequest::new("server.example.com", "/chat"));
+        let handshake = handshake.unwrap();
+        assert_eq!(
+            text,
+            "GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n"
+        );
+        assert_eq!(handshake.key(), "dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(handshake.expected_accept(), ACCEPT);
+        assert_eq!(handshake.version(), Version::V13);
+
+        let ext = [
+            ExtensionOffer::new("permessage-deflate").with_param("client_max_window_bits", None)
+        ];
+        let mut full = ClientRequest::new("example.com", "/a?b=c");
+        full.protocols = &["v2", "v1"];
+        full.extensions = &ext;
+        full.origin = Some("https://example.com");
+        full.headers = &[("User-Agent", "wsx/0.1"), ("Cookie", "a=b; c=d")];
+        let (handshake, text) = client_bytes(&full);
+        assert_eq!(
+            text,
+            "GET /a?b=c HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\nOrigin: https://example.com\r\n\
+             Sec-WebSocket-Protocol: v2, v1\r\n\
+             Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\
+             User-Agent: wsx/0.1\r\nCookie: a=b; c=d\r\n\r\n"
+        );
+        let handshake = handshake.unwrap();
+        assert_eq!(handshake.protocols(), ["v2", "v1"]);
+        assert_eq!(handshake.extension_names(), ["permessage-deflate"]);
+
+        let mut v8 = ClientRequest::new("a", "/");
+        v8.version = Version::V8;
+        v8.origin = Some("http://a");
+        let (_, text) = client_bytes(&v8);
+        assert!(text.contains("Sec-WebSocket-Version: 8\r\nSec-WebSocket-Origin: http://a\r\n"));
+    }
+
+    #[test]
+    fn client_host_header() {
+        macro_rules! host {
+            ($($host:literal, $port:literal, $secure:literal => $expected:literal;)*) => {$({
+                let mut request = ClientRequest::new($host, "/");
+                request.port = $port;
+                request.secure = $secure;
+                let (_, text) = client_bytes(&request);
+                let line = text.lines().nth(1).unwrap();
+                assert_eq!(line, concat!("Host: ", $expected), "{} {} {}", $host, $port, $secure);
+            })*};
+        }
+        host! {
+            "a.example", 80, false => "a.example";
+            "a.example", 443, true => "a.example";
+            "a.example", 443, false => "a.example:443";
+            "a.example", 80, true => "a.example:80";
+            "a.example", 9001, false => "a.example:9001";
+            "127.0.0.1", 8080, false => "127.0.0.1:8080";
+            "::1", 8080, false => "[::1]:8080";
+            "[::1]", 80, false => "[::1]";
+            "fe80::1", 443, true => "[fe80::1]";
+        }
+    }
+
+    #[test]
+    fn client_request_refusals() {
+        use HandshakeError as E;
+        macro_rules! refuses {
+            ($($name:ident: |$r:ident| $setup:expr => $err:expr;)*) => {$({
+                let mut $r = ClientRequest::new("example.com", "/");
+                $setup;
+                let (result, text) = client_bytes(&$r);
+                assert_eq!(result, Err($err), "{}", stringify!($name));
+                assert_eq!(text, "", "{}: out left as it was", stringify!($name));
+            })*};
+        }
+        refuses! {
+            empty_host: |r| r.host = "" => E::InvalidTarget("invalid host");
+            host_with_space: |r| r.host = "a b" => E::InvalidTarget("invalid host");
+            host_with_crlf: |r| r.host = "a\r\nX: y" => E::InvalidTarget("invalid host");
+            host_with_path: |r| r.host = "a/b" => E::InvalidTarget("invalid host");
+            host_with_userinfo: |r| r.host = "u@a" => E::InvalidTarget("invalid host");
+            relative_target: |r| r.target = "chat" => E::InvalidTarget("request target must start with '/'");
+            target_with_space: |r| r.target = "/a b" => E::InvalidTarget("request target must be visible ascii");
+            target_with_crlf: |r| r.target = "/\r\nX: y" => E::InvalidTarget("request target must be visible ascii");
+            target_non_ascii: |r| r.target = "/caf\u{e9}" => E::InvalidTarget("request target must be visible ascii");
+            protocol_not_token: |r| r.protocols = &["a b"] => E::InvalidHeader("subprotocol is not a token");
+            protocol_empty: |r| r.protocols = &[""] => E::InvalidHeader("subprotocol is not a token");
+            origin_injection: |r| r.origin = Some("http://a\r\nX: y") => E::InvalidHeader("origin has a control byte");
+            header_name_injection: |r| r.headers = &[("X\r\nY", "1")] => E::InvalidHeader("header name is not a token");
+            header_value_injection: |r| r.headers = &[("X", "1\r\nY: 2")] => E::InvalidHeader("header value has a control byte");
+            header_value_lf: |r| r.headers = &[("X", "1\nY: 2")] => E::InvalidHeader("header value has a control byte");
+            header_value_nul: |r| r.headers = &[("X", "\0")] => E::InvalidHeader("header value has a control byte");
+            header_empty_name: |r| r.headers = &[("", "1")] => E::InvalidHeader("header name is not a token");
+            managed_key: |r| r.headers = &[("sec-websocket-key", "x")] => E::InvalidHeader("header is written by the handshake");
+            managed_host: |r| r.headers = &[("HOST", "x")] => E::InvalidHeader("header is written by the handshake");
+            managed_origin: |r| r.headers = &[("Origin", "x")] => E::InvalidHeader("header is written by the handshake");
+        }
+        let bad_ext = [ExtensionOffer::new("a b")];
+        let mut r = ClientRequest::new("example.com", "/");
+        r.extensions = &bad_ext;
+        assert_eq!(
+            client_bytes(&r).0,
+            Err(E::InvalidHeader("extension name is not a token"))
+        );
+        let mut out = Vec::new();
+        assert_eq!(
+            ClientRequest::new("a", "/").write_with_key("short", &mut out),
+            Err(E::InvalidHeader(
+                "sec-websocket-key is not 16 bytes of base64"
+            ))
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn client_keys_are_random() {
+        let request = ClientRequest::new("a", "/");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let ka = request.write(&mut rng, &mut a).unwrap();
+        let kb = request.write(&mut rng, &mut b).unwrap();
+        assert_ne!(ka.key(), kb.key());
+        let ko = request.write_with_os_rng(&mut Vec::new()).unwrap();
+        assert_ne!(ko.key(), ka.key());
+        for k in [&ka, &kb, &ko] {
+            assert!(is_valid_key(k.key().as_bytes()));
+            assert_eq!(
+                k.expected_accept(),
+                crate::protocol::handshake::accept_key(k.key())
+            );
+        }
+        // What the client writes, the server parses back to the same key.
+        let (req, n) = UpgradeRequest::parse(&a, &Limits::DEFAULT)
+            .unwrap()
+            .unwrap();
+        assert_eq!((req.key(), n, req.host()), (ka.key(), a.len(), "a"));
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let limits = Limits { max_head_size: 256, max_headers: 8, ..Limits::DEFAULT };
+            for limits in [Limits::DEFAULT, limits] {
+                if let Ok(Some((req, n))) = UpgradeRequest::parse(&bytes, &limits) {
+                    prop_assert!(n <= bytes.len());
+                    prop_assert!(is_valid_key(req.key().as_bytes()));
+                }
+                let _ = is_upgrade_request(&bytes, &limits);
+            }
+        }
+
+        #[test]
+        fn mutated_requests_never_panic(
+            at in 0usize..200,
+            byte in any::<u8>(),
+            cut in 0usize..220,
+        ) {
+            let mut buf = head![GET, HOST, UPGRADE, CONNECTION, KEY, V13,
+                "Sec-WebSocket-Protocol: a, b", "Sec-WebSocket-Extensions: x; y=\"z\""];
+            if let Some(b) = buf.get_mut(at) {
+                *b = byte;
+            }
+            let buf = &buf[..cut.min(buf.len())];
+            match UpgradeRequest::parse(buf, &Limits::DEFAULT) {
+                Ok(Some((req, n))) => {
+                    prop_assert!(n <= buf.len());
+                    prop_assert_eq!(req.accept_key().len(), 28);
+                }
+                Ok(None) | Err(_) => {}
+            }
+        }
+    }
+}
