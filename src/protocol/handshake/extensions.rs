@@ -429,7 +429,10 @@ mod tests {
             "prefixpermessage-deflate; client_max_window_bits; server_max_window_bits=10, \
              x; q=\"a \\\"b\\\" \\\\c\"; e=\"\""
         );
-        assert_eq!(parse_extensions(s["prefix".len()..].as_bytes()), Ok(offers));
+        assert_eq!(
+            parse_extensions(&s.as_bytes()["prefix".len()..]),
+            Ok(offers)
+        );
     }
 
     #[test]

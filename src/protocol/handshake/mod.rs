@@ -31,8 +31,7 @@
 //! assert_eq!((req.path(), req.query()), ("/chat", Some("room=1")));
 //! assert_eq!(consumed, to_server.len());
 //! let mut to_client = Vec::new();
-//! let mut options = AcceptOptions::default();
-//! options.protocol = Some("chat");
+//! let options = AcceptOptions::new().with_protocol("chat");
 //! write_accept(&req, &options, &mut to_client)?;
 //!
 //! // Client: check the answer.
