@@ -1,10 +1,16 @@
 #![doc = include_str!("../README.md")]
 #![doc(test(attr(deny(warnings))))]
 
+pub(crate) mod engine;
 pub mod error;
 pub mod limits;
 pub mod protocol;
+pub mod server;
 
 pub use error::{HandshakeError, ProtocolError, SendError};
 pub use limits::Limits;
-pub use protocol::{CloseCode, Role};
+pub use protocol::{CloseCode, MessageKind, Role};
+pub use server::{
+    CloseInfo, Conn, ConnId, Handler, HandleError, Message, Reject, SendStatus, Server, ServerHandle, Stats, Upgrade,
+};
+pub use server::Builder as ServerBuilder;

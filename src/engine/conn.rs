@@ -59,6 +59,8 @@ pub(crate) struct Ctx {
     pub(crate) cork: Vec<u8>,
     pub(crate) settings: std::sync::Arc<Settings>,
     pub(crate) messages_out: u64,
+    /// The worker's current tick.
+    pub(crate) now: u64,
 }
 
 /// A connection, inside a [`crate::Handler`] callback: send, ping, close, and the connection's
@@ -209,6 +211,7 @@ impl<S> Conn<'_, S> {
             return Err(SendError::Closing);
         }
         self.tx.send_close(code, reason, &mut self.ctx.cork)?;
+        self.io.since = self.ctx.now;
         self.io.our_close = Some((code, crate::protocol::close::truncate_reason(reason).to_owned()));
         Ok(())
     }
