@@ -1,0 +1,44 @@
+//! The server the neutral benchmark harness in `../shared/bench` drives: an echo server written
+//! only against the public API.
+//!
+//! ```sh
+//! cargo run --release --example bench_server -- --port 9001 [--threads 1]
+//! ```
+//!
+//! (The harness's `B`-prefix broadcast rule arrives with broadcast support.)
+
+use wsx::{Conn, Handler, Message, Server};
+
+struct Echo;
+
+impl Handler for Echo {
+    type State = ();
+
+    fn on_message(&mut self, conn: &mut Conn<'_, ()>, message: Message<'_>) {
+        let _ = conn.send(message);
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    let mut port = 9001;
+    let mut threads = 1;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().unwrap_or_default();
+        match flag.as_str() {
+            "--port" => port = value.parse().expect("--port takes a number"),
+            "--threads" => threads = value.parse().expect("--threads takes a number"),
+            other => panic!("unknown flag {other}; usage: bench_server --port P [--threads N]"),
+        }
+    }
+    // The harness pins the process to one core; do not pin threads again inside it.
+    let server = Server::builder()
+        .port(port)
+        .threads(threads)
+        .pin_threads(false)
+        .idle_timeout(None)
+        .start(|_| Echo)?;
+    eprintln!("bench_server listening on {}", server.local_addr());
+    server.wait();
+    Ok(())
+}
