@@ -2,6 +2,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub(crate) mod engine;
+pub mod client;
 pub mod error;
 pub mod limits;
 pub mod protocol;

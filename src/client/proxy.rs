@@ -1,0 +1,1 @@
+//! Proxies (STUB: replaced by the proxy module).
