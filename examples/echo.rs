@@ -25,7 +25,13 @@ impl Handler for Echo {
     }
 
     fn on_close(&mut self, conn: &mut Conn<'_, ()>, close: &CloseInfo) {
-        println!("{} closed: {} {:?} (clean: {})", conn.id(), close.code, close.reason, close.clean);
+        println!(
+            "{} closed: {} {:?} (clean: {})",
+            conn.id(),
+            close.code,
+            close.reason,
+            close.clean
+        );
     }
 }
 

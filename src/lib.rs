@@ -1,8 +1,9 @@
 #![doc = include_str!("../README.md")]
 #![doc(test(attr(deny(warnings))))]
 
-pub(crate) mod engine;
+pub mod blocking;
 pub mod client;
+pub(crate) mod engine;
 pub mod error;
 pub mod limits;
 pub mod protocol;
@@ -11,7 +12,8 @@ pub mod server;
 pub use error::{HandshakeError, ProtocolError, SendError};
 pub use limits::Limits;
 pub use protocol::{CloseCode, MessageKind, Role};
-pub use server::{
-    CloseInfo, Conn, ConnId, Handler, HandleError, Message, Reject, SendStatus, Server, ServerHandle, Stats, Upgrade,
-};
 pub use server::Builder as ServerBuilder;
+pub use server::{
+    CloseInfo, Conn, ConnId, HandleError, Handler, Message, Reject, SendStatus, Server,
+    ServerHandle, Stats, Upgrade,
+};

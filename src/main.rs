@@ -50,7 +50,11 @@ fn serve(args: &[String]) -> Result<(), String> {
     let mut path: Option<String> = None;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
-        let mut value = || it.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
         match flag.as_str() {
             "--host" => host = value()?,
             "--port" => port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
@@ -66,14 +70,19 @@ fn serve(args: &[String]) -> Result<(), String> {
     if let Some(p) = path {
         builder = builder.path(p);
     }
-    let server = builder.start(|_| Echo).map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
+    let server = builder
+        .start(|_| Echo)
+        .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
     println!(
         "wsx: echo server listening on ws://{} (backend epoll, {} workers)",
         server.local_addr(),
         server.workers()
     );
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let handle = server.clone();
     std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {

@@ -174,8 +174,16 @@ pub struct Reject {
 impl Reject {
     /// A refusal with `status` (400–599) and the status's reason phrase as body.
     pub fn new(status: u16) -> Self {
-        let status = if (400..=599).contains(&status) { status } else { 500 };
-        Reject { status, body: String::new(), headers: Vec::new() }
+        let status = if (400..=599).contains(&status) {
+            status
+        } else {
+            500
+        };
+        Reject {
+            status,
+            body: String::new(),
+            headers: Vec::new(),
+        }
     }
 
     /// Sets the plain-text body.
@@ -317,7 +325,11 @@ impl Builder {
     /// Listens on `host` at the current port.
     pub fn host(self, host: &str) -> Self {
         let port = self.current_port();
-        let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_owned() };
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_owned()
+        };
         self.bind(format!("{host}:{port}"))
     }
 
@@ -325,7 +337,10 @@ impl Builder {
     /// [`ServerHandle::local_addr`]).
     pub fn port(self, port: u16) -> Self {
         let host = match &self.bind {
-            Bind::Addr(a) => a.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h).to_owned(),
+            Bind::Addr(a) => a
+                .rsplit_once(':')
+                .map_or("127.0.0.1", |(h, _)| h)
+                .to_owned(),
             Bind::Listener(_) => "127.0.0.1".to_owned(),
         };
         self.bind(format!("{host}:{port}"))
@@ -333,7 +348,10 @@ impl Builder {
 
     fn current_port(&self) -> u16 {
         match &self.bind {
-            Bind::Addr(a) => a.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).unwrap_or(9001),
+            Bind::Addr(a) => a
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse().ok())
+                .unwrap_or(9001),
             Bind::Listener(l) => l.local_addr().map_or(9001, |a| a.port()),
         }
     }
@@ -445,9 +463,9 @@ impl Builder {
         let (listeners, local_addr) = match self.bind {
             Bind::Addr(addr) => {
                 let mut resolved = addr.to_socket_addrs()?;
-                let first = resolved
-                    .next()
-                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "address resolves to nothing"))?;
+                let first = resolved.next().ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "address resolves to nothing")
+                })?;
                 let l0 = engine::sys::epoll::listen(first, self.backlog, true)?;
                 let local = l0.local_addr()?;
                 let mut ls = vec![l0];
@@ -467,7 +485,11 @@ impl Builder {
                 (ls, local)
             }
         };
-        let cores = if self.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+        let cores = if self.pin {
+            core_affinity::get_core_ids().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let settings = Arc::new(self.settings);
         let factory = Arc::new(factory);
         let mut workers = Vec::new();
@@ -477,14 +499,25 @@ impl Builder {
             let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
             let worker_stats = Arc::new(WorkerStats::default());
             let f = factory.clone();
-            let (inbox, thread) =
-                engine::worker::spawn(i, settings.clone(), listener, move |i| f(i), core, worker_stats.clone())?;
+            let (inbox, thread) = engine::worker::spawn(
+                i,
+                settings.clone(),
+                listener,
+                move |i| f(i),
+                core,
+                worker_stats.clone(),
+            )?;
             workers.push(inbox);
             threads.push(thread);
             stats.push(worker_stats);
         }
         Ok(ServerHandle {
-            inner: Arc::new(HandleInner { workers, stats, threads: Mutex::new(threads), local_addr }),
+            inner: Arc::new(HandleInner {
+                workers,
+                stats,
+                threads: Mutex::new(threads),
+                local_addr,
+            }),
         })
     }
 }
@@ -552,7 +585,10 @@ impl ServerHandle {
     }
 
     fn inbox(&self, id: ConnId) -> Result<&InboxSender, HandleError> {
-        self.inner.workers.get(id.worker()).ok_or(HandleError::NoSuchConnection)
+        self.inner
+            .workers
+            .get(id.worker())
+            .ok_or(HandleError::NoSuchConnection)
     }
 
     fn command(&self, id: ConnId, cmd: Command) -> Result<(), HandleError> {
@@ -569,8 +605,20 @@ impl ServerHandle {
     /// # Errors
     ///
     /// [`HandleError`] when the command cannot reach the worker.
-    pub fn send(&self, id: ConnId, kind: MessageKind, payload: impl Into<Bytes>) -> Result<(), HandleError> {
-        self.command(id, Command::Send { id, kind, payload: payload.into() })
+    pub fn send(
+        &self,
+        id: ConnId,
+        kind: MessageKind,
+        payload: impl Into<Bytes>,
+    ) -> Result<(), HandleError> {
+        self.command(
+            id,
+            Command::Send {
+                id,
+                kind,
+                payload: payload.into(),
+            },
+        )
     }
 
     /// Sends a text message to connection `id`.
@@ -587,8 +635,20 @@ impl ServerHandle {
     /// # Errors
     ///
     /// As [`ServerHandle::send`].
-    pub fn close(&self, id: ConnId, code: CloseCode, reason: impl Into<String>) -> Result<(), HandleError> {
-        self.command(id, Command::Close { id, code, reason: reason.into() })
+    pub fn close(
+        &self,
+        id: ConnId,
+        code: CloseCode,
+        reason: impl Into<String>,
+    ) -> Result<(), HandleError> {
+        self.command(
+            id,
+            Command::Close {
+                id,
+                code,
+                reason: reason.into(),
+            },
+        )
     }
 
     /// Drops connection `id` without a closing handshake.
@@ -625,7 +685,8 @@ impl ServerHandle {
 
     /// Blocks until every worker has ended (after [`ServerHandle::shutdown`]).
     pub fn wait(&self) {
-        let threads = std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let threads =
+            std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {
             let _ = t.join();
         }

@@ -59,21 +59,30 @@ impl Url {
             _ => return Err(UrlError::Scheme(scheme.to_owned())),
         };
         if rest.contains('#') {
-            return Err(UrlError::Invalid("fragments are not allowed in websocket urls"));
+            return Err(UrlError::Invalid(
+                "fragments are not allowed in websocket urls",
+            ));
         }
         let split = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, resource) = rest.split_at(split);
         if authority.contains('@') {
-            return Err(UrlError::Invalid("credentials in the url are not supported"));
+            return Err(UrlError::Invalid(
+                "credentials in the url are not supported",
+            ));
         }
         let (host, port) = if let Some(after) = authority.strip_prefix('[') {
-            let (host, tail) = after.split_once(']').ok_or(UrlError::Invalid("unclosed ipv6 bracket"))?;
+            let (host, tail) = after
+                .split_once(']')
+                .ok_or(UrlError::Invalid("unclosed ipv6 bracket"))?;
             if host.parse::<std::net::Ipv6Addr>().is_err() {
                 return Err(UrlError::Invalid("bad ipv6 literal"));
             }
             let port = match tail {
                 "" => None,
-                t => Some(t.strip_prefix(':').ok_or(UrlError::Invalid("junk after ipv6 literal"))?),
+                t => Some(
+                    t.strip_prefix(':')
+                        .ok_or(UrlError::Invalid("junk after ipv6 literal"))?,
+                ),
             };
             (host, port)
         } else {
@@ -98,7 +107,12 @@ impl Url {
             r if r.starts_with('?') => format!("/{r}"),
             r => r.to_owned(),
         };
-        Ok(Url { secure, host: host.to_ascii_lowercase(), port, resource })
+        Ok(Url {
+            secure,
+            host: host.to_ascii_lowercase(),
+            port,
+            resource,
+        })
     }
 
     /// `wss`.
@@ -123,7 +137,11 @@ impl Url {
 
     /// The `Host` header value: brackets around IPv6, the port only when not the default.
     pub fn host_header(&self) -> String {
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
         let default = if self.secure { 443 } else { 80 };
         if self.port == default {
             host
@@ -184,7 +202,13 @@ mod tests {
     fn parses_and_refuses() {
         let ok = [
             ("ws://a", "a", 80, "/", false),
-            ("WS://A.example:8080/x?y=1", "a.example", 8080, "/x?y=1", false),
+            (
+                "WS://A.example:8080/x?y=1",
+                "a.example",
+                8080,
+                "/x?y=1",
+                false,
+            ),
             ("wss://h/p", "h", 443, "/p", true),
             ("ws://[::1]/", "::1", 80, "/", false),
             ("ws://[2001:db8::1]:9/a", "2001:db8::1", 9, "/a", false),
@@ -194,7 +218,11 @@ mod tests {
         ];
         for (s, host, port, res, secure) in ok {
             let u = Url::parse(s).unwrap();
-            assert_eq!((u.host(), u.port(), u.resource(), u.is_secure()), (host, port, res, secure), "{s}");
+            assert_eq!(
+                (u.host(), u.port(), u.resource(), u.is_secure()),
+                (host, port, res, secure),
+                "{s}"
+            );
         }
         let bad = [
             ("ftp://h", UrlError::Scheme("ftp".into())),
@@ -205,9 +233,18 @@ mod tests {
             ("ws://h:x", UrlError::Port("x".into())),
             ("ws://[::1", UrlError::Invalid("unclosed ipv6 bracket")),
             ("ws://[zz]:1", UrlError::Invalid("bad ipv6 literal")),
-            ("ws://u:p@h", UrlError::Invalid("credentials in the url are not supported")),
-            ("ws://h/#f", UrlError::Invalid("fragments are not allowed in websocket urls")),
-            ("ws://h /", UrlError::Invalid("whitespace or control character")),
+            (
+                "ws://u:p@h",
+                UrlError::Invalid("credentials in the url are not supported"),
+            ),
+            (
+                "ws://h/#f",
+                UrlError::Invalid("fragments are not allowed in websocket urls"),
+            ),
+            (
+                "ws://h /",
+                UrlError::Invalid("whitespace or control character"),
+            ),
             ("h:80", UrlError::Invalid("no scheme")),
         ];
         for (s, e) in bad {

@@ -77,7 +77,10 @@ pub struct Conn<'a, S> {
 
 impl<S> std::fmt::Debug for Conn<'_, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Conn").field("id", &self.io.id).field("peer", &self.io.peer).finish_non_exhaustive()
+        f.debug_struct("Conn")
+            .field("id", &self.io.id)
+            .field("peer", &self.io.peer)
+            .finish_non_exhaustive()
     }
 }
 
@@ -125,7 +128,11 @@ impl<S> Conn<'_, S> {
         if waiting + self.ctx.cork.len() > self.ctx.settings.max_buffered {
             return Ok(SendStatus::Dropped);
         }
-        Ok(if waiting > 0 { SendStatus::Queued } else { SendStatus::Sent })
+        Ok(if waiting > 0 {
+            SendStatus::Queued
+        } else {
+            SendStatus::Sent
+        })
     }
 
     /// Sends a message.
@@ -171,7 +178,8 @@ impl<S> Conn<'_, S> {
         if status == SendStatus::Dropped {
             return Ok(status);
         }
-        self.tx.send_fragment(kind, payload, fin, &mut self.ctx.cork)?;
+        self.tx
+            .send_fragment(kind, payload, fin, &mut self.ctx.cork)?;
         if fin {
             self.ctx.messages_out += 1;
         }
@@ -212,7 +220,10 @@ impl<S> Conn<'_, S> {
         }
         self.tx.send_close(code, reason, &mut self.ctx.cork)?;
         self.io.since = self.ctx.now;
-        self.io.our_close = Some((code, crate::protocol::close::truncate_reason(reason).to_owned()));
+        self.io.our_close = Some((
+            code,
+            crate::protocol::close::truncate_reason(reason).to_owned(),
+        ));
         Ok(())
     }
 

@@ -15,9 +15,17 @@ use crate::server::ConnId;
 #[derive(Debug)]
 pub(crate) enum Command {
     /// Send a message to one connection.
-    Send { id: ConnId, kind: MessageKind, payload: Bytes },
+    Send {
+        id: ConnId,
+        kind: MessageKind,
+        payload: Bytes,
+    },
     /// Start the closing handshake of one connection.
-    Close { id: ConnId, code: CloseCode, reason: String },
+    Close {
+        id: ConnId,
+        code: CloseCode,
+        reason: String,
+    },
     /// Drop one connection without a closing handshake.
     Terminate { id: ConnId },
     /// Stop accepting, close every connection with 1001, wait for the closing handshakes until
@@ -46,7 +54,11 @@ pub(crate) fn inbox(waker: Waker) -> (InboxSender, Inbox) {
     let (tx, rx) = std::sync::mpsc::channel();
     let woken = Arc::new(AtomicBool::new(false));
     (
-        InboxSender { tx, waker: Arc::new(waker), woken: woken.clone() },
+        InboxSender {
+            tx,
+            waker: Arc::new(waker),
+            woken: woken.clone(),
+        },
         Inbox { rx, woken },
     )
 }

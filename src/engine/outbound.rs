@@ -119,7 +119,9 @@ impl Outbound {
     fn consume(&mut self, mut n: usize) {
         self.len -= n;
         while n > 0 {
-            let Some(front) = self.segs.front_mut() else { break };
+            let Some(front) = self.segs.front_mut() else {
+                break;
+            };
             let rem = front.remaining().len();
             if n >= rem {
                 n -= rem;
@@ -202,7 +204,11 @@ mod tests {
             out.push_shared(shared);
         }
         assert_eq!(out.len(), expected.len());
-        let mut w = Trickle { got: Vec::new(), cap: 777, calls_left: 5 };
+        let mut w = Trickle {
+            got: Vec::new(),
+            cap: 777,
+            calls_left: 5,
+        };
         let n = out.write_to(&mut w).unwrap();
         assert_eq!(n, 5 * 777);
         assert_eq!(out.len(), expected.len() - n);

@@ -27,7 +27,10 @@ impl TimerWheel {
     /// A wheel with `slots` slots (a power of two) starting at tick `now`.
     pub(crate) fn new(slots: usize, now: u64) -> Self {
         debug_assert!(slots.is_power_of_two());
-        TimerWheel { slots: (0..slots).map(|_| Vec::new()).collect(), now }
+        TimerWheel {
+            slots: (0..slots).map(|_| Vec::new()).collect(),
+            now,
+        }
     }
 
     fn slot_of(&self, tick: u64) -> usize {
@@ -86,8 +89,16 @@ mod tests {
     #[test]
     fn fires_at_the_tick_and_not_before() {
         let mut w = TimerWheel::new(8, 100);
-        w.schedule(Entry { key: 1, gen: 0, tick: 103 });
-        w.schedule(Entry { key: 2, gen: 0, tick: 100 }); // in the past: next tick
+        w.schedule(Entry {
+            key: 1,
+            gen: 0,
+            tick: 103,
+        });
+        w.schedule(Entry {
+            key: 2,
+            gen: 0,
+            tick: 100,
+        }); // in the past: next tick
         let mut due = Vec::new();
         w.advance(101, &mut due);
         assert_eq!(due.iter().map(|e| e.key).collect::<Vec<_>>(), [2]);

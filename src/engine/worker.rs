@@ -51,15 +51,18 @@ where
     let waker = Waker::new(poll.registry(), WAKER)?;
     let (sender, inbox) = inbox::inbox(waker);
     let mut listener = TcpListener::from_std(listener);
-    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
-    let thread = std::thread::Builder::new().name(format!("wsx-worker-{index}")).spawn(move || {
-        if let Some(core) = core {
-            core_affinity::set_for_current(core);
-        }
-        let handler = factory(index);
-        let mut worker = Worker::new(index, poll, listener, handler, settings, inbox, stats);
-        worker.run();
-    })?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let thread = std::thread::Builder::new()
+        .name(format!("wsx-worker-{index}"))
+        .spawn(move || {
+            if let Some(core) = core {
+                core_affinity::set_for_current(core);
+            }
+            let handler = factory(index);
+            let mut worker = Worker::new(index, poll, listener, handler, settings, inbox, stats);
+            worker.run();
+        })?;
     Ok((sender, thread))
 }
 
@@ -133,14 +136,22 @@ impl<H: Handler> Worker<H> {
         inbox: Inbox,
         stats: Arc<WorkerStats>,
     ) -> Self {
-        let proto_config = Config { limits: settings.limits, ..Config::default() };
+        let proto_config = Config {
+            limits: settings.limits,
+            ..Config::default()
+        };
         Worker {
             index: index as u16,
             poll,
             listener: Some(listener),
             conns: Slab::new(),
             handler,
-            ctx: Ctx { cork: Vec::new(), settings: settings.clone(), messages_out: 0, now: 0 },
+            ctx: Ctx {
+                cork: Vec::new(),
+                settings: settings.clone(),
+                messages_out: 0,
+                now: 0,
+            },
             settings,
             proto_config,
             rbuf: vec![0; RESIDUE_ROOM + READ_BUF],
@@ -161,7 +172,11 @@ impl<H: Handler> Worker<H> {
         let mut events = Events::with_capacity(1024);
         let mut due = Vec::new();
         loop {
-            let timeout = if self.pending.is_empty() { Some(TICK) } else { Some(Duration::ZERO) };
+            let timeout = if self.pending.is_empty() {
+                Some(TICK)
+            } else {
+                Some(Duration::ZERO)
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -212,16 +227,21 @@ impl<H: Handler> Worker<H> {
 
     fn publish_stats(&mut self) {
         let s = &self.stats;
-        s.connections.store(self.conns.len() as u64, Ordering::Relaxed);
-        s.messages_in.store(self.local.messages_in, Ordering::Relaxed);
-        s.messages_out.store(self.ctx.messages_out, Ordering::Relaxed);
+        s.connections
+            .store(self.conns.len() as u64, Ordering::Relaxed);
+        s.messages_in
+            .store(self.local.messages_in, Ordering::Relaxed);
+        s.messages_out
+            .store(self.ctx.messages_out, Ordering::Relaxed);
         s.bytes_in.store(self.local.bytes_in, Ordering::Relaxed);
         s.bytes_out.store(self.local.bytes_out, Ordering::Relaxed);
     }
 
     fn accept(&mut self) {
         loop {
-            let Some(listener) = &self.listener else { return };
+            let Some(listener) = &self.listener else {
+                return;
+            };
             let (mut sock, peer) = match listener.accept() {
                 Ok(pair) => pair,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -236,11 +256,24 @@ impl<H: Handler> Worker<H> {
             }
             let entry = self.conns.vacant_entry();
             let key = entry.key();
-            if self.poll.registry().register(&mut sock, Token(key), Interest::READABLE | Interest::WRITABLE).is_err() {
+            if self
+                .poll
+                .registry()
+                .register(
+                    &mut sock,
+                    Token(key),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+                .is_err()
+            {
                 continue;
             }
             self.next_gen = self.next_gen.wrapping_add(1);
-            let id = ConnId { worker: self.index, key: key as u32, gen: self.next_gen };
+            let id = ConnId {
+                worker: self.index,
+                key: key as u32,
+                gen: self.next_gen,
+            };
             entry.insert(Slot {
                 sock,
                 gen: self.next_gen,
@@ -253,15 +286,17 @@ impl<H: Handler> Worker<H> {
 
     fn readable(&mut self, key: usize) {
         for _ in 0..MAX_READS_PER_EVENT {
-            let Some(slot) = self.conns.get_mut(key) else { return };
+            let Some(slot) = self.conns.get_mut(key) else {
+                return;
+            };
             let r = slot.io.residue.len();
             self.rbuf[..r].copy_from_slice(&slot.io.residue);
             // During the handshake read no more than the head may hold, so that what follows
             // the head always fits the read buffer.
             let limit = match &slot.stage {
-                Stage::Handshake(buf) => {
-                    (self.settings.limits.max_head_size + 1).saturating_sub(buf.len()).clamp(1, READ_BUF)
-                }
+                Stage::Handshake(buf) => (self.settings.limits.max_head_size + 1)
+                    .saturating_sub(buf.len())
+                    .clamp(1, READ_BUF),
                 _ => self.rbuf.len() - r,
             };
             match slot.sock.read(&mut self.rbuf[r..r + limit]) {
@@ -293,7 +328,9 @@ impl<H: Handler> Worker<H> {
     }
 
     fn on_data(&mut self, key: usize, len: usize) {
-        let Some(slot) = self.conns.get_mut(key) else { return };
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
         match &mut slot.stage {
             Stage::Handshake(buf) => {
                 buf.extend_from_slice(&self.rbuf[..len]);
@@ -305,8 +342,12 @@ impl<H: Handler> Worker<H> {
     }
 
     fn on_handshake(&mut self, key: usize) {
-        let Some(slot) = self.conns.get_mut(key) else { return };
-        let Stage::Handshake(buf) = &mut slot.stage else { return };
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Stage::Handshake(buf) = &mut slot.stage else {
+            return;
+        };
         let (request, consumed) = match UpgradeRequest::parse(buf, &self.settings.limits) {
             Ok(Some(parsed)) => parsed,
             Ok(None) => return,
@@ -317,11 +358,19 @@ impl<H: Handler> Worker<H> {
         };
         if let Some(path) = &self.settings.path {
             if request.path() != path {
-                write_status(&Reject::new(404).body("no websocket service at this path"), &mut self.ctx.cork);
+                write_status(
+                    &Reject::new(404).body("no websocket service at this path"),
+                    &mut self.ctx.cork,
+                );
                 return self.refuse(key);
             }
         }
-        let mut upgrade = Upgrade { request: &request, peer: slot.io.peer, protocol: None, headers: Vec::new() };
+        let mut upgrade = Upgrade {
+            request: &request,
+            peer: slot.io.peer,
+            protocol: None,
+            headers: Vec::new(),
+        };
         let user = match self.handler.on_upgrade(&mut upgrade) {
             Ok(user) => user,
             Err(reject) => {
@@ -329,8 +378,13 @@ impl<H: Handler> Worker<H> {
                 return self.refuse(key);
             }
         };
-        let Upgrade { protocol, headers, .. } = upgrade;
-        let header_refs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let Upgrade {
+            protocol, headers, ..
+        } = upgrade;
+        let header_refs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
         let options = AcceptOptions::new().with_headers(&header_refs);
         let options = match protocol.as_deref() {
             Some(p) => options.with_protocol(p),
@@ -345,10 +399,18 @@ impl<H: Handler> Worker<H> {
         self.rbuf[..leftover].copy_from_slice(&buf[consumed..]);
         slot.io.protocol = protocol.map(String::into_boxed_str);
         slot.io.last_read = self.now;
-        slot.stage = Stage::Open { proto: Connection::new(Role::Server, self.proto_config), user };
+        slot.stage = Stage::Open {
+            proto: Connection::new(Role::Server, self.proto_config),
+            user,
+        };
         if let Stage::Open { proto, user } = &mut slot.stage {
             let (_, tx) = proto.split();
-            let mut conn = Conn { tx, io: &mut slot.io, user, ctx: &mut self.ctx };
+            let mut conn = Conn {
+                tx,
+                io: &mut slot.io,
+                user,
+                ctx: &mut self.ctx,
+            };
             self.handler.on_open(&mut conn);
         }
         if leftover > 0 {
@@ -361,7 +423,10 @@ impl<H: Handler> Worker<H> {
     /// Answers a handshake that failed (the answer is in the cork) and closes.
     fn refuse(&mut self, key: usize) {
         if let Some(slot) = self.conns.get_mut(key) {
-            slot.stage = Stage::Draining { ending: Ending::Linger, shut: false };
+            slot.stage = Stage::Draining {
+                ending: Ending::Linger,
+                shut: false,
+            };
             slot.io.since = self.now;
         }
         self.after_callbacks(key);
@@ -369,10 +434,21 @@ impl<H: Handler> Worker<H> {
 
     /// The hot path: frames from `rbuf[..len]` through the protocol core into the handler.
     fn on_frames(&mut self, key: usize, len: usize) {
-        let Worker { conns, handler, ctx, rbuf, local, .. } = self;
-        let Some(slot) = conns.get_mut(key) else { return };
+        let Worker {
+            conns,
+            handler,
+            ctx,
+            rbuf,
+            local,
+            ..
+        } = self;
+        let Some(slot) = conns.get_mut(key) else {
+            return;
+        };
         let Slot { io, stage, .. } = slot;
-        let Stage::Open { proto, user } = stage else { return };
+        let Stage::Open { proto, user } = stage else {
+            return;
+        };
         let data = &mut rbuf[..len];
         let mut pos = 0;
         loop {
@@ -382,7 +458,12 @@ impl<H: Handler> Worker<H> {
                     pos += read.consumed;
                     let _ = tx.poll_transmit(&mut ctx.cork);
                     let Some(event) = read.event else { break };
-                    let mut conn = Conn { tx, io: &mut *io, user: &mut *user, ctx: &mut *ctx };
+                    let mut conn = Conn {
+                        tx,
+                        io: &mut *io,
+                        user: &mut *user,
+                        ctx: &mut *ctx,
+                    };
                     match event {
                         Event::Text(text) => {
                             local.messages_in += 1;
@@ -420,7 +501,9 @@ impl<H: Handler> Worker<H> {
             self.end(key, abnormal("write failed"), Ending::Drop);
             return;
         }
-        let Some(slot) = self.conns.get_mut(key) else { return };
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
         match &mut slot.stage {
             Stage::Handshake(_) => {}
             Stage::Open { proto, .. } => {
@@ -431,14 +514,25 @@ impl<H: Handler> Worker<H> {
                     CloseState::Open => {}
                     CloseState::CloseSent => {}
                     CloseState::Closed => {
-                        let (code, reason) = slot.io.peer_close.clone().unwrap_or((CloseCode::NO_STATUS, String::new()));
-                        let info = CloseInfo { code, reason, clean: true, error: None };
+                        let (code, reason) = slot
+                            .io
+                            .peer_close
+                            .clone()
+                            .unwrap_or((CloseCode::NO_STATUS, String::new()));
+                        let info = CloseInfo {
+                            code,
+                            reason,
+                            clean: true,
+                            error: None,
+                        };
                         return self.end(key, info, Ending::Flush);
                     }
                     CloseState::Failed => {
                         let error = proto.error().cloned();
                         let info = CloseInfo {
-                            code: error.as_ref().map_or(CloseCode::PROTOCOL, |e| e.close_code()),
+                            code: error
+                                .as_ref()
+                                .map_or(CloseCode::PROTOCOL, |e| e.close_code()),
                             reason: error.as_ref().map(ToString::to_string).unwrap_or_default(),
                             clean: false,
                             error,
@@ -486,7 +580,10 @@ impl<H: Handler> Worker<H> {
         } else {
             slot.io.out.push_copy(cork);
             slot.io.backpressured = true;
-            slot.io.out.write_to(&mut slot.sock).map(|n| self.local.bytes_out += n as u64)
+            slot.io
+                .out
+                .write_to(&mut slot.sock)
+                .map(|n| self.local.bytes_out += n as u64)
         };
         cork.clear();
         if cork.capacity() > CORK_KEEP {
@@ -496,7 +593,9 @@ impl<H: Handler> Worker<H> {
     }
 
     fn writable(&mut self, key: usize) {
-        let Some(slot) = self.conns.get_mut(key) else { return };
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
         if slot.io.out.is_empty() {
             return;
         }
@@ -511,7 +610,12 @@ impl<H: Handler> Worker<H> {
             Stage::Open { proto, user } if slot.io.backpressured => {
                 slot.io.backpressured = false;
                 let (_, tx) = proto.split();
-                let mut conn = Conn { tx, io: &mut slot.io, user, ctx: &mut self.ctx };
+                let mut conn = Conn {
+                    tx,
+                    io: &mut slot.io,
+                    user,
+                    ctx: &mut self.ctx,
+                };
                 self.handler.on_drain(&mut conn);
                 self.after_callbacks(key);
             }
@@ -521,7 +625,9 @@ impl<H: Handler> Worker<H> {
     }
 
     fn on_eof(&mut self, key: usize) {
-        let Some(slot) = self.conns.get_mut(key) else { return };
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
         match &slot.stage {
             Stage::Open { proto, .. } if proto.close_state() == CloseState::Closed => {
                 // The handshake completed in the same read; after_callbacks already ended it.
@@ -534,23 +640,37 @@ impl<H: Handler> Worker<H> {
 
     /// The connection is over: tell the handler (once), then drop or drain the socket.
     fn end(&mut self, key: usize, info: CloseInfo, ending: Ending) {
-        let Some(slot) = self.conns.get_mut(key) else { return };
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
         slot.io.terminate = true;
         if let Stage::Open { proto, user } = &mut slot.stage {
             let (_, tx) = proto.split();
-            let mut conn = Conn { tx, io: &mut slot.io, user, ctx: &mut self.ctx };
+            let mut conn = Conn {
+                tx,
+                io: &mut slot.io,
+                user,
+                ctx: &mut self.ctx,
+            };
             self.handler.on_close(&mut conn, &info);
             self.ctx.cork.clear();
         }
-        slot.stage = Stage::Draining { ending, shut: false };
+        slot.stage = Stage::Draining {
+            ending,
+            shut: false,
+        };
         slot.io.since = self.now;
         slot.io.residue = Vec::new();
         self.drain_step(key);
     }
 
     fn drain_step(&mut self, key: usize) {
-        let Some(slot) = self.conns.get_mut(key) else { return };
-        let Stage::Draining { ending, shut } = &mut slot.stage else { return };
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Stage::Draining { ending, shut } = &mut slot.stage else {
+            return;
+        };
         match ending {
             Ending::Drop => return self.remove(key),
             _ if !slot.io.out.is_empty() => {}
@@ -573,8 +693,12 @@ impl<H: Handler> Worker<H> {
     }
 
     fn schedule(&mut self, key: usize) {
-        let Some(slot) = self.conns.get(key) else { return };
-        let Some(deadline) = deadline_of(&self.settings, slot) else { return };
+        let Some(slot) = self.conns.get(key) else {
+            return;
+        };
+        let Some(deadline) = deadline_of(&self.settings, slot) else {
+            return;
+        };
         let deadline = deadline.max(self.now + 1);
         let gen = slot.gen;
         let slot = &mut self.conns[key];
@@ -582,12 +706,18 @@ impl<H: Handler> Worker<H> {
             return; // an earlier entry is pending; it reschedules when it fires
         }
         slot.io.deadline = deadline;
-        self.wheel.schedule(Entry { key, gen, tick: deadline });
+        self.wheel.schedule(Entry {
+            key,
+            gen,
+            tick: deadline,
+        });
     }
 
     fn on_timer(&mut self, entry: Entry) {
         let now = self.now;
-        let Some(slot) = self.conns.get_mut(entry.key) else { return };
+        let Some(slot) = self.conns.get_mut(entry.key) else {
+            return;
+        };
         if slot.gen != entry.gen || slot.io.deadline != entry.tick {
             return; // stale
         }
@@ -604,7 +734,12 @@ impl<H: Handler> Worker<H> {
                     if self.settings.auto_ping && !slot.io.ping_sent {
                         slot.io.ping_sent = true;
                         let (_, tx) = proto.split();
-                        let mut conn = Conn { tx, io: &mut slot.io, user, ctx: &mut self.ctx };
+                        let mut conn = Conn {
+                            tx,
+                            io: &mut slot.io,
+                            user,
+                            ctx: &mut self.ctx,
+                        };
                         let _ = conn.ping(b"");
                         return self.after_callbacks(key);
                     }
@@ -636,13 +771,22 @@ impl<H: Handler> Worker<H> {
     /// Runs `f` on the open connection `id`, if it still exists, then writes what it sent.
     fn with_conn(&mut self, id: ConnId, f: impl FnOnce(&mut Conn<'_, H::State>)) {
         let key = id.key as usize;
-        let Some(slot) = self.conns.get_mut(key) else { return };
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
         if slot.gen != id.gen {
             return;
         }
-        let Stage::Open { proto, user } = &mut slot.stage else { return };
+        let Stage::Open { proto, user } = &mut slot.stage else {
+            return;
+        };
         let (_, tx) = proto.split();
-        let mut conn = Conn { tx, io: &mut slot.io, user, ctx: &mut self.ctx };
+        let mut conn = Conn {
+            tx,
+            io: &mut slot.io,
+            user,
+            ctx: &mut self.ctx,
+        };
         f(&mut conn);
         self.after_callbacks(key);
     }
@@ -654,11 +798,17 @@ impl<H: Handler> Worker<H> {
         self.shutdown = Some(deadline);
         let keys: Vec<(usize, u32)> = self.conns.iter().map(|(k, s)| (k, s.gen)).collect();
         for (key, gen) in keys {
-            let Some(slot) = self.conns.get(key) else { continue };
+            let Some(slot) = self.conns.get(key) else {
+                continue;
+            };
             match slot.stage {
                 Stage::Handshake(_) => self.remove(key),
                 Stage::Open { .. } => {
-                    let id = ConnId { worker: self.index, key: key as u32, gen };
+                    let id = ConnId {
+                        worker: self.index,
+                        key: key as u32,
+                        gen,
+                    };
                     self.with_conn(id, |conn| {
                         let _ = conn.close(CloseCode::GOING_AWAY, "server shutting down");
                     });
@@ -689,13 +839,22 @@ fn deadline_of<S>(s: &Settings, slot: &Slot<S>) -> Option<u64> {
 }
 
 fn abnormal(reason: &str) -> CloseInfo {
-    CloseInfo { code: CloseCode::ABNORMAL, reason: reason.to_owned(), clean: false, error: None }
+    CloseInfo {
+        code: CloseCode::ABNORMAL,
+        reason: reason.to_owned(),
+        clean: false,
+        error: None,
+    }
 }
 
 /// Appends a complete HTTP error response for a refused upgrade.
 fn write_status(reject: &Reject, out: &mut Vec<u8>) {
     let phrase = handshake::reason_phrase(reject.status);
-    let body = if reject.body.is_empty() { phrase } else { reject.body.as_str() };
+    let body = if reject.body.is_empty() {
+        phrase
+    } else {
+        reject.body.as_str()
+    };
     out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", reject.status, phrase).as_bytes());
     for (name, value) in &reject.headers {
         let bad = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n') || s.is_empty();

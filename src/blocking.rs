@@ -1,0 +1,368 @@
+//! A small blocking client for scripts, tests and examples: one thread, one socket.
+//!
+//! ```no_run
+//! let mut ws = wsx::blocking::connect("ws://127.0.0.1:9001/")?;
+//! ws.send_text("hello")?;
+//! if let wsx::blocking::Message::Text(reply) = ws.recv()? {
+//!     println!("{reply}");
+//! }
+//! ws.close(wsx::CloseCode::NORMAL, "bye")?;
+//! # Ok::<(), wsx::client::ClientError>(())
+//! ```
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::client::{ClientError, ClientOptions, ConnectStep, Connector, Url};
+use crate::protocol::handshake::UpgradeResponse;
+use crate::protocol::{CloseCode, CloseState, Connection, Event, MessageKind};
+
+/// Read buffer size.
+const BUF: usize = 64 << 10;
+
+/// A received message or control frame, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A text message.
+    Text(String),
+    /// A binary message.
+    Binary(Vec<u8>),
+    /// A ping (already answered).
+    Ping(Vec<u8>),
+    /// A pong.
+    Pong(Vec<u8>),
+    /// The peer's close frame; the closing handshake is complete once this is returned.
+    Close(CloseCode, String),
+}
+
+impl From<Event<'_>> for Message {
+    fn from(e: Event<'_>) -> Self {
+        match e {
+            Event::Text(t) => Message::Text(t.to_owned()),
+            Event::Binary(b) => Message::Binary(b.to_vec()),
+            Event::Ping(p) => Message::Ping(p.to_vec()),
+            Event::Pong(p) => Message::Pong(p.to_vec()),
+            Event::Close { code, reason } => Message::Close(code, reason.to_owned()),
+        }
+    }
+}
+
+/// An open client connection.
+#[derive(Debug)]
+pub struct WebSocket {
+    stream: TcpStream,
+    conn: Connection,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    out: Vec<u8>,
+    response: UpgradeResponse,
+    url: Url,
+    eof: bool,
+}
+
+/// Connects to `url` with default options.
+///
+/// # Errors
+///
+/// A [`ClientError`] saying what failed: the URL, the TCP connection, the proxy, or the
+/// handshake (a non-101 answer carries its status and the first bytes of its body).
+pub fn connect(url: &str) -> Result<WebSocket, ClientError> {
+    connect_with(url, &ClientOptions::default())
+}
+
+/// Connects to `url` with `options`, following redirects as they allow.
+///
+/// # Errors
+///
+/// As [`connect`]; [`ClientError::Timeout`] when it takes longer than
+/// [`ClientOptions::handshake_timeout`].
+pub fn connect_with(url: &str, options: &ClientOptions) -> Result<WebSocket, ClientError> {
+    let deadline = Instant::now() + options.handshake_timeout;
+    let mut connector = Connector::new(Url::parse(url)?, options.clone())?;
+    loop {
+        let mut stream = open_tcp(&connector.connect_addr(), options, deadline)?;
+        let mut out = Vec::new();
+        connector.start(&mut out)?;
+        stream.write_all(&out)?;
+        let mut buf = vec![0u8; BUF];
+        let mut end = 0;
+        loop {
+            set_deadline(&stream, deadline)?;
+            if end == buf.len() {
+                return Err(ClientError::Handshake(
+                    crate::HandshakeError::InvalidResponse("response head too large"),
+                ));
+            }
+            let n = match stream.read(&mut buf[end..]) {
+                Ok(0) => return Err(ClientError::Closed),
+                Ok(n) => n,
+                Err(e) if is_timeout(&e) => return Err(ClientError::Timeout),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            end += n;
+            out.clear();
+            let step = connector.handle_read(&buf[..end], &mut out)?;
+            if !out.is_empty() {
+                stream.write_all(&out)?;
+            }
+            match step {
+                ConnectStep::NeedMore { consumed } => {
+                    buf.copy_within(consumed..end, 0);
+                    end -= consumed;
+                }
+                ConnectStep::Open {
+                    consumed,
+                    connection,
+                    response,
+                } => {
+                    stream.set_read_timeout(None)?;
+                    stream.set_write_timeout(None)?;
+                    return Ok(WebSocket {
+                        stream,
+                        conn: connection,
+                        buf,
+                        start: consumed,
+                        end,
+                        out: Vec::new(),
+                        response,
+                        url: connector.url().clone(),
+                        eof: false,
+                    });
+                }
+                ConnectStep::Redirect { url } => {
+                    connector = connector.follow(url)?;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+fn set_deadline(stream: &TcpStream, deadline: Instant) -> Result<(), ClientError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(ClientError::Timeout);
+    }
+    stream.set_read_timeout(Some(left))?;
+    stream.set_write_timeout(Some(left))?;
+    Ok(())
+}
+
+fn open_tcp(
+    addr: &str,
+    options: &ClientOptions,
+    deadline: Instant,
+) -> Result<TcpStream, ClientError> {
+    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
+    let mut last = io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{addr} resolves to no address"),
+    );
+    for target in addrs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ClientError::Timeout);
+        }
+        let socket = Socket::new(
+            Domain::for_address(target),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )?;
+        if let Some(local) = options.local_addr {
+            socket.bind(&SocketAddr::new(local, 0).into())?;
+        }
+        match socket.connect_timeout(&target.into(), left) {
+            Ok(()) => {
+                let stream: TcpStream = socket.into();
+                stream.set_nodelay(true)?;
+                return Ok(stream);
+            }
+            Err(e) if is_timeout(&e) => return Err(ClientError::Timeout),
+            Err(e) => last = e,
+        }
+    }
+    Err(last.into())
+}
+
+impl WebSocket {
+    /// The server's `101` response: chosen subprotocol, extensions, headers.
+    pub fn response(&self) -> &UpgradeResponse {
+        &self.response
+    }
+
+    /// The subprotocol the server chose, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.response.protocol()
+    }
+
+    /// The URL finally connected to (after redirects).
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The local socket address.
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpStream::local_addr`].
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.local_addr()
+    }
+
+    /// Limits how long [`WebSocket::recv`] waits (`None`: forever).
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpStream::set_read_timeout`].
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.stream.set_read_timeout(timeout)
+    }
+
+    fn flush_out(&mut self) -> Result<(), ClientError> {
+        let _ = self.conn.poll_transmit(&mut self.out);
+        if !self.out.is_empty() {
+            let r = self.stream.write_all(&self.out);
+            self.out.clear();
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Sends a text message.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Send`] once closing; [`ClientError::Io`].
+    pub fn send_text(&mut self, text: &str) -> Result<(), ClientError> {
+        self.conn.send_text(text, &mut self.out)?;
+        self.flush_out()
+    }
+
+    /// Sends a binary message.
+    ///
+    /// # Errors
+    ///
+    /// As [`WebSocket::send_text`].
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), ClientError> {
+        self.conn.send_binary(data, &mut self.out)?;
+        self.flush_out()
+    }
+
+    /// Sends one fragment (`Some(kind)` starts a message, `None` continues it).
+    ///
+    /// # Errors
+    ///
+    /// As [`WebSocket::send_text`].
+    pub fn send_fragment(
+        &mut self,
+        kind: Option<MessageKind>,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<(), ClientError> {
+        self.conn.send_fragment(kind, payload, fin, &mut self.out)?;
+        self.flush_out()
+    }
+
+    /// Sends a ping.
+    ///
+    /// # Errors
+    ///
+    /// As [`WebSocket::send_text`].
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), ClientError> {
+        self.conn.send_ping(payload, &mut self.out)?;
+        self.flush_out()
+    }
+
+    /// Sends a pong.
+    ///
+    /// # Errors
+    ///
+    /// As [`WebSocket::send_text`].
+    pub fn pong(&mut self, payload: &[u8]) -> Result<(), ClientError> {
+        self.conn.send_pong(payload, &mut self.out)?;
+        self.flush_out()
+    }
+
+    /// Receives the next message or control frame (pings are answered automatically).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Protocol`] when the server broke the protocol (our close frame with the
+    /// error's code is sent); [`ClientError::Closed`] after the close or at EOF;
+    /// [`ClientError::Timeout`] past the read timeout; [`ClientError::Io`].
+    pub fn recv(&mut self) -> Result<Message, ClientError> {
+        loop {
+            if self.start < self.end {
+                let result = self.conn.handle_read(&mut self.buf[self.start..self.end]);
+                match result {
+                    Ok(read) => {
+                        self.start += read.consumed;
+                        let message = read.event.map(Message::from);
+                        self.flush_out()?;
+                        if let Some(message) = message {
+                            return Ok(message);
+                        }
+                    }
+                    Err(e) => {
+                        let _ = self.flush_out();
+                        return Err(e.into());
+                    }
+                }
+            }
+            if self.eof || self.conn.close_state() == CloseState::Closed {
+                return Err(ClientError::Closed);
+            }
+            // Keep the unconsumed residue (a partial header or control frame) at the front.
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            match self.stream.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if is_timeout(&e) => return Err(ClientError::Timeout),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Starts the closing handshake and waits (up to the read timeout, if one is set) for the
+    /// server's close frame, discarding messages that arrive before it; then closes the socket.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Send`] for an invalid code or when already closed; others as
+    /// [`WebSocket::recv`].
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), ClientError> {
+        if self.conn.close_state() == CloseState::Open {
+            self.conn.send_close(code, reason, &mut self.out)?;
+            self.flush_out()?;
+        }
+        loop {
+            match self.recv() {
+                Ok(Message::Close(..)) | Err(ClientError::Closed) => break,
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        Ok(())
+    }
+
+    /// Where the closing handshake stands.
+    pub fn close_state(&self) -> CloseState {
+        self.conn.close_state()
+    }
+}
