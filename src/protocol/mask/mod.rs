@@ -191,6 +191,9 @@ mod tests {
     use proptest::prelude::*;
     use proptest::test_runner::{Config, TestRunner};
 
+    /// A masking path under test, or the oracle it is compared with.
+    type MaskFn<'a> = &'a dyn Fn(&mut [u8], [u8; 4], usize);
+
     /// The definition, byte by byte: what every path must equal.
     fn naive(buf: &mut [u8], key: [u8; 4], offset: usize) {
         for (i, b) in buf.iter_mut().enumerate() {
@@ -211,8 +214,8 @@ mod tests {
 
     /// `path` and `oracle` agree on `buf[start..start + len]`, and leave the bytes around it alone.
     fn agree(
-        path: &dyn Fn(&mut [u8], [u8; 4], usize),
-        oracle: &dyn Fn(&mut [u8], [u8; 4], usize),
+        path: MaskFn<'_>,
+        oracle: MaskFn<'_>,
         (len, offset, start, key, seed): (usize, usize, usize, [u8; 4], u64),
     ) -> Result<(), TestCaseError> {
         let mut original = vec![0u8; start + len + 64];
@@ -242,7 +245,7 @@ mod tests {
     }
 
     /// Every length up to 300, every offset, every start alignment up to 64 — then the property.
-    fn check(path: &dyn Fn(&mut [u8], [u8; 4], usize), oracle: &dyn Fn(&mut [u8], [u8; 4], usize)) {
+    fn check(path: MaskFn<'_>, oracle: MaskFn<'_>) {
         for len in 0..=300 {
             for offset in 0..4 {
                 for start in 0..64 {
