@@ -51,7 +51,7 @@ pub enum Impl {
 
 impl Impl {
     /// Every implementation, available or not.
-    pub const ALL: [Impl; 4] = [Impl::Scalar, Impl::Sse2, Impl::Avx2, Impl::Neon];
+    pub const ALL: &'static [Impl] = &[Impl::Scalar, Impl::Sse2, Impl::Avx2, Impl::Neon];
 
     /// A short lower-case name (`"avx2"`), for test and benchmark output.
     pub fn name(self) -> &'static str {
@@ -79,9 +79,12 @@ impl Impl {
     }
 
     fn from_u8(v: u8) -> Option<Impl> {
-        Impl::ALL.into_iter().find(|imp| *imp as u8 == v)
+        Impl::ALL.iter().copied().find(|imp| *imp as u8 == v)
     }
 }
+
+/// Buffers shorter than this are masked by [`scalar`] without dispatch.
+const SMALL: usize = 32;
 
 /// Not yet detected.
 const UNKNOWN: u8 = u8::MAX;
@@ -126,6 +129,12 @@ pub fn selected() -> Impl {
 /// ```
 #[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
+    // Below one AVX2 vector every path runs the scalar code anyway; skip the dispatch and the
+    // (never inlined) `#[target_feature]` call for the many tiny frames of chat-like traffic.
+    if buf.len() < SMALL {
+        scalar::apply(buf, key, offset);
+        return;
+    }
     let imp = selected();
     // SAFETY: `selected()` only returns an implementation `detect()` found available.
     unsafe { apply_unchecked(imp, buf, key, offset) }
@@ -322,7 +331,8 @@ mod tests {
             assert_ne!(first, Impl::Scalar, "every x86-64 has SSE2");
         }
         let available: Vec<_> = Impl::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|i| i.is_available())
             .map(Impl::name)
             .collect();
@@ -337,7 +347,7 @@ mod tests {
     fn rfc6455_hello() {
         // RFC 6455 §5.7, "A single-frame masked text message", unmasked in every two-piece split.
         let masked = hex!("7f9f4d5158");
-        for imp in Impl::ALL.into_iter().filter(|i| i.is_available()) {
+        for imp in Impl::ALL.iter().copied().filter(|i| i.is_available()) {
             let m = Masker::new(imp).unwrap();
             for split in 0..=masked.len() {
                 let mut p = masked;
