@@ -180,11 +180,20 @@ impl Utf8Validator {
             bytes = rest;
         }
         let (body, tail) = bytes.split_at(cut(bytes));
-        if complete(body).is_none() || !(tail.is_empty() || is_cut_short(tail)) {
+        if complete(body).is_none() {
             return self.fail();
         }
-        self.carry[..tail.len()].copy_from_slice(tail);
-        self.len = tail.len() as u8;
+        debug_assert_eq!(self.len, 0, "any carry was completed above");
+        if !tail.is_empty() {
+            if !is_cut_short(tail) {
+                return self.fail();
+            }
+            // `cut` leaves at most 3 bytes after the cut.
+            for (slot, &b) in self.carry.iter_mut().zip(tail) {
+                *slot = b;
+            }
+            self.len = tail.len() as u8;
+        }
         Ok(())
     }
 
