@@ -146,6 +146,8 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 /// `imp.is_available()` must be true: the vector paths execute instructions the CPU may lack.
 #[inline]
 unsafe fn apply_unchecked(imp: Impl, buf: &mut [u8], key: [u8; 4], offset: usize) {
+    // Only the phase matters; reducing it here keeps `offset + head` in the paths from overflowing.
+    let offset = offset & 3;
     match imp {
         #[cfg(all(target_arch = "x86_64", not(any(wsx_disable_simd, miri))))]
         // SAFETY: the caller guarantees `Impl::Avx2.is_available()`, i.e. the CPU has AVX2.
@@ -206,7 +208,7 @@ mod tests {
     /// The definition, byte by byte: what every path must equal.
     fn naive(buf: &mut [u8], key: [u8; 4], offset: usize) {
         for (i, b) in buf.iter_mut().enumerate() {
-            *b ^= key[(offset + i) & 3];
+            *b ^= key[offset.wrapping_add(i) & 3];
         }
     }
 
@@ -341,6 +343,28 @@ mod tests {
             available.join(", "),
             first.name()
         );
+    }
+
+    #[test]
+    fn huge_offsets_only_count_modulo_4() {
+        for imp in Impl::ALL.iter().copied().filter(|i| i.is_available()) {
+            let m = Masker::new(imp).unwrap();
+            for offset in [
+                usize::MAX,
+                usize::MAX - 1,
+                usize::MAX - 2,
+                usize::MAX - 3,
+                1 << 40,
+            ] {
+                for len in [0, 5, 31, 32, 100, 300] {
+                    let mut got: Vec<u8> = (0..len as u8).collect();
+                    let mut want = got.clone();
+                    m.apply(&mut got, hex!("a1b2c3d4"), offset);
+                    naive(&mut want, hex!("a1b2c3d4"), offset);
+                    assert_eq!(got, want, "{} offset {offset:#x} len {len}", imp.name());
+                }
+            }
+        }
     }
 
     #[test]
