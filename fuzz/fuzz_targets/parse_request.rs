@@ -8,6 +8,8 @@
 //!   head is complete (`Ok(None)` before, the same request or error after);
 //! - a parsed request has a valid key whose accept value a client accepts: the request
 //!   round-trips through `write_accept` and `ClientHandshake::parse_response`.
+//!
+//! `cargo +nightly fuzz run parse_request fuzz/corpus/parse_request fuzz/seeds/parse_request`
 
 #![no_main]
 
