@@ -27,7 +27,11 @@ fuzz_target!(|input: &[u8]| {
     let limits = if seed & 0x80 == 0 {
         Limits::DEFAULT
     } else {
-        Limits { max_head_size: 256, max_headers: 8, ..Limits::DEFAULT }
+        Limits {
+            max_head_size: 256,
+            max_headers: 8,
+            ..Limits::DEFAULT
+        }
     };
     let whole = UpgradeRequest::parse(data, &limits);
 
