@@ -266,7 +266,10 @@ fn a_peer_that_never_answers_our_close_is_dropped_after_the_close_timeout() {
     server.close(id, CloseCode::NORMAL, "done").unwrap();
     let info = close_of(&log);
     let waited = started.elapsed();
-    assert!(waited < Duration::from_secs(3), "dropped only after {waited:?} (default 5 s)");
+    assert!(
+        waited < Duration::from_secs(3),
+        "dropped only after {waited:?} (default 5 s)"
+    );
     assert_eq!(info.code, CloseCode::ABNORMAL);
     assert!(!info.clean);
     assert!(
