@@ -430,3 +430,23 @@ fn frames_sent_with_the_request_head_are_delivered() {
     assert!(close_of(&log, id).clean);
     stop(&server);
 }
+
+#[test]
+fn a_message_followed_at_once_by_a_fin_is_delivered_then_1006() {
+    let (server, log) = recorder_server();
+    for round in 0..10 {
+        let (mut client, id) = open(&server, &log);
+        let text = format!("last words {round}");
+        // The frame and the FIN tend to arrive together, and are read in one go.
+        client.send_text(&text);
+        client.shutdown_write();
+        let info = close_of(&log, id);
+        assert!(
+            log.snapshot().contains(&Rec::Text(id, text)),
+            "round {round}"
+        );
+        assert_eq!(info.code, CloseCode::ABNORMAL, "round {round}");
+        assert!(!info.clean);
+    }
+    stop(&server);
+}
