@@ -159,3 +159,34 @@ fn an_oversize_head_gets_431() {
     );
     stop(&server);
 }
+
+#[test]
+fn a_refused_request_followed_at_once_by_a_fin_still_gets_its_answer() {
+    let opened = Shared::default();
+    let o = opened.clone();
+    // A long close timeout: the server must notice the EOF, not wait it out.
+    let builder = Server::builder()
+        .threads(1)
+        .close_timeout(std::time::Duration::from_secs(60));
+    let server = start_server(builder, move |_| Gate { opened: o.clone() });
+    for _ in 0..5 {
+        let answer =
+            common::http_exchange_then_fin(server.local_addr(), &upgrade_head("/private", &[]));
+        assert!(
+            answer.starts_with("HTTP/1.1 403 ") && answer.ends_with("members only"),
+            "{answer}"
+        );
+        let answer = common::http_exchange_then_fin(
+            server.local_addr(),
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        );
+        assert!(answer.starts_with("HTTP/1.1 426 "), "{answer}");
+    }
+    assert!(
+        common::wait_until(TIMEOUT, || server.stats().connections == 0),
+        "{:?}",
+        server.stats()
+    );
+    assert_eq!(opened.len(), 0);
+    stop(&server);
+}

@@ -553,6 +553,20 @@ pub(crate) fn http_exchange(addr: SocketAddr, request: &[u8]) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// [`http_exchange`], but the request is followed at once by our FIN (a half-close), so that
+/// the server may read both together.
+pub(crate) fn http_exchange_then_fin(addr: SocketAddr, request: &[u8]) -> String {
+    let mut stream =
+        TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect to the test server");
+    stream
+        .set_write_timeout(Some(TIMEOUT))
+        .expect("set write timeout");
+    stream.write_all(request).expect("write the request");
+    stream.shutdown(Shutdown::Write).expect("half-close");
+    let answer = read_to_eof(&mut stream);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// Reads until EOF, within [`TIMEOUT`].
 ///
 /// # Panics
