@@ -280,3 +280,99 @@ fn a_peer_that_never_answers_our_close_is_dropped_after_the_close_timeout() {
     drop(client);
     stop(&server);
 }
+
+#[test]
+fn bad_close_and_control_frames_close_with_1002_or_1007() {
+    // Codes that may not be sent on the wire.
+    for code in [999u16, 1005, 1006, 1016, 2999, 5000] {
+        expect_close(
+            Server::builder(),
+            &masked(true, 0x8, &code.to_be_bytes()),
+            1002,
+        );
+    }
+    // A one-byte close payload.
+    expect_close(Server::builder(), &masked(true, 0x8, &[3]), 1002);
+    // A close reason that is not UTF-8.
+    expect_close(
+        Server::builder(),
+        &masked(true, 0x8, &[0x03, 0xe8, 0xff]),
+        1007,
+    );
+    // A ping over 125 bytes.
+    expect_close(Server::builder(), &masked(true, 0x9, &[0; 126]), 1002);
+}
+
+#[test]
+fn messages_before_a_protocol_error_in_the_same_read_are_delivered_first() {
+    let (server, log) = watch(Server::builder());
+    let mut client = Client::connect(server.local_addr());
+    let mut bytes = masked(true, 0x1, b"one");
+    bytes.extend(masked(true, 0x2, b"two"));
+    bytes.extend(masked(true, 0xb, b""));
+    bytes.extend(masked(true, 0x1, b"never"));
+    client.send_raw(&bytes);
+    let events = client.recv_until_end();
+    assert!(
+        matches!(&events[..], [Ev::Text(a), Ev::Binary(b), Ev::Close(1002, _), Ev::Eof] if a == "one" && b == b"two"),
+        "{events:?}"
+    );
+    assert_eq!(
+        close_of(&log).error,
+        Some(ProtocolError::ReservedOpcode(0xb))
+    );
+    stop(&server);
+}
+
+#[test]
+fn without_auto_ping_an_idle_peer_is_dropped_unpinged() {
+    let builder = Server::builder()
+        .idle_timeout(Some(Duration::from_millis(300)))
+        .auto_ping(false);
+    let (server, log) = watch(builder);
+    let mut client = Client::connect(server.local_addr());
+    let events = client.recv_until_end();
+    assert!(
+        matches!(&events[..], [end] if end.is_end()),
+        "no ping, just the end: {events:?}"
+    );
+    assert_eq!(close_of(&log).code, CloseCode::ABNORMAL);
+    stop(&server);
+}
+
+#[test]
+fn connections_past_max_connections_are_closed_at_once() {
+    let (server, log) = watch(Server::builder().max_connections(2));
+    let mut first = Client::connect(server.local_addr());
+    let _second = Client::connect(server.local_addr());
+    let mut third = TcpStream::connect(server.local_addr()).unwrap();
+    third.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let _ = third.write_all(&common::upgrade_head("/", &[]));
+    // Closed without an answer (EOF, or a reset if our request was unread).
+    let mut buf = [0u8; 64];
+    match std::io::Read::read(&mut third, &mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Ok(n) => panic!(
+            "no answer expected: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+        Err(e) => panic!("expected the connection closed, got {e}"),
+    }
+    assert_eq!(
+        log.snapshot()
+            .iter()
+            .filter(|r| matches!(r, Rec::Open(_)))
+            .count(),
+        2
+    );
+
+    // Room again once one leaves.
+    first.close(1000, "");
+    assert!(first.recv_until_end().contains(&Ev::Eof));
+    assert!(common::wait_until(TIMEOUT, || server.stats().connections == 1));
+    let mut fourth = Client::connect(server.local_addr());
+    fourth.send_text("in");
+    assert_eq!(fourth.recv(), Some(Ev::Text("in".into())));
+    stop(&server);
+}
