@@ -184,3 +184,53 @@ fn a_slow_reader_gets_queued_then_dropped_and_drains_once_it_reads() {
     assert!(matches!(slow.recv(), Some(Ev::Binary(d)) if d.len() == CHUNK));
     stop(&server);
 }
+
+#[test]
+fn a_close_with_a_backlog_still_delivers_the_backlog() {
+    for gap in [Duration::ZERO, Duration::from_millis(50)] {
+        close_with_a_backlog(gap);
+    }
+}
+
+fn close_with_a_backlog(gap: Duration) {
+    let log = Shared::default();
+    let l = log.clone();
+    let server = start_server(Server::builder().threads(1), move |_| Flood {
+        log: l.clone(),
+    });
+    let mut client = Client::connect(server.local_addr());
+    let id = match log.wait_for(|r| matches!(r, Rec::Open(_))) {
+        Some(Rec::Open(id)) => id,
+        other => panic!("{other:?}"),
+    };
+    // A backlog of several MiB that the kernel cannot hold while we do not read.
+    let n = 24;
+    for i in 0..n {
+        client.send_text("more");
+        assert!(common::wait_until(common::TIMEOUT, || sends(&log, id)
+            .len()
+            > i));
+    }
+    assert!(
+        sends(&log, id).iter().any(|s| s.1 == SendStatus::Queued),
+        "{:?}",
+        sends(&log, id)
+    );
+    // Close and half-close: we are done sending, not reading. The FIN comes right behind the
+    // close frame, or (in the second round) apart from it.
+    client.close(1000, "done");
+    std::thread::sleep(gap);
+    client.shutdown_write();
+    for seq in 0..n as u8 {
+        match client.recv() {
+            Some(Ev::Binary(data)) => assert!(
+                data.len() == CHUNK && data.iter().all(|b| *b == seq),
+                "message {seq}"
+            ),
+            other => panic!("expected message {seq}, got {other:?}"),
+        }
+    }
+    assert_eq!(client.recv(), Some(Ev::Close(1000, String::new())));
+    assert_eq!(client.recv(), Some(Ev::Eof));
+    stop(&server);
+}

@@ -525,12 +525,17 @@ impl<H: Handler> Worker<H> {
 
     fn on_eof(&mut self, key: usize) {
         let Some(slot) = self.conns.get_mut(key) else { return };
-        match &slot.stage {
+        match &mut slot.stage {
             Stage::Open { proto, .. } if proto.close_state() == CloseState::Closed => {
                 // The handshake completed in the same read; after_callbacks already ended it.
                 self.remove(key);
             }
             Stage::Open { .. } => self.end(key, abnormal("connection dropped"), Ending::Drop),
+            Stage::Draining { ending, .. } if !slot.io.out.is_empty() => {
+                // A half-close: the peer is done sending, maybe not reading. Write what is
+                // queued (a close reply, a refusal), then drop; there is nothing to linger for.
+                *ending = Ending::Flush;
+            }
             Stage::Handshake(_) | Stage::Draining { .. } => self.remove(key),
         }
     }
