@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::{masked, read_to_eof, start_server, stop, Client, ClientOptions, Ev, Shared, TIMEOUT};
 use wsx::{
-    CloseCode, CloseInfo, Conn, ConnId, Handler, Message, ProtocolError, Server, ServerBuilder,
-    ServerHandle,
+    CloseCode, CloseInfo, Conn, ConnId, Handler, Limits, Message, ProtocolError, Server,
+    ServerBuilder, ServerHandle,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -375,4 +375,36 @@ fn connections_past_max_connections_are_closed_at_once() {
     fourth.send_text("in");
     assert_eq!(fourth.recv(), Some(Ev::Text("in".into())));
     stop(&server);
+}
+
+#[test]
+fn limits_set_as_a_whole_apply() {
+    let limits = Limits {
+        max_fragments: 4,
+        max_headers: 10,
+        ..Limits::default()
+    };
+    // Four fragments pass, five do not.
+    let (server, _log) = watch(Server::builder().limits(limits));
+    let mut client = Client::connect(server.local_addr());
+    let mut bytes = masked(false, 0x1, b"a");
+    bytes.extend(masked(false, 0x0, b"b"));
+    bytes.extend(masked(false, 0x0, b"c"));
+    bytes.extend(masked(true, 0x0, b"d"));
+    client.send_raw(&bytes);
+    assert_eq!(client.recv(), Some(Ev::Text("abcd".into())));
+    // Eleven header lines (five of the handshake, six more) are one too many.
+    let extra: Vec<String> = (0..6).map(|i| format!("X-H{i}: v")).collect();
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let answer = common::http_exchange(server.local_addr(), &common::upgrade_head("/", &extra));
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+    stop(&server);
+
+    let mut bytes = masked(false, 0x2, b"a");
+    for _ in 0..3 {
+        bytes.extend(masked(false, 0x0, b"b"));
+    }
+    bytes.extend(masked(true, 0x0, b"c"));
+    let info = expect_close(Server::builder().limits(limits), &bytes, 1009);
+    assert_eq!(info.error, Some(ProtocolError::TooManyFragments { max: 4 }));
 }
