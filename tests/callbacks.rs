@@ -120,11 +120,11 @@ fn open(server: &ServerHandle, log: &Shared<Rec>) -> (Client, ConnId) {
     let id = log
         .snapshot()
         .iter()
-        .filter_map(|r| match r {
+        .rev()
+        .find_map(|r| match r {
             Rec::Open(id) => Some(*id),
             _ => None,
         })
-        .last()
         .expect("an open");
     (client, id)
 }

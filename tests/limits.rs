@@ -140,7 +140,7 @@ fn invalid_utf8_closes_with_1007() {
     );
     // Split across fragments: the second fragment breaks the sequence the first began.
     let mut bytes = masked(false, 0x1, &[0xe2, 0x82]);
-    bytes.extend(masked(true, 0x0, &[b'x']));
+    bytes.extend(masked(true, 0x0, b"x"));
     expect_close(Server::builder(), &bytes, 1007);
 }
 
