@@ -450,3 +450,27 @@ fn a_message_followed_at_once_by_a_fin_is_delivered_then_1006() {
     }
     stop(&server);
 }
+
+#[test]
+fn a_close_without_a_code_is_1005_and_clean() {
+    let (server, log) = recorder_server();
+    let (mut client, id) = open(&server, &log);
+    client.close(CloseCode::NO_STATUS.0, "");
+    // An empty close is answered with an empty close.
+    assert_eq!(
+        client.recv(),
+        Some(Ev::Close(CloseCode::NO_STATUS.0, String::new()))
+    );
+    assert_eq!(client.recv(), Some(Ev::Eof));
+    let info = close_of(&log, id);
+    assert_eq!(
+        info,
+        CloseInfo {
+            code: CloseCode::NO_STATUS,
+            reason: String::new(),
+            clean: true,
+            error: None
+        }
+    );
+    stop(&server);
+}
