@@ -195,13 +195,14 @@ impl<H: Handler> Worker<H> {
                             self.writable(key);
                         }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.readable(key);
+                            self.readable(key, event.is_read_closed());
                         }
                     }
                 }
             }
             for key in std::mem::take(&mut self.pending) {
-                self.readable(key);
+                // The event that put it here may have carried the peer's FIN: read to the end.
+                self.readable(key, true);
             }
             due.clear();
             self.wheel.advance(self.now, &mut due);
@@ -284,7 +285,9 @@ impl<H: Handler> Worker<H> {
         }
     }
 
-    fn readable(&mut self, key: usize) {
+    /// Reads what the socket holds. `read_closed`: the peer's FIN is already in (it brings no
+    /// new edge), so a short read does not mean drained; read on until EOF or `WouldBlock`.
+    fn readable(&mut self, key: usize, read_closed: bool) {
         for _ in 0..MAX_READS_PER_EVENT {
             let Some(slot) = self.conns.get_mut(key) else {
                 return;
@@ -312,7 +315,7 @@ impl<H: Handler> Worker<H> {
                     slot.io.last_read = self.now;
                     slot.io.ping_sent = false;
                     self.on_data(key, r + n);
-                    if n < limit {
+                    if n < limit && !read_closed {
                         return; // drained: the next bytes bring a new edge
                     }
                 }
@@ -628,12 +631,17 @@ impl<H: Handler> Worker<H> {
         let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
-        match &slot.stage {
+        match &mut slot.stage {
             Stage::Open { proto, .. } if proto.close_state() == CloseState::Closed => {
                 // The handshake completed in the same read; after_callbacks already ended it.
                 self.remove(key);
             }
             Stage::Open { .. } => self.end(key, abnormal("connection dropped"), Ending::Drop),
+            Stage::Draining { ending, .. } if !slot.io.out.is_empty() => {
+                // A half-close: the peer is done sending, maybe not reading. Write what is
+                // queued (a close reply, a refusal), then drop; there is nothing to linger for.
+                *ending = Ending::Flush;
+            }
             Stage::Handshake(_) | Stage::Draining { .. } => self.remove(key),
         }
     }

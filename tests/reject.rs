@@ -1,0 +1,192 @@
+//! Refused upgrades: `on_upgrade` returning a `Reject` (status, body, headers), and the
+//! engine's own answers — 426 for a plain HTTP request, 404 for a path other than `path(..)`,
+//! 400 for a malformed key, 431 for an oversize head. Each answer is complete and followed by
+//! EOF, and no refused request reaches `on_open`.
+
+mod common;
+
+use common::{
+    http_exchange, start_server, stop, upgrade_head, Client, ClientOptions, Echo, Shared, TIMEOUT,
+};
+use wsx::protocol::handshake::HandshakeError;
+use wsx::{Conn, Handler, Reject, Server, ServerHandle, Upgrade};
+
+/// Refuses `/private` with 403, counts the connections it opens.
+struct Gate {
+    opened: Shared<()>,
+}
+
+impl Handler for Gate {
+    type State = ();
+
+    fn on_upgrade(&mut self, upgrade: &mut Upgrade<'_>) -> Result<(), Reject> {
+        if upgrade.path() == "/private" {
+            return Err(Reject::new(403)
+                .body("members only")
+                .header("X-Reason", "test"));
+        }
+        Ok(())
+    }
+
+    fn on_open(&mut self, _conn: &mut Conn<'_, ()>) {
+        self.opened.push(());
+    }
+}
+
+fn gate() -> (ServerHandle, Shared<()>) {
+    let opened = Shared::default();
+    let o = opened.clone();
+    (
+        start_server(Server::builder().threads(1), move |_| Gate {
+            opened: o.clone(),
+        }),
+        opened,
+    )
+}
+
+/// The status line, the head and the body of an HTTP answer.
+fn split(answer: &str) -> (&str, &str, &str) {
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a complete head");
+    let status = head.lines().next().unwrap_or_default();
+    (status, head, body)
+}
+
+#[test]
+fn on_upgrade_rejects_with_status_body_and_headers() {
+    let (server, opened) = gate();
+    let answer = http_exchange(server.local_addr(), &upgrade_head("/private", &[]));
+    let (status, head, body) = split(&answer);
+    assert_eq!(status, "HTTP/1.1 403 Forbidden");
+    assert!(head.contains("\r\nX-Reason: test"), "{head}");
+    assert!(head.contains("\r\nContent-Length: 12"), "{head}");
+    assert_eq!(body, "members only");
+
+    // The same through the client: the handshake error carries the status and the body.
+    let options = ClientOptions {
+        target: "/private",
+        ..ClientOptions::default()
+    };
+    match Client::try_connect(server.local_addr(), &options) {
+        Err(HandshakeError::UnexpectedStatus(s)) => {
+            assert_eq!(s.status, 403);
+            assert_eq!(s.body, b"members only");
+        }
+        other => panic!("expected a 403, got {other:?}"),
+    }
+
+    // Other paths are accepted.
+    let _client = Client::connect(server.local_addr());
+    assert!(opened.wait_len(1));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(opened.len(), 1, "only the accepted connection opened");
+    stop(&server);
+}
+
+#[test]
+fn a_plain_http_request_gets_426() {
+    let (server, opened) = gate();
+    let answer = http_exchange(
+        server.local_addr(),
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    );
+    let (status, head, _) = split(&answer);
+    assert!(status.starts_with("HTTP/1.1 426 "), "{answer}");
+    assert!(
+        head.to_ascii_lowercase().contains("\r\nupgrade: websocket"),
+        "{head}"
+    );
+    assert_eq!(opened.len(), 0);
+    stop(&server);
+}
+
+#[test]
+fn a_wrong_path_gets_404() {
+    let server = start_server(Server::builder().threads(1).path("/ws"), |_| Echo);
+    let answer = http_exchange(server.local_addr(), &upgrade_head("/other", &[]));
+    assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
+    let answer = http_exchange(server.local_addr(), &upgrade_head("/ws/deeper", &[]));
+    assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
+    // The path itself is served, with or without a query.
+    for target in ["/ws", "/ws?room=1"] {
+        let mut client = Client::connect_with(
+            server.local_addr(),
+            &ClientOptions {
+                target,
+                ..ClientOptions::default()
+            },
+        );
+        client.send_text(target);
+        assert_eq!(client.recv(), Some(common::Ev::Text(target.into())));
+    }
+    stop(&server);
+}
+
+#[test]
+fn a_malformed_key_gets_400() {
+    let (server, opened) = gate();
+    for key in [
+        "short",
+        "dGhlIHNhbXBsZSBub25jZQ",
+        "!!!!!!!!!!!!!!!!!!!!!!==",
+    ] {
+        let head = format!(
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        let answer = http_exchange(server.local_addr(), head.as_bytes());
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{key}: {answer}");
+    }
+    assert_eq!(opened.len(), 0);
+    stop(&server);
+}
+
+#[test]
+fn an_oversize_head_gets_431() {
+    let (server, opened) = gate();
+    // Default limit: 8 KiB of head. One long header, then many short ones.
+    let long = format!("X-Pad: {}", "a".repeat(9000));
+    let answer = http_exchange(server.local_addr(), &upgrade_head("/", &[&long]));
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+    let many: Vec<String> = (0..100).map(|i| format!("X-H{i}: v")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let answer = http_exchange(server.local_addr(), &upgrade_head("/", &many));
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+    assert_eq!(opened.len(), 0);
+    assert!(
+        common::wait_until(TIMEOUT, || server.stats().connections == 0),
+        "{:?}",
+        server.stats()
+    );
+    stop(&server);
+}
+
+#[test]
+fn a_refused_request_followed_at_once_by_a_fin_still_gets_its_answer() {
+    let opened = Shared::default();
+    let o = opened.clone();
+    // A long close timeout: the server must notice the EOF, not wait it out.
+    let builder = Server::builder()
+        .threads(1)
+        .close_timeout(std::time::Duration::from_secs(60));
+    let server = start_server(builder, move |_| Gate { opened: o.clone() });
+    for _ in 0..5 {
+        let answer =
+            common::http_exchange_then_fin(server.local_addr(), &upgrade_head("/private", &[]));
+        assert!(
+            answer.starts_with("HTTP/1.1 403 ") && answer.ends_with("members only"),
+            "{answer}"
+        );
+        let answer = common::http_exchange_then_fin(
+            server.local_addr(),
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        );
+        assert!(answer.starts_with("HTTP/1.1 426 "), "{answer}");
+    }
+    assert!(
+        common::wait_until(TIMEOUT, || server.stats().connections == 0),
+        "{:?}",
+        server.stats()
+    );
+    assert_eq!(opened.len(), 0);
+    stop(&server);
+}
