@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Autobahn|Testsuite against `wsx serve` (the echo server), checked against
+# autobahn/expected-server.json.
+#
+#   scripts/autobahn-server.sh [--update] [CASES]
+#     CASES     comma-separated case patterns, default "*" (e.g. "1.*,5.*,7.7.1")
+#     --update  write the run's results into the expected file instead of comparing
+#               (with CASES "*" the file is replaced, otherwise the run's cases are merged)
+#   AUTOBAHN_EXCLUDE  case patterns to skip, default "12.*,13.*" (permessage-deflate
+#                     is not implemented yet); set it to "" to run everything
+#   AUTOBAHN_SHARED   the shared Autobahn scripts (default: <repo>/../shared/autobahn)
+#   AUTOBAHN_VENV     passed on to install.sh / fuzzingclient.sh
+#
+# Builds wsx in release, starts it on a free port, runs the fuzzing client
+# (reports in reports/server), stops the server with SIGTERM and requires a
+# clean exit, summarizes, then compares every case's behavior/behaviorClose
+# with the expected file. Exits non-zero on any FAILED, UNIMPLEMENTED or
+# MISSING case, any difference from the expected file, a server that crashed
+# or did not exit cleanly, or a harness error. See docs/conformance.md.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+die() { echo "autobahn-server.sh: error: $*" >&2; exit 2; }
+log() { echo "autobahn-server.sh: $*"; }
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
+
+UPDATE=0
+CASES=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --update) UPDATE=1 ;;
+    -h|--help) usage; exit 0 ;;
+    -*) die "unknown option $1 (see --help)" ;;
+    *) [ -z "$CASES" ] || die "only one CASES argument (comma-separate patterns)"; CASES=$1 ;;
+  esac
+  shift
+done
+CASES=${CASES:-*}
+export AUTOBAHN_EXCLUDE=${AUTOBAHN_EXCLUDE-12.*,13.*}
+export AUTOBAHN_AGENT=${AUTOBAHN_AGENT:-wsx}
+
+SHARED=${AUTOBAHN_SHARED:-$ROOT/../shared/autobahn}
+[ -d "$SHARED" ] && [ -x "$SHARED/fuzzingclient.sh" ] && [ -x "$SHARED/summarize.py" ] \
+  || die "no Autobahn scripts in $SHARED (expected the shared checkout next to the repo: ../shared/autobahn; or set AUTOBAHN_SHARED)"
+SHARED=$(cd "$SHARED" && pwd)
+EXPECTED=$ROOT/autobahn/expected-server.json
+OUTDIR=$ROOT/reports/server
+SERVER_LOG=$ROOT/reports/wsx-server.log
+STOP_TIMEOUT=15   # seconds after SIGTERM; wsx's own grace period is 5 s
+command -v python3 >/dev/null || die "python3 not found"
+
+SERVER_PID=
+FUZZ_PID=
+cleanup() {
+  if [ -n "$FUZZ_PID" ] && kill -0 "$FUZZ_PID" 2>/dev/null; then
+    log "cleanup: stopping the fuzzing client (process group $FUZZ_PID)"
+    kill -TERM -- "-$FUZZ_PID" 2>/dev/null || kill -TERM "$FUZZ_PID" 2>/dev/null || true
+  fi
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    log "cleanup: stopping wsx (pid $SERVER_PID)"
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+start=$(date +%s)
+
+log "installing Autobahn (idempotent)"
+"$SHARED/install.sh"
+
+log "building wsx (release)"
+cargo build --release --bin wsx
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+mkdir -p "$OUTDIR"
+PORT=
+for attempt in 1 2 3; do
+  port=$(free_port)
+  target/release/wsx serve --port "$port" >"$SERVER_LOG" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 100); do   # up to 10 s
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then PORT=$port; break; fi
+    sleep 0.1
+  done
+  [ -n "$PORT" ] && break
+  log "wsx did not come up on port $port (attempt $attempt); its log:"
+  sed 's/^/  | /' "$SERVER_LOG" >&2 || true
+  cleanup
+  SERVER_PID=
+done
+[ -n "$PORT" ] || die "cannot start wsx serve"
+log "wsx serve (pid $SERVER_PID) accepts on 127.0.0.1:$PORT; log in $SERVER_LOG"
+
+failed=()
+log "running cases '$CASES' excluding '${AUTOBAHN_EXCLUDE}'"
+# In the background, in its own process group, so that a signal to this script
+# interrupts `wait` at once and cleanup can stop wstest (a grandchild) too.
+setsid=()
+command -v setsid >/dev/null && setsid=(setsid)
+"${setsid[@]}" "$SHARED/fuzzingclient.sh" "ws://127.0.0.1:$PORT" "$CASES" "$OUTDIR" &
+FUZZ_PID=$!
+status=0; wait "$FUZZ_PID" || status=$?
+FUZZ_PID=
+[ "$status" -eq 0 ] || failed+=("fuzzingclient.sh failed with status $status")
+
+if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+  status=0; wait "$SERVER_PID" || status=$?
+  log "wsx died during the run (exit status $status); its log:"
+  tail -n 50 "$SERVER_LOG" | sed 's/^/  | /'
+  failed+=("wsx exited during the run with status $status")
+else
+  log "stopping wsx (SIGTERM to pid $SERVER_PID)"
+  kill -TERM "$SERVER_PID"
+  for _ in $(seq $((STOP_TIMEOUT * 10))); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$SERVER_PID" 2>/dev/null; then
+    log "wsx did not exit within ${STOP_TIMEOUT}s of SIGTERM; killing it"
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    failed+=("wsx did not exit within ${STOP_TIMEOUT}s of SIGTERM")
+  else
+    status=0; wait "$SERVER_PID" || status=$?
+    if [ "$status" -ne 0 ]; then
+      failed+=("wsx exited with status $status after SIGTERM")
+    else
+      log "wsx exited cleanly (status 0)"
+    fi
+  fi
+  SERVER_PID=
+  if [ ${#failed[@]} -gt 0 ]; then tail -n 50 "$SERVER_LOG" | sed 's/^/  | /'; fi
+fi
+
+echo
+"$SHARED/summarize.py" "$OUTDIR" || failed+=("summarize.py: FAILED, UNIMPLEMENTED or MISSING cases (listed above)")
+echo
+
+if [ "$UPDATE" = 1 ]; then
+  mkdir -p "$(dirname "$EXPECTED")"
+  replace=()
+  [ "$CASES" = "*" ] && replace=(--replace)
+  python3 "$ROOT/scripts/autobahn_expected.py" update "$OUTDIR" "$EXPECTED" "${replace[@]}" \
+    || failed+=("could not update $EXPECTED")
+elif [ ! -f "$EXPECTED" ]; then
+  failed+=("no expected file $EXPECTED (create it with --update)")
+else
+  python3 "$ROOT/scripts/autobahn_expected.py" check "$OUTDIR" "$EXPECTED" \
+    || failed+=("results differ from $EXPECTED (listed above)")
+fi
+
+elapsed=$(( $(date +%s) - start ))
+if [ ${#failed[@]} -gt 0 ]; then
+  log "FAILED after ${elapsed}s:"
+  printf '  - %s\n' "${failed[@]}"
+  exit 1
+fi
+log "passed in ${elapsed}s (reports in $OUTDIR)"
