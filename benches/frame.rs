@@ -2,7 +2,7 @@
 //!
 //! `cargo bench --bench frame`
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{black_box, BenchmarkId, Criterion, Throughput};
 use wsx::protocol::frame::{FrameHeader, OpCode};
 use wsx::protocol::{Config, Connection, Event, Role};
 
@@ -70,5 +70,10 @@ fn session_read(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode, session_read);
-criterion_main!(benches);
+fn main() {
+    // By hand rather than `criterion_group!`, whose generated `pub fn` has no doc comment.
+    let mut c = Criterion::default().configure_from_args();
+    decode(&mut c);
+    session_read(&mut c);
+    c.final_summary();
+}

@@ -10,6 +10,7 @@ use crate::HandshakeError;
 
 /// What a [`Connector`] did with the bytes it was given.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // returned once per connection; a box would only add an allocation
 pub enum ConnectStep {
     /// Consumed this many bytes; more are needed.
     NeedMore {

@@ -61,6 +61,9 @@ pub(crate) struct Ctx {
     pub(crate) messages_out: u64,
     /// The worker's current tick.
     pub(crate) now: u64,
+    /// A send put bytes straight into the connection's queue: write it even if the cork is
+    /// empty.
+    pub(crate) queued: bool,
 }
 
 /// A connection, inside a [`crate::Handler`] callback: send, ping, close, and the connection's
@@ -183,6 +186,43 @@ impl<S> Conn<'_, S> {
         if fin {
             self.ctx.messages_out += 1;
         }
+        Ok(status)
+    }
+
+    /// Sends a message whose payload is shared (`Bytes`): on a server, a large payload is
+    /// queued as a slice of the caller's buffer instead of being copied into the cork buffer.
+    pub(crate) fn send_shared(
+        &mut self,
+        kind: MessageKind,
+        payload: bytes::Bytes,
+    ) -> Result<SendStatus, SendError> {
+        /// Below this a copy into the cork buffer is cheaper than another iovec.
+        const SHARE_FROM: usize = 1024;
+        let status = self.admit()?;
+        if status == SendStatus::Dropped {
+            return Ok(status);
+        }
+        let header = self
+            .tx
+            .encode_data_header(Some(kind), true, payload.len())?;
+        let cork = &mut self.ctx.cork;
+        cork.extend_from_slice(header.bytes());
+        match header.mask() {
+            None if payload.len() >= SHARE_FROM => {
+                // Keep the order: what is corked goes first, then the shared slice.
+                self.io.out.push_copy(cork);
+                cork.clear();
+                self.io.out.push_shared(payload);
+                self.ctx.queued = true;
+            }
+            None => cork.extend_from_slice(&payload),
+            Some(key) => {
+                let start = cork.len();
+                cork.extend_from_slice(&payload);
+                crate::protocol::mask::apply_mask(&mut cork[start..], key, 0);
+            }
+        }
+        self.ctx.messages_out += 1;
         Ok(status)
     }
 

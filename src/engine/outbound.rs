@@ -134,6 +134,7 @@ impl Outbound {
     }
 
     /// Heap bytes held.
+    #[cfg(test)]
     pub(crate) fn heap_size(&self) -> usize {
         self.segs.capacity() * size_of::<Segment>()
             + self

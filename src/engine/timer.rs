@@ -68,11 +68,6 @@ impl TimerWheel {
         }
     }
 
-    /// The tick the wheel stands at.
-    pub(crate) fn now(&self) -> u64 {
-        self.now
-    }
-
     /// Scheduled entries (stale ones included).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

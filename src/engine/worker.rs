@@ -122,8 +122,10 @@ struct Worker<H: Handler> {
     shutdown: Option<Instant>,
 }
 
+/// Ticks to wait for `d`: rounded up, plus one because the current tick began up to one tick
+/// ago, so that a timeout never fires early (it fires at most two ticks late).
 fn ticks(d: Duration) -> u64 {
-    (d.as_millis() / TICK.as_millis()).max(1) as u64
+    d.as_millis().div_ceil(TICK.as_millis()) as u64 + 1
 }
 
 impl<H: Handler> Worker<H> {
@@ -151,6 +153,7 @@ impl<H: Handler> Worker<H> {
                 settings: settings.clone(),
                 messages_out: 0,
                 now: 0,
+                queued: false,
             },
             settings,
             proto_config,
@@ -552,8 +555,9 @@ impl<H: Handler> Worker<H> {
     /// Writes the cork buffer for `key`: straight to the socket when nothing waits, else behind
     /// the queue; what the socket does not take is queued.
     fn uncork(&mut self, key: usize) -> io::Result<()> {
+        let queued = std::mem::take(&mut self.ctx.queued);
         let cork = &mut self.ctx.cork;
-        if cork.is_empty() {
+        if cork.is_empty() && !queued {
             return Ok(());
         }
         let Some(slot) = self.conns.get_mut(key) else {
@@ -764,7 +768,7 @@ impl<H: Handler> Worker<H> {
         for cmd in commands.drain(..) {
             match cmd {
                 Command::Send { id, kind, payload } => self.with_conn(id, |conn| {
-                    let _ = conn.send_fragment(Some(kind), &payload, true);
+                    let _ = conn.send_shared(kind, payload);
                 }),
                 Command::Close { id, code, reason } => self.with_conn(id, |conn| {
                     let _ = conn.close(code, &reason);
