@@ -15,7 +15,7 @@ const SIZES: [(usize, &str); 4] = [
 ];
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
-/// The naive loop, as written. LLVM may vectorise it; see docs/performance-simd.md.
+/// The naive loop, as written. LLVM may vectorise it; see docs/performance.md.
 #[inline(never)]
 fn naive(buf: &mut [u8], key: [u8; 4]) {
     for (i, b) in buf.iter_mut().enumerate() {

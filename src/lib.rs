@@ -14,6 +14,6 @@ pub use limits::Limits;
 pub use protocol::{CloseCode, MessageKind, Role};
 pub use server::Builder as ServerBuilder;
 pub use server::{
-    CloseInfo, Conn, ConnId, HandleError, Handler, Message, Reject, SendStatus, Server,
+    Client, CloseInfo, Conn, ConnId, HandleError, Handler, Message, Reject, SendStatus, Server,
     ServerHandle, Stats, Upgrade,
 };

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -13,6 +13,7 @@ use bytes::Bytes;
 
 use crate::engine::inbox::{Command, InboxSender};
 use crate::engine::{self, Settings};
+use crate::client::{ClientError, ClientOptions, Connector, Url};
 use crate::limits::Limits;
 use crate::protocol::handshake::UpgradeRequest;
 use crate::protocol::{CloseCode, MessageKind};
@@ -250,10 +251,50 @@ pub trait Handler: 'static {
         let _ = conn;
     }
 
+    /// A client connection opened with [`ServerHandle::connect`] failed before it opened
+    /// (TCP, proxy, handshake, timeout or a redirect that may not be followed). `tag` is the one
+    /// given to `connect`.
+    fn on_connect_error(&mut self, url: &Url, tag: u64, error: &ClientError) {
+        let _ = (url, tag, error);
+    }
+
     /// The connection ended; sends now fail with [`crate::SendError::Closing`]. Called once for
     /// every connection that was opened.
     fn on_close(&mut self, conn: &mut Conn<'_, Self::State>, close: &CloseInfo) {
         let _ = (conn, close);
+    }
+}
+
+/// A client-only engine: workers without a listener, for many client connections per core
+/// (load tests, market-data consumers). Open connections with [`ServerHandle::connect`].
+///
+/// # Examples
+///
+/// ```no_run
+/// use wsx::{Client, Conn, Handler, Message};
+///
+/// struct Printer;
+/// impl Handler for Printer {
+///     type State = ();
+///     fn on_open(&mut self, conn: &mut Conn<'_, ()>) {
+///         let _ = conn.send_text("hello");
+///     }
+///     fn on_message(&mut self, _conn: &mut Conn<'_, ()>, message: Message<'_>) {
+///         println!("{message:?}");
+///     }
+/// }
+///
+/// let engine = Client::builder().threads(1).start(|_| Printer)?;
+/// engine.connect("ws://127.0.0.1:9001/", Default::default(), 1).unwrap();
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Client;
+
+impl Client {
+    /// A builder for an engine that only opens connections.
+    pub fn builder() -> Builder {
+        Builder { bind: Bind::Nothing, ..Builder::default() }
     }
 }
 
@@ -273,6 +314,8 @@ impl Server {
 enum Bind {
     Addr(String),
     Listener(TcpListener),
+    /// A client-only engine: no listener.
+    Nothing,
 }
 
 /// Configures and starts a [`Server`].
@@ -341,7 +384,7 @@ impl Builder {
                 .rsplit_once(':')
                 .map_or("127.0.0.1", |(h, _)| h)
                 .to_owned(),
-            Bind::Listener(_) => "127.0.0.1".to_owned(),
+            Bind::Listener(_) | Bind::Nothing => "127.0.0.1".to_owned(),
         };
         self.bind(format!("{host}:{port}"))
     }
@@ -353,6 +396,7 @@ impl Builder {
                 .and_then(|(_, p)| p.parse().ok())
                 .unwrap_or(9001),
             Bind::Listener(l) => l.local_addr().map_or(9001, |a| a.port()),
+            Bind::Nothing => 9001,
         }
     }
 
@@ -484,7 +528,10 @@ impl Builder {
                 ls.push(l);
                 (ls, local)
             }
+            Bind::Nothing => (Vec::new(), SocketAddr::from(([0, 0, 0, 0], 0))),
         };
+        let mut listeners: Vec<Option<TcpListener>> = listeners.into_iter().map(Some).collect();
+        listeners.resize_with(self.threads, || None);
         let cores = if self.pin {
             core_affinity::get_core_ids().unwrap_or_default()
         } else {
@@ -517,6 +564,7 @@ impl Builder {
                 stats,
                 threads: Mutex::new(threads),
                 local_addr,
+                next_worker: AtomicUsize::new(0),
             }),
         })
     }
@@ -553,6 +601,8 @@ struct HandleInner {
     stats: Vec<Arc<WorkerStats>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     local_addr: SocketAddr,
+    /// Round-robin over workers for client connections.
+    next_worker: AtomicUsize,
 }
 
 /// Controls a running server from any thread. Cheap to clone.
@@ -658,6 +708,29 @@ impl ServerHandle {
     /// As [`ServerHandle::send`].
     pub fn terminate(&self, id: ConnId) -> Result<(), HandleError> {
         self.command(id, Command::Terminate { id })
+    }
+
+    /// Opens a client connection to `url` on one of the workers (round-robin), driven by that
+    /// worker's [`Handler`] like an accepted one: `on_open`, `on_message`… with
+    /// [`Conn::role`] `Client` and [`Conn::tag`] `tag`, and `State::default()` as its state. A
+    /// failure before the connection opens goes to [`Handler::on_connect_error`].
+    ///
+    /// The worker resolves the host name itself (blocking it briefly); give IP addresses where
+    /// that matters.
+    ///
+    /// # Errors
+    ///
+    /// An invalid URL, `wss://` (no TLS yet), or a stopped engine, at once.
+    pub fn connect(&self, url: &str, options: ClientOptions, tag: u64) -> Result<(), ClientError> {
+        let connector = Connector::new(Url::parse(url)?, options)?;
+        let n = self.inner.workers.len();
+        let worker = self.inner.next_worker.fetch_add(1, Ordering::Relaxed) % n;
+        let cmd = Command::Connect { connector: Box::new(connector), tag };
+        if self.inner.workers[worker].send(cmd) {
+            Ok(())
+        } else {
+            Err(ClientError::Closed)
+        }
     }
 
     /// Counters summed over the workers.

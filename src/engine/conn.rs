@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use crate::engine::outbound::Outbound;
 use crate::engine::Settings;
 use crate::error::SendError;
-use crate::protocol::{CloseCode, CloseState, MessageKind, WriteHalf};
+use crate::protocol::{CloseCode, CloseState, MessageKind, Role, WriteHalf};
 use crate::server::{ConnId, Message, SendStatus};
 
 /// Per-connection IO state (everything but the protocol session and the user's state).
@@ -13,6 +13,10 @@ use crate::server::{ConnId, Message, SendStatus};
 pub(crate) struct ConnIo {
     pub(crate) id: ConnId,
     pub(crate) peer: SocketAddr,
+    /// Which end we are.
+    pub(crate) role: Role,
+    /// The caller's tag of a client connection (0 for accepted ones).
+    pub(crate) tag: u64,
     pub(crate) protocol: Option<Box<str>>,
     pub(crate) out: Outbound,
     /// Unconsumed input (part of a frame header or of a control frame), at most 139 bytes.
@@ -38,6 +42,8 @@ impl ConnIo {
         ConnIo {
             id,
             peer,
+            role: Role::Server,
+            tag: 0,
             protocol: None,
             out: Outbound::default(),
             residue: Vec::new(),
@@ -96,6 +102,17 @@ impl<S> Conn<'_, S> {
     /// The TCP peer address.
     pub fn peer_addr(&self) -> SocketAddr {
         self.io.peer
+    }
+
+    /// Server (accepted) or client (opened with [`crate::ServerHandle::connect`]).
+    pub fn role(&self) -> Role {
+        self.io.role
+    }
+
+    /// The tag given to [`crate::ServerHandle::connect`] for a client connection; 0 for an
+    /// accepted one.
+    pub fn tag(&self) -> u64 {
+        self.io.tag
     }
 
     /// The subprotocol chosen at the upgrade, if any.

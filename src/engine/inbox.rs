@@ -8,6 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use mio::Waker;
 
+use crate::client::Connector;
 use crate::protocol::{CloseCode, MessageKind};
 use crate::server::ConnId;
 
@@ -28,6 +29,8 @@ pub(crate) enum Command {
     },
     /// Drop one connection without a closing handshake.
     Terminate { id: ConnId },
+    /// Open a client connection; `tag` comes back through `Conn::tag`.
+    Connect { connector: Box<Connector>, tag: u64 },
     /// Stop accepting, close every connection with 1001, wait for the closing handshakes until
     /// the deadline, then terminate what is left and end the worker.
     Shutdown { deadline: Instant },

@@ -15,9 +15,11 @@ use slab::Slab;
 use crate::engine::conn::{Conn, ConnIo, Ctx};
 use crate::engine::inbox::{self, Command, Inbox, InboxSender};
 use crate::engine::timer::{Entry, TimerWheel};
+use crate::client::{ClientError, ConnectStep, Connector};
 use crate::engine::Settings;
 use crate::protocol::handshake::{self, AcceptOptions, UpgradeRequest};
 use crate::protocol::{CloseCode, CloseState, Config, Connection, Event, Role};
+use socket2::{Domain, Protocol, Socket, Type};
 use crate::server::{CloseInfo, ConnId, Handler, Message, Reject, Upgrade, WorkerStats};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -38,7 +40,7 @@ const CORK_KEEP: usize = 1 << 20;
 pub(crate) fn spawn<H, F>(
     index: usize,
     settings: Arc<Settings>,
-    listener: std::net::TcpListener,
+    listener: Option<std::net::TcpListener>,
     factory: F,
     core: Option<core_affinity::CoreId>,
     stats: Arc<WorkerStats>,
@@ -50,9 +52,11 @@ where
     let poll = Poll::new()?;
     let waker = Waker::new(poll.registry(), WAKER)?;
     let (sender, inbox) = inbox::inbox(waker);
-    let mut listener = TcpListener::from_std(listener);
-    poll.registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let mut listener = listener.map(TcpListener::from_std);
+    if let Some(listener) = &mut listener {
+        poll.registry()
+            .register(listener, LISTENER, Interest::READABLE)?;
+    }
     let thread = std::thread::Builder::new()
         .name(format!("wsx-worker-{index}"))
         .spawn(move || {
@@ -73,6 +77,9 @@ enum Ending {
     Drop,
     /// Write what is queued, then drop (the closing handshake is complete).
     Flush,
+    /// Write what is queued, then wait for the server to close the TCP connection (a client
+    /// after the closing handshake, RFC 6455 §7.1.1) until the close timeout.
+    AwaitEof,
     /// Write what is queued, shut down our side, read until the peer closes or the close
     /// timeout passes (after a protocol error or a refused handshake, so that the peer reads
     /// our close frame or HTTP answer instead of a reset).
@@ -81,6 +88,15 @@ enum Ending {
 
 enum Stage<S> {
     Handshake(Vec<u8>),
+    /// A client connection on its way: TCP connect, proxy, upgrade.
+    Connecting {
+        connector: Box<Connector>,
+        buf: Vec<u8>,
+        /// The TCP connection is established and the first bytes were written.
+        started: bool,
+        /// Handshake timeout, in ticks.
+        timeout: u64,
+    },
     Open { proto: Connection, user: S },
     Draining { ending: Ending, shut: bool },
 }
@@ -132,7 +148,7 @@ impl<H: Handler> Worker<H> {
     fn new(
         index: usize,
         poll: Poll,
-        listener: TcpListener,
+        listener: Option<TcpListener>,
         handler: H,
         settings: Arc<Settings>,
         inbox: Inbox,
@@ -145,7 +161,7 @@ impl<H: Handler> Worker<H> {
         Worker {
             index: index as u16,
             poll,
-            listener: Some(listener),
+            listener,
             conns: Slab::new(),
             handler,
             ctx: Ctx {
@@ -300,9 +316,11 @@ impl<H: Handler> Worker<H> {
             // During the handshake read no more than the head may hold, so that what follows
             // the head always fits the read buffer.
             let limit = match &slot.stage {
-                Stage::Handshake(buf) => (self.settings.limits.max_head_size + 1)
-                    .saturating_sub(buf.len())
-                    .clamp(1, READ_BUF),
+                Stage::Handshake(buf) | Stage::Connecting { buf, .. } => {
+                    (self.settings.limits.max_head_size + 1)
+                        .saturating_sub(buf.len())
+                        .clamp(1, READ_BUF)
+                }
                 _ => self.rbuf.len() - r,
             };
             match slot.sock.read(&mut self.rbuf[r..r + limit]) {
@@ -342,9 +360,164 @@ impl<H: Handler> Worker<H> {
                 buf.extend_from_slice(&self.rbuf[..len]);
                 self.on_handshake(key);
             }
+            Stage::Connecting { buf, .. } => {
+                buf.extend_from_slice(&self.rbuf[..len]);
+                self.on_connecting(key);
+            }
             Stage::Open { .. } => self.on_frames(key, len),
             Stage::Draining { .. } => {}
         }
+    }
+
+    /// Opens a client connection for `connector` (a first attempt or a redirect's next hop).
+    fn open_client(&mut self, connector: Box<Connector>, tag: u64) {
+        let sock = match connect_nonblocking(&connector) {
+            Ok(pair) => pair,
+            Err(e) => {
+                self.handler.on_connect_error(connector.url(), tag, &e);
+                return;
+            }
+        };
+        let (mut sock, peer) = sock;
+        if self.settings.nodelay {
+            let _ = sock.set_nodelay(true);
+        }
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = self.poll.registry().register(
+            &mut sock,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            self.handler.on_connect_error(connector.url(), tag, &e.into());
+            return;
+        }
+        self.next_gen = self.next_gen.wrapping_add(1);
+        let id = ConnId {
+            worker: self.index,
+            key: key as u32,
+            gen: self.next_gen,
+        };
+        let mut io = ConnIo::new(id, peer, self.now);
+        io.role = Role::Client;
+        io.tag = tag;
+        let timeout = ticks(connector.options().handshake_timeout);
+        entry.insert(Slot {
+            sock,
+            gen: self.next_gen,
+            io,
+            stage: Stage::Connecting {
+                connector,
+                buf: Vec::new(),
+                started: false,
+                timeout,
+            },
+        });
+        self.schedule(key);
+    }
+
+    /// A client connection's transport became writable: once connected, send the first bytes.
+    fn on_connect_writable(&mut self, key: usize) {
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Stage::Connecting {
+            connector, started, ..
+        } = &mut slot.stage
+        else {
+            return;
+        };
+        if *started {
+            return;
+        }
+        match slot.sock.take_error() {
+            Ok(None) => {}
+            Ok(Some(e)) | Err(e) => return self.fail_connect(key, e.into()),
+        }
+        match slot.sock.peer_addr() {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => return, // not yet
+            Err(e) => return self.fail_connect(key, e.into()),
+        }
+        *started = true;
+        if let Err(e) = connector.start(&mut self.ctx.cork) {
+            self.ctx.cork.clear();
+            return self.fail_connect(key, e);
+        }
+        self.after_callbacks(key);
+    }
+
+    /// Bytes for a client connection still opening.
+    fn on_connecting(&mut self, key: usize) {
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Stage::Connecting {
+            connector, buf, ..
+        } = &mut slot.stage
+        else {
+            return;
+        };
+        match connector.handle_read(buf, &mut self.ctx.cork) {
+            Err(e) => self.fail_connect(key, e),
+            Ok(ConnectStep::NeedMore { consumed }) => {
+                buf.drain(..consumed);
+                self.after_callbacks(key);
+            }
+            Ok(ConnectStep::Redirect { url }) => {
+                let next = connector.follow(url);
+                let tag = slot.io.tag;
+                let from = connector.url().clone();
+                self.ctx.cork.clear();
+                self.remove(key);
+                match next {
+                    Ok(next) => self.open_client(Box::new(next), tag),
+                    Err(e) => self.handler.on_connect_error(&from, tag, &e),
+                }
+            }
+            Ok(ConnectStep::Open {
+                consumed,
+                connection,
+                response,
+            }) => {
+                // What follows the head are frames; the read limit keeps them within rbuf.
+                let leftover = buf.len() - consumed;
+                self.rbuf[..leftover].copy_from_slice(&buf[consumed..]);
+                slot.io.protocol = response.protocol().map(Into::into);
+                slot.io.last_read = self.now;
+                slot.stage = Stage::Open {
+                    proto: connection,
+                    user: H::State::default(),
+                };
+                if let Stage::Open { proto, user } = &mut slot.stage {
+                    let (_, tx) = proto.split();
+                    let mut conn = Conn {
+                        tx,
+                        io: &mut slot.io,
+                        user,
+                        ctx: &mut self.ctx,
+                    };
+                    self.handler.on_open(&mut conn);
+                }
+                if leftover > 0 {
+                    self.on_frames(key, leftover);
+                } else {
+                    self.after_callbacks(key);
+                }
+            }
+        }
+    }
+
+    /// A client connection failed before it opened: tell the handler, drop the socket.
+    fn fail_connect(&mut self, key: usize, error: ClientError) {
+        let Some(slot) = self.conns.get(key) else {
+            return;
+        };
+        if let Stage::Connecting { connector, .. } = &slot.stage {
+            self.handler
+                .on_connect_error(connector.url(), slot.io.tag, &error);
+        }
+        self.remove(key);
     }
 
     fn on_handshake(&mut self, key: usize) {
@@ -511,7 +684,7 @@ impl<H: Handler> Worker<H> {
             return;
         };
         match &mut slot.stage {
-            Stage::Handshake(_) => {}
+            Stage::Handshake(_) | Stage::Connecting { .. } => {}
             Stage::Open { proto, .. } => {
                 if slot.io.terminate {
                     return self.end(key, abnormal("terminated"), Ending::Drop);
@@ -531,7 +704,12 @@ impl<H: Handler> Worker<H> {
                             clean: true,
                             error: None,
                         };
-                        return self.end(key, info, Ending::Flush);
+                        // The server closes the TCP connection first (RFC 6455 §7.1.1).
+                        let ending = match slot.io.role {
+                            Role::Server => Ending::Flush,
+                            Role::Client => Ending::AwaitEof,
+                        };
+                        return self.end(key, info, ending);
                     }
                     CloseState::Failed => {
                         let error = proto.error().cloned();
@@ -603,6 +781,9 @@ impl<H: Handler> Worker<H> {
         let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
+        if matches!(slot.stage, Stage::Connecting { started: false, .. }) {
+            return self.on_connect_writable(key);
+        }
         if slot.io.out.is_empty() {
             return;
         }
@@ -646,6 +827,7 @@ impl<H: Handler> Worker<H> {
                 // queued (a close reply, a refusal), then drop; there is nothing to linger for.
                 *ending = Ending::Flush;
             }
+            Stage::Connecting { .. } => self.fail_connect(key, ClientError::Closed),
             Stage::Handshake(_) | Stage::Draining { .. } => self.remove(key),
         }
     }
@@ -687,6 +869,7 @@ impl<H: Handler> Worker<H> {
             Ending::Drop => return self.remove(key),
             _ if !slot.io.out.is_empty() => {}
             Ending::Flush => return self.remove(key),
+            Ending::AwaitEof => {}
             Ending::Linger => {
                 if !*shut {
                     *shut = true;
@@ -739,6 +922,7 @@ impl<H: Handler> Worker<H> {
             let key = entry.key;
             match &mut slot.stage {
                 Stage::Handshake(_) | Stage::Draining { .. } => return self.remove(key),
+                Stage::Connecting { .. } => return self.fail_connect(key, ClientError::Timeout),
                 Stage::Open { proto, user } => {
                     if proto.close_state() != CloseState::Open {
                         return self.end(key, abnormal("close timeout"), Ending::Drop);
@@ -774,6 +958,14 @@ impl<H: Handler> Worker<H> {
                     let _ = conn.close(code, &reason);
                 }),
                 Command::Terminate { id } => self.with_conn(id, |conn| conn.terminate()),
+                Command::Connect { connector, tag } => {
+                    if self.shutdown.is_some() {
+                        self.handler
+                            .on_connect_error(connector.url(), tag, &ClientError::Closed);
+                    } else {
+                        self.open_client(connector, tag);
+                    }
+                }
                 Command::Shutdown { deadline } => self.begin_shutdown(deadline),
             }
         }
@@ -815,6 +1007,7 @@ impl<H: Handler> Worker<H> {
             };
             match slot.stage {
                 Stage::Handshake(_) => self.remove(key),
+                Stage::Connecting { .. } => self.fail_connect(key, ClientError::Closed),
                 Stage::Open { .. } => {
                     let id = ConnId {
                         worker: self.index,
@@ -835,6 +1028,7 @@ impl<H: Handler> Worker<H> {
 fn deadline_of<S>(s: &Settings, slot: &Slot<S>) -> Option<u64> {
     match &slot.stage {
         Stage::Handshake(_) => Some(slot.io.since + ticks(s.handshake_timeout)),
+        Stage::Connecting { timeout, .. } => Some(slot.io.since + timeout),
         Stage::Open { proto, .. } => match proto.close_state() {
             CloseState::Open => s.idle_timeout.map(|idle| {
                 let idle = ticks(idle);
@@ -883,4 +1077,31 @@ fn write_status(reject: &Reject, out: &mut Vec<u8>) {
         )
         .as_bytes(),
     );
+}
+
+/// Starts a non-blocking TCP connect to the connector's first address (the proxy's or the
+/// server's), bound to the options' local address if any.
+fn connect_nonblocking(connector: &Connector) -> Result<(TcpStream, std::net::SocketAddr), ClientError> {
+    use std::net::ToSocketAddrs;
+    let target = connector
+        .connect_addr()
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "host resolves to no address"))?;
+    let socket = Socket::new(Domain::for_address(target), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    if let Some(local) = connector.options().local_addr {
+        socket.bind(&std::net::SocketAddr::new(local, 0).into())?;
+    }
+    match socket.connect(&target.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc_einprogress()) || e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok((TcpStream::from_std(socket.into()), target))
+}
+
+/// `EINPROGRESS` on Linux.
+const fn libc_einprogress() -> i32 {
+    115
 }
