@@ -13,7 +13,7 @@ use std::sync::mpsc::{channel, Sender};
 use std::time::Duration;
 
 use wsx::client::{ClientError, ClientOptions, Url};
-use wsx::{CloseInfo, Client, Conn, Handler, Message};
+use wsx::{Client, CloseInfo, Conn, Handler, Message};
 
 /// What the handler tells the main thread.
 enum Report {
@@ -63,7 +63,11 @@ fn main() -> ExitCode {
         }
     }
     let (tx, rx) = channel();
-    let engine = match Client::builder().threads(1).idle_timeout(None).start(move |_| Echo(tx.clone())) {
+    let engine = match Client::builder()
+        .threads(1)
+        .idle_timeout(None)
+        .start(move |_| Echo(tx.clone()))
+    {
         Ok(engine) => engine,
         Err(e) => {
             eprintln!("autobahn_client: cannot start the engine: {e}");
@@ -85,7 +89,9 @@ fn main() -> ExitCode {
         }
     };
     let run = || -> Result<(), String> {
-        engine.connect(&format!("{url}/getCaseCount"), options(), 0).map_err(|e| e.to_string())?;
+        engine
+            .connect(&format!("{url}/getCaseCount"), options(), 0)
+            .map_err(|e| e.to_string())?;
         let count: u64 = wait(0, 30)?
             .ok_or("getCaseCount sent no number")?
             .trim()
@@ -94,12 +100,18 @@ fn main() -> ExitCode {
         println!("autobahn_client: {count} cases");
         for case in 1..=count {
             let target = format!("{url}/runCase?case={case}&agent={agent}");
-            engine.connect(&target, options(), case).map_err(|e| e.to_string())?;
+            engine
+                .connect(&target, options(), case)
+                .map_err(|e| e.to_string())?;
             wait(case, 300)?;
         }
         let tag = count + 1;
         engine
-            .connect(&format!("{url}/updateReports?agent={agent}"), options(), tag)
+            .connect(
+                &format!("{url}/updateReports?agent={agent}"),
+                options(),
+                tag,
+            )
             .map_err(|e| e.to_string())?;
         wait(tag, 60)?;
         Ok(())

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::client::{ClientError, ClientOptions, Connector, Url};
 use crate::engine::inbox::{Command, InboxSender};
 use crate::engine::{self, Settings};
-use crate::client::{ClientError, ClientOptions, Connector, Url};
 use crate::limits::Limits;
 use crate::protocol::handshake::UpgradeRequest;
 use crate::protocol::{CloseCode, MessageKind};
@@ -294,7 +294,10 @@ pub struct Client;
 impl Client {
     /// A builder for an engine that only opens connections.
     pub fn builder() -> Builder {
-        Builder { bind: Bind::Nothing, ..Builder::default() }
+        Builder {
+            bind: Bind::Nothing,
+            ..Builder::default()
+        }
     }
 }
 
@@ -725,7 +728,10 @@ impl ServerHandle {
         let connector = Connector::new(Url::parse(url)?, options)?;
         let n = self.inner.workers.len();
         let worker = self.inner.next_worker.fetch_add(1, Ordering::Relaxed) % n;
-        let cmd = Command::Connect { connector: Box::new(connector), tag };
+        let cmd = Command::Connect {
+            connector: Box::new(connector),
+            tag,
+        };
         if self.inner.workers[worker].send(cmd) {
             Ok(())
         } else {

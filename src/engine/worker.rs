@@ -12,15 +12,15 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
+use crate::client::{ClientError, ConnectStep, Connector};
 use crate::engine::conn::{Conn, ConnIo, Ctx};
 use crate::engine::inbox::{self, Command, Inbox, InboxSender};
 use crate::engine::timer::{Entry, TimerWheel};
-use crate::client::{ClientError, ConnectStep, Connector};
 use crate::engine::Settings;
 use crate::protocol::handshake::{self, AcceptOptions, UpgradeRequest};
 use crate::protocol::{CloseCode, CloseState, Config, Connection, Event, Role};
-use socket2::{Domain, Protocol, Socket, Type};
 use crate::server::{CloseInfo, ConnId, Handler, Message, Reject, Upgrade, WorkerStats};
+use socket2::{Domain, Protocol, Socket, Type};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -97,8 +97,14 @@ enum Stage<S> {
         /// Handshake timeout, in ticks.
         timeout: u64,
     },
-    Open { proto: Connection, user: S },
-    Draining { ending: Ending, shut: bool },
+    Open {
+        proto: Connection,
+        user: S,
+    },
+    Draining {
+        ending: Ending,
+        shut: bool,
+    },
 }
 
 struct Slot<S> {
@@ -389,7 +395,8 @@ impl<H: Handler> Worker<H> {
             Token(key),
             Interest::READABLE | Interest::WRITABLE,
         ) {
-            self.handler.on_connect_error(connector.url(), tag, &e.into());
+            self.handler
+                .on_connect_error(connector.url(), tag, &e.into());
             return;
         }
         self.next_gen = self.next_gen.wrapping_add(1);
@@ -452,10 +459,7 @@ impl<H: Handler> Worker<H> {
         let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
-        let Stage::Connecting {
-            connector, buf, ..
-        } = &mut slot.stage
-        else {
+        let Stage::Connecting { connector, buf, .. } = &mut slot.stage else {
             return;
         };
         match connector.handle_read(buf, &mut self.ctx.cork) {
@@ -1081,21 +1085,29 @@ fn write_status(reject: &Reject, out: &mut Vec<u8>) {
 
 /// Starts a non-blocking TCP connect to the connector's first address (the proxy's or the
 /// server's), bound to the options' local address if any.
-fn connect_nonblocking(connector: &Connector) -> Result<(TcpStream, std::net::SocketAddr), ClientError> {
+fn connect_nonblocking(
+    connector: &Connector,
+) -> Result<(TcpStream, std::net::SocketAddr), ClientError> {
     use std::net::ToSocketAddrs;
     let target = connector
         .connect_addr()
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "host resolves to no address"))?;
-    let socket = Socket::new(Domain::for_address(target), Type::STREAM, Some(Protocol::TCP))?;
+    let socket = Socket::new(
+        Domain::for_address(target),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
     socket.set_nonblocking(true)?;
     if let Some(local) = connector.options().local_addr {
         socket.bind(&std::net::SocketAddr::new(local, 0).into())?;
     }
     match socket.connect(&target.into()) {
         Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc_einprogress()) || e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e)
+            if e.raw_os_error() == Some(libc_einprogress())
+                || e.kind() == io::ErrorKind::WouldBlock => {}
         Err(e) => return Err(e.into()),
     }
     Ok((TcpStream::from_std(socket.into()), target))

@@ -1,0 +1,312 @@
+//! The engine client: client connections opened from a worker with `ServerHandle::connect`,
+//! driven by the same `Handler` as accepted ones.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::time::Duration;
+
+use common::{start_server, stop, Echo, TIMEOUT};
+use wsx::client::{ClientError, ClientOptions, Url};
+use wsx::{
+    Client, CloseCode, CloseInfo, Conn, Handler, HandshakeError, Message, Reject, Role, Server,
+    ServerHandle, Upgrade,
+};
+
+/// What the client handler saw, by tag.
+#[derive(Debug)]
+enum Seen {
+    Open(u64, Role, Option<String>),
+    Text(u64, String),
+    Closed(u64, CloseInfo),
+    Failed(u64, String, ClientError),
+}
+
+/// Sends `hello <tag>` on open (or nothing for tag 0) and reports everything.
+struct Probe(Sender<Seen>);
+
+impl Handler for Probe {
+    type State = ();
+
+    fn on_open(&mut self, conn: &mut Conn<'_, ()>) {
+        let _ = self.0.send(Seen::Open(
+            conn.tag(),
+            conn.role(),
+            conn.protocol().map(str::to_owned),
+        ));
+        if conn.tag() != 0 {
+            let _ = conn.send_text(&format!("hello {}", conn.tag()));
+        }
+    }
+
+    fn on_message(&mut self, conn: &mut Conn<'_, ()>, message: Message<'_>) {
+        if let Message::Text(t) = message {
+            let _ = self.0.send(Seen::Text(conn.tag(), t.to_owned()));
+        }
+    }
+
+    fn on_close(&mut self, conn: &mut Conn<'_, ()>, close: &CloseInfo) {
+        let _ = self.0.send(Seen::Closed(conn.tag(), close.clone()));
+    }
+
+    fn on_connect_error(&mut self, url: &Url, tag: u64, error: &ClientError) {
+        let _ = self
+            .0
+            .send(Seen::Failed(tag, url.to_string(), clone_error(error)));
+    }
+}
+
+/// `ClientError` holds an `io::Error` and is not `Clone`: keep what the tests compare.
+fn clone_error(e: &ClientError) -> ClientError {
+    match e {
+        ClientError::Handshake(h) => ClientError::Handshake(h.clone()),
+        ClientError::Io(io) => ClientError::Io(std::io::Error::new(io.kind(), io.to_string())),
+        ClientError::Timeout => ClientError::Timeout,
+        ClientError::TooManyRedirects(n) => ClientError::TooManyRedirects(*n),
+        other => ClientError::Io(std::io::Error::other(other.to_string())),
+    }
+}
+
+fn client_engine(threads: usize) -> (ServerHandle, Receiver<Seen>) {
+    let (tx, rx) = channel();
+    let engine = Client::builder()
+        .threads(threads)
+        .pin_threads(false)
+        .start(move |_| Probe(tx.clone()))
+        .expect("client engine starts");
+    (engine, rx)
+}
+
+fn direct() -> ClientOptions {
+    ClientOptions::new().no_proxy()
+}
+
+#[test]
+fn a_thousand_client_connections_from_one_worker() {
+    let server = start_server(Server::builder().threads(2), |_| Echo);
+    let (engine, rx) = client_engine(1);
+    let url = format!("ws://{}/", server.local_addr());
+    const N: u64 = 1000;
+    for tag in 1..=N {
+        engine.connect(&url, direct(), tag).unwrap();
+    }
+    let mut echoed = vec![false; N as usize + 1];
+    let mut opened = 0;
+    let mut got = 0;
+    while got < N {
+        match rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("every connection echoes")
+        {
+            Seen::Open(_, role, _) => {
+                assert_eq!(role, Role::Client);
+                opened += 1;
+            }
+            Seen::Text(tag, text) => {
+                assert_eq!(text, format!("hello {tag}"));
+                assert!(!echoed[tag as usize], "echo twice on {tag}");
+                echoed[tag as usize] = true;
+                got += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(opened, N);
+    assert_eq!(engine.stats().connections, N);
+    assert_eq!(engine.stats().messages_in, N);
+    assert_eq!(server.stats().messages_in, N);
+    // Graceful shutdown of the client engine closes every connection with 1001.
+    engine.shutdown(Duration::from_secs(5));
+    common::wait_for_workers(&engine, Duration::from_secs(10));
+    let mut closed = 0;
+    while let Ok(seen) = rx.recv_timeout(Duration::from_millis(200)) {
+        if let Seen::Closed(_, info) = seen {
+            assert_eq!(
+                info.code,
+                CloseCode::GOING_AWAY,
+                "the server echoes our 1001"
+            );
+            assert!(info.clean);
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, N);
+    stop(&server);
+}
+
+/// Closes every connection with 4001 "bye" after the first message.
+struct CloseAfterOne;
+
+impl Handler for CloseAfterOne {
+    type State = ();
+
+    fn on_upgrade(&mut self, upgrade: &mut Upgrade<'_>) -> Result<(), Reject> {
+        if upgrade.path() == "/forbidden" {
+            return Err(Reject::new(403).body("go away"));
+        }
+        upgrade.select_protocol("chat");
+        Ok(())
+    }
+
+    fn on_message(&mut self, conn: &mut Conn<'_, ()>, _message: Message<'_>) {
+        let _ = conn.close(CloseCode(4001), "bye");
+    }
+}
+
+#[test]
+fn server_initiated_close_and_subprotocol() {
+    let server = start_server(Server::builder().threads(1), |_| CloseAfterOne);
+    let (engine, rx) = client_engine(1);
+    let url = format!("ws://{}/", server.local_addr());
+    engine
+        .connect(&url, direct().protocol("other").protocol("chat"), 7)
+        .unwrap();
+    match rx.recv_timeout(TIMEOUT).unwrap() {
+        Seen::Open(7, Role::Client, protocol) => assert_eq!(protocol.as_deref(), Some("chat")),
+        other => panic!("unexpected {other:?}"),
+    }
+    match rx.recv_timeout(TIMEOUT).unwrap() {
+        Seen::Closed(7, info) => {
+            assert_eq!(
+                (info.code, info.reason.as_str(), info.clean),
+                (CloseCode(4001), "bye", true)
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    stop(&engine);
+    stop(&server);
+}
+
+#[test]
+fn failures_before_open_reach_on_connect_error() {
+    let server = start_server(Server::builder().threads(1), |_| CloseAfterOne);
+    let (engine, rx) = client_engine(1);
+    // Refused by the server's handler: the status and the body's first bytes.
+    engine
+        .connect(
+            &format!("ws://{}/forbidden", server.local_addr()),
+            direct(),
+            1,
+        )
+        .unwrap();
+    match rx.recv_timeout(TIMEOUT).unwrap() {
+        Seen::Failed(1, url, ClientError::Handshake(HandshakeError::UnexpectedStatus(s))) => {
+            assert!(url.ends_with("/forbidden"));
+            assert_eq!(s.status, 403);
+            assert_eq!(s.body, b"go away");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // Nobody listens: connection refused.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    engine
+        .connect(&format!("ws://127.0.0.1:{port}/"), direct(), 2)
+        .unwrap();
+    match rx.recv_timeout(TIMEOUT).unwrap() {
+        Seen::Failed(2, _, ClientError::Io(e)) => {
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused)
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // A server that accepts and never answers: the handshake timeout.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let options = direct().handshake_timeout(Duration::from_millis(300));
+    engine
+        .connect(
+            &format!("ws://{}/", silent.local_addr().unwrap()),
+            options,
+            3,
+        )
+        .unwrap();
+    match rx.recv_timeout(TIMEOUT).unwrap() {
+        Seen::Failed(3, _, ClientError::Timeout) => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    // Invalid URLs and wss fail at once, on the calling thread.
+    assert!(matches!(
+        engine.connect("http:/x", direct(), 4),
+        Err(ClientError::Url(_))
+    ));
+    assert!(matches!(
+        engine.connect("wss://127.0.0.1/", direct(), 5),
+        Err(ClientError::TlsUnsupported)
+    ));
+    stop(&engine);
+    stop(&server);
+}
+
+/// A one-shot HTTP server answering every request with a redirect to `location`.
+fn redirector(location: String, count: usize) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for _ in 0..count {
+            let Ok((mut s, _)) = listener.accept() else {
+                return;
+            };
+            s.set_read_timeout(Some(TIMEOUT)).unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let location = location.replace("{self}", &addr.to_string());
+            let _ = write!(
+                s,
+                "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n"
+            );
+        }
+    });
+    addr.to_string()
+}
+
+#[test]
+fn redirects_are_followed_within_the_limit() {
+    let server = start_server(Server::builder().threads(1), |_| Echo);
+    let (engine, rx) = client_engine(1);
+    let hop = redirector(format!("ws://{}/echo", server.local_addr()), 1);
+    engine
+        .connect(
+            &format!("ws://{hop}/start"),
+            direct().follow_redirects(2),
+            9,
+        )
+        .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        seen.push(rx.recv_timeout(TIMEOUT).expect("open, then the echo"));
+    }
+    assert!(
+        matches!(seen[0], Seen::Open(9, Role::Client, None)),
+        "{seen:?}"
+    );
+    assert!(
+        matches!(&seen[1], Seen::Text(9, t) if t == "hello 9"),
+        "{seen:?}"
+    );
+    // A redirect loop ends at the limit.
+    let looping = redirector("ws://{self}/again".to_owned(), 10);
+    engine
+        .connect(
+            &format!("ws://{looping}/"),
+            direct().follow_redirects(3),
+            10,
+        )
+        .unwrap();
+    match rx.recv_timeout(TIMEOUT).unwrap() {
+        Seen::Failed(10, _, ClientError::TooManyRedirects(3)) => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    stop(&engine);
+    stop(&server);
+}
