@@ -298,3 +298,30 @@ fn local_addr_sets_the_source_address() {
     ws.close(CloseCode::NORMAL, "").expect("close");
     stop_server(&server);
 }
+
+#[test]
+fn ipv6_literal_urls() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback here");
+        return;
+    }
+    let (server, log) = support::recorder_on("[::1]", Behaviour::default());
+    let port = server.local_addr().port();
+    let url = format!("ws://[::1]:{port}/six");
+    let mut ws = open(&url, &options());
+    assert_eq!(ws.url().to_string(), url);
+    ws.send_text("v6").expect("send");
+    assert_eq!(ws.recv().expect("echo"), Message::Text("v6".into()));
+    let seen = &log.upgrades.snapshot()[0];
+    assert_eq!(seen.header("host"), Some(format!("[::1]:{port}").as_str()));
+    assert!(seen.peer.is_ipv6());
+    ws.close(CloseCode::NORMAL, "").expect("close");
+
+    // An IPv4 local address cannot reach an IPv6-only target: a clear io error, at once.
+    let v4 = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
+    match wsx::blocking::connect_with(&url, &options().local_addr(v4)) {
+        Err(ClientError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::AddrNotAvailable),
+        other => panic!("{other:?}"),
+    }
+    stop_server(&server);
+}
