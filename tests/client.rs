@@ -325,3 +325,67 @@ fn ipv6_literal_urls() {
     }
     stop_server(&server);
 }
+
+#[test]
+fn a_read_timeout_is_timeout_and_the_connection_survives_it() {
+    let (server, _log) = recorder(Behaviour::default());
+    let mut ws = open(&ws_url(server.local_addr(), "/"), &options());
+    ws.set_read_timeout(Some(std::time::Duration::from_millis(50)))
+        .expect("timeout");
+    let started = std::time::Instant::now();
+    assert!(matches!(ws.recv(), Err(ClientError::Timeout)));
+    assert!(started.elapsed() < support::TIMEOUT);
+    ws.set_read_timeout(Some(support::TIMEOUT))
+        .expect("timeout");
+    ws.send_text("after").expect("send");
+    assert_eq!(ws.recv().expect("echo"), Message::Text("after".into()));
+    ws.close(CloseCode::NORMAL, "").expect("close");
+    stop_server(&server);
+}
+
+#[test]
+fn a_protocol_error_is_answered_with_its_close_code_and_is_sticky() {
+    // The raw server accepts, sends a masked frame (servers must not mask), then reports the
+    // client's answer.
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let raw = RawServer::start("127.0.0.1", move |mut conn, req| {
+        let tx = tx.lock().expect("sender").clone();
+        let mut answer = req.switching(&[]).into_bytes();
+        answer.extend_from_slice(&[0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2]);
+        conn.send(&answer);
+        let _ = tx.send(conn.read_frame());
+    });
+    let mut ws = open(&raw.url("/"), &options());
+    for _ in 0..2 {
+        match ws.recv() {
+            Err(ClientError::Protocol(ProtocolError::MaskedFrame)) => {}
+            other => panic!("expected MaskedFrame, got {other:?}"),
+        }
+    }
+    let frame = rx
+        .recv_timeout(support::TIMEOUT)
+        .expect("the raw server reports")
+        .expect("a close frame");
+    assert_eq!(frame.opcode, 8);
+    assert_eq!(frame.payload[..2], 1002u16.to_be_bytes());
+    assert!(matches!(
+        ws.send_text("no"),
+        Err(ClientError::Send(SendError::Closing))
+    ));
+}
+
+#[test]
+fn a_connection_dropped_without_a_close_frame_is_closed() {
+    let raw = RawServer::start("127.0.0.1", |mut conn, req| {
+        let mut answer = req.switching(&[]).into_bytes();
+        answer.extend_from_slice(b"\x82\x01\x07");
+        conn.send(&answer);
+    });
+    let mut ws = open(&raw.url("/"), &options());
+    assert_eq!(ws.recv().expect("frame"), Message::Binary(vec![7]));
+    assert!(matches!(ws.recv(), Err(ClientError::Closed)));
+    // No close frame was exchanged: close_state() tells this apart from a clean close.
+    assert_eq!(ws.close_state(), CloseState::Open);
+    assert!(matches!(ws.recv(), Err(ClientError::Closed)));
+}
