@@ -1,4 +1,5 @@
 //! A small blocking client for scripts, tests and examples: one thread, one socket.
+//! `docs/client.md` describes its options, redirects and errors.
 //!
 //! ```no_run
 //! let mut ws = wsx::blocking::connect("ws://127.0.0.1:9001/")?;

@@ -11,7 +11,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
-use support::{open, options, recorder, stop_server, ws_url, Behaviour, RawServer, CLOSE_ME};
+use support::{
+    open, options, recorder, stop_server, ws_url, Behaviour, RawServer, CLOSE_ME, PING_ME,
+};
 use wsx::blocking::Message;
 use wsx::client::ClientError;
 use wsx::protocol::CloseState;
@@ -145,8 +147,12 @@ fn the_mask_generator_is_called_once_per_frame() {
     ws.send_fragment(None, b"cd", true).expect("last");
     assert_eq!(calls.load(Ordering::SeqCst), n + 3);
     assert_eq!(ws.recv().expect("echo"), Message::Binary(b"abcd".to_vec()));
+    // The automatic pong to a server ping takes one too.
+    ws.send_text(PING_ME).expect("send");
+    assert_eq!(ws.recv().expect("ping"), Message::Ping(b"srv".to_vec()));
+    assert_eq!(calls.load(Ordering::SeqCst), n + 5);
     ws.close(CloseCode::NORMAL, "").expect("close");
-    assert_eq!(calls.load(Ordering::SeqCst), n + 4);
+    assert_eq!(calls.load(Ordering::SeqCst), n + 6);
     stop_server(&server);
 }
 
@@ -388,4 +394,14 @@ fn a_connection_dropped_without_a_close_frame_is_closed() {
     // No close frame was exchanged: close_state() tells this apart from a clean close.
     assert_eq!(ws.close_state(), CloseState::Open);
     assert!(matches!(ws.recv(), Err(ClientError::Closed)));
+}
+
+#[test]
+fn docs_client_md_shows_examples_client_rs() {
+    let doc = include_str!("../docs/client.md");
+    let example = include_str!("../examples/client.rs");
+    assert!(
+        doc.contains(&format!("```rust\n{example}```")),
+        "docs/client.md must show examples/client.rs verbatim"
+    );
 }

@@ -87,8 +87,9 @@ pub(crate) struct Behaviour {
     pub(crate) reject: Option<(u16, &'static str)>,
 }
 
-/// Records every upgrade request and close; echoes messages, except the text `close me`, which
-/// it answers by closing with 4001 "bye".
+/// Records every upgrade request and close; echoes messages, except the text [`CLOSE_ME`],
+/// which it answers by closing with 4001 "bye", and [`PING_ME`], which it answers with a ping
+/// carrying `srv`.
 pub(crate) struct Recorder {
     log: Log,
     behaviour: Behaviour,
@@ -96,6 +97,9 @@ pub(crate) struct Recorder {
 
 /// The text that makes a [`Recorder`] close the connection.
 pub(crate) const CLOSE_ME: &str = "close me";
+
+/// The text that makes a [`Recorder`] ping the client.
+pub(crate) const PING_ME: &str = "ping me";
 
 impl Handler for Recorder {
     type State = ();
@@ -132,6 +136,8 @@ impl Handler for Recorder {
     fn on_message(&mut self, conn: &mut Conn<'_, ()>, message: Message<'_>) {
         if message == Message::Text(CLOSE_ME) {
             let _ = conn.close(CloseCode(4001), "bye");
+        } else if message == Message::Text(PING_ME) {
+            let _ = conn.ping(b"srv");
         } else {
             let _ = conn.send(message);
         }
