@@ -1,4 +1,5 @@
 //! A small blocking client for scripts, tests and examples: one thread, one socket.
+//! `docs/client.md` describes its options, redirects and errors.
 //!
 //! ```no_run
 //! let mut ws = wsx::blocking::connect("ws://127.0.0.1:9001/")?;
@@ -11,7 +12,7 @@
 //! ```
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -166,21 +167,34 @@ fn open_tcp(
     deadline: Instant,
 ) -> Result<TcpStream, ClientError> {
     let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
-    let mut last = io::Error::new(
-        io::ErrorKind::NotFound,
-        format!("{addr} resolves to no address"),
-    );
-    for target in addrs {
+    connect_any(addr, &addrs, options.local_addr, deadline)
+}
+
+/// Connects to the first of `addrs` that accepts, from `local` if given.
+fn connect_any(
+    name: &str,
+    addrs: &[SocketAddr],
+    local: Option<IpAddr>,
+    deadline: Instant,
+) -> Result<TcpStream, ClientError> {
+    let mut last: Option<io::Error> = None;
+    let mut skipped = false;
+    for &target in addrs {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(ClientError::Timeout);
+        }
+        if local.is_some_and(|local| local.is_ipv4() != target.is_ipv4()) {
+            // A local address of one family cannot reach the other: try the next target.
+            skipped = true;
+            continue;
         }
         let socket = Socket::new(
             Domain::for_address(target),
             Type::STREAM,
             Some(Protocol::TCP),
         )?;
-        if let Some(local) = options.local_addr {
+        if let Some(local) = local {
             socket.bind(&SocketAddr::new(local, 0).into())?;
         }
         match socket.connect_timeout(&target.into(), left) {
@@ -190,10 +204,24 @@ fn open_tcp(
                 return Ok(stream);
             }
             Err(e) if is_timeout(&e) => return Err(ClientError::Timeout),
-            Err(e) => last = e,
+            Err(e) => last = Some(e),
         }
     }
-    Err(last.into())
+    Err(last
+        .unwrap_or_else(|| {
+            if skipped {
+                io::Error::new(
+                    io::ErrorKind::AddrNotAvailable,
+                    format!("{name} has no address of the local address's family"),
+                )
+            } else {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{name} resolves to no address"),
+                )
+            }
+        })
+        .into())
 }
 
 impl WebSocket {
@@ -364,5 +392,31 @@ impl WebSocket {
     /// Where the closing handshake stands.
     pub fn close_state(&self) -> CloseState {
         self.conn.close_state()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr, TcpListener};
+
+    use super::*;
+
+    #[test]
+    fn a_local_address_skips_targets_of_the_other_family() {
+        // A name that resolves to ::1 first and 127.0.0.1 second (as `localhost` does on many
+        // systems), with an IPv4 local address: the IPv6 target is skipped, not fatal.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let v4 = listener.local_addr().unwrap();
+        let v6 = SocketAddr::new(Ipv6Addr::LOCALHOST.into(), v4.port());
+        let local = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let stream = connect_any("dual", &[v6, v4], Some(local), deadline).unwrap();
+        assert_eq!(stream.peer_addr().unwrap(), v4);
+        // Only the other family: an error that says so.
+        let err = connect_any("v6 only", &[v6], Some(local), deadline).unwrap_err();
+        match err {
+            ClientError::Io(e) => assert_eq!(e.kind(), io::ErrorKind::AddrNotAvailable, "{e}"),
+            other => panic!("{other:?}"),
+        }
     }
 }
