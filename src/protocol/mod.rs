@@ -11,6 +11,7 @@
 //! carries the frames. See [`Connection`] for the calling contract.
 
 pub mod close;
+pub mod deflate;
 mod connection;
 pub mod frame;
 pub mod handshake;
