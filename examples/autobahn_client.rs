@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! ../shared/autobahn/fuzzingserver.sh 9001 reports/client &
-//! cargo run --release --example autobahn_client -- --url ws://127.0.0.1:9001 --agent wsx
+//! cargo run --release --example autobahn_client -- --url ws://127.0.0.1:9001 --agent wsx [--deflate]
 //! ```
 //!
 //! Exits non-zero when a connection fails to open or a case does not finish; the verdicts are
@@ -50,8 +50,13 @@ impl Handler for Echo {
 fn main() -> ExitCode {
     let mut url = "ws://127.0.0.1:9001".to_owned();
     let mut agent = "wsx".to_owned();
+    let mut deflate = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--deflate" {
+            deflate = true;
+            continue;
+        }
         let value = args.next().unwrap_or_default();
         match flag.as_str() {
             "--url" => url = value,
@@ -75,7 +80,19 @@ fn main() -> ExitCode {
         }
     };
     // Autobahn's large cases (9.*) send up to 16 MiB messages.
-    let options = || ClientOptions::new().no_proxy().max_payload(64 << 20);
+    let options = || {
+        let options = ClientOptions::new().no_proxy().max_payload(64 << 20);
+        if deflate {
+            // As a browser offers it: the server may keep its context across messages.
+            options.deflate(wsx::protocol::deflate::DeflateOptions {
+                server_no_context_takeover: false,
+                client_no_context_takeover: false,
+                ..Default::default()
+            })
+        } else {
+            options
+        }
+    };
     let wait = |tag: u64, secs: u64| -> Result<Option<String>, String> {
         let mut text = None;
         loop {

@@ -2,7 +2,7 @@
 //! only against the public API.
 //!
 //! ```sh
-//! cargo run --release --example bench_server -- --port 9001 [--threads 1]
+//! cargo run --release --example bench_server -- --port 9001 [--threads 1] [--deflate]
 //! ```
 //!
 //! (The harness's `B`-prefix broadcast rule arrives with broadcast support.)
@@ -22,8 +22,13 @@ impl Handler for Echo {
 fn main() -> std::io::Result<()> {
     let mut port = 9001;
     let mut threads = 1;
+    let mut deflate = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--deflate" {
+            deflate = true;
+            continue;
+        }
         let value = args.next().unwrap_or_default();
         match flag.as_str() {
             "--port" => port = value.parse().expect("--port takes a number"),
@@ -32,7 +37,11 @@ fn main() -> std::io::Result<()> {
         }
     }
     // The harness pins the process to one core; do not pin threads again inside it.
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if deflate {
+        builder = builder.deflate(wsx::protocol::deflate::DeflateOptions::default());
+    }
+    let server = builder
         .port(port)
         .threads(threads)
         .pin_threads(false)

@@ -65,6 +65,9 @@ pub enum ProtocolError {
         /// The limit.
         max: u32,
     },
+    /// A compressed message (permessage-deflate) that does not inflate.
+    #[error("invalid compressed data")]
+    InvalidCompressedData,
     /// A data frame after the peer's close frame.
     #[error("frame after the close frame")]
     FrameAfterClose,
@@ -77,7 +80,9 @@ impl ProtocolError {
     /// The close code this error is answered with.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCompressedData => {
+                CloseCode::INVALID_PAYLOAD
+            }
             ProtocolError::FrameTooLarge { .. }
             | ProtocolError::MessageTooLarge { .. }
             | ProtocolError::TooManyFragments { .. } => CloseCode::TOO_BIG,

@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use wsx::{Conn, Handler, Message, Server};
 
-const USAGE: &str = "usage: wsx serve [--host HOST] [--port PORT] [--threads N] [--path PATH]
+const USAGE: &str =
+    "usage: wsx serve [--host HOST] [--port PORT] [--threads N] [--path PATH] [--deflate]
 
   serve    echo server: every text or binary message comes back unchanged
            (default 127.0.0.1:9001, one worker per core); Ctrl-C or SIGTERM stops it
-           cleanly (close 1001 to every client, 5 s grace)";
+           cleanly (close 1001 to every client, 5 s grace);
+           --deflate answers permessage-deflate offers (RFC 7692)";
 
 /// Echoes every message.
 struct Echo;
@@ -48,6 +50,7 @@ fn serve(args: &[String]) -> Result<(), String> {
     let mut port: u16 = 9001;
     let mut threads: Option<usize> = None;
     let mut path: Option<String> = None;
+    let mut deflate = false;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -60,6 +63,7 @@ fn serve(args: &[String]) -> Result<(), String> {
             "--port" => port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
             "--threads" => threads = Some(value()?.parse().map_err(|e| format!("--threads: {e}"))?),
             "--path" => path = Some(value()?),
+            "--deflate" => deflate = true,
             other => return Err(format!("unknown flag {other}\n{USAGE}")),
         }
     }
@@ -70,13 +74,17 @@ fn serve(args: &[String]) -> Result<(), String> {
     if let Some(p) = path {
         builder = builder.path(p);
     }
+    if deflate {
+        builder = builder.deflate(wsx::protocol::deflate::DeflateOptions::default());
+    }
     let server = builder
         .start(|_| Echo)
         .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
     println!(
-        "wsx: echo server listening on ws://{} (backend epoll, {} workers)",
+        "wsx: echo server listening on ws://{} (backend epoll, {} workers{})",
         server.local_addr(),
-        server.workers()
+        server.workers(),
+        if deflate { ", permessage-deflate" } else { "" }
     );
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,

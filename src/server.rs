@@ -490,6 +490,14 @@ impl Builder {
         self
     }
 
+    /// Offers permessage-deflate (RFC 7692) with `options`: a client's offer is answered when
+    /// acceptable, and messages at or above the threshold are compressed. Default off. See
+    /// `docs/deflate.md` for what each mode costs.
+    pub fn deflate(mut self, options: crate::protocol::deflate::DeflateOptions) -> Self {
+        self.settings.deflate = Some(options);
+        self
+    }
+
     /// Listen backlog. Default 1024.
     pub fn backlog(mut self, backlog: i32) -> Self {
         self.backlog = backlog;

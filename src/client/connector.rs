@@ -4,7 +4,8 @@
 use crate::client::options::{ClientOptions, ProxyChoice};
 use crate::client::proxy::{Proxy, ProxyHandshake, ProxyStep};
 use crate::client::{ClientError, Url};
-use crate::protocol::handshake::{ClientHandshake, ClientRequest, UpgradeResponse};
+use crate::protocol::deflate::{self, negotiate};
+use crate::protocol::handshake::{ClientHandshake, ClientRequest, ExtensionOffer, UpgradeResponse};
 use crate::protocol::{Config, Connection, Role};
 use crate::HandshakeError;
 
@@ -153,6 +154,13 @@ impl Connector {
         request.protocols = &protocols;
         request.origin = self.options.origin.as_deref();
         request.headers = &headers;
+        let offers: Vec<ExtensionOffer> = self
+            .options
+            .deflate
+            .iter()
+            .map(negotiate::client_offer)
+            .collect();
+        request.extensions = &offers;
         let hs = request.write_with_os_rng(out)?;
         self.phase = Phase::Upgrade(hs);
         Ok(())
@@ -193,6 +201,18 @@ impl Connector {
                     ..Config::default()
                 };
                 let mut connection = Connection::new(Role::Client, config);
+                if let Some(options) = &self.options.deflate {
+                    let answer = response
+                        .extensions()
+                        .iter()
+                        .find(|e| e.name.eq_ignore_ascii_case(deflate::NAME));
+                    if let Some(answer) = answer {
+                        let params = negotiate::client_accept(answer, options).map_err(|_| {
+                            HandshakeError::ResponseExtensionNotOffered(answer.name.clone().into())
+                        })?;
+                        connection.set_deflate(params, options);
+                    }
+                }
                 if let Some(generator) = &self.options.dangerous_mask_generator {
                     let generator = generator.clone();
                     connection.dangerous_set_mask_generator(move || generator());

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::client::proxy::Proxy;
 use crate::limits::Limits;
+use crate::protocol::deflate::DeflateOptions;
 use crate::protocol::handshake::Version;
 
 /// Which proxy a client goes through.
@@ -59,6 +60,8 @@ pub struct ClientOptions {
     pub local_addr: Option<IpAddr>,
     /// The proxy to go through. Default: from the environment.
     pub proxy: ProxyChoice,
+    /// Offer permessage-deflate with these options (ws's `perMessageDeflate`). Default off.
+    pub deflate: Option<DeflateOptions>,
     /// Masking key generator replacing the OS-seeded one (tests only: predictable keys break
     /// RFC 6455 §5.3). Node ws's `generateMask`.
     pub dangerous_mask_generator: Option<Arc<dyn Fn() -> [u8; 4] + Send + Sync>>,
@@ -95,6 +98,7 @@ impl Default for ClientOptions {
             max_redirects: 0,
             local_addr: None,
             proxy: ProxyChoice::FromEnv,
+            deflate: None,
             dangerous_mask_generator: None,
         }
     }
@@ -158,6 +162,13 @@ impl ClientOptions {
     /// Goes through `proxy`.
     pub fn proxy(mut self, proxy: Proxy) -> Self {
         self.proxy = ProxyChoice::Use(proxy);
+        self
+    }
+
+    /// Offers permessage-deflate with `options` (a client usually keeps
+    /// `server_no_context_takeover` off, as browsers do).
+    pub fn deflate(mut self, options: DeflateOptions) -> Self {
+        self.deflate = Some(options);
         self
     }
 

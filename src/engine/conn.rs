@@ -161,7 +161,42 @@ impl<S> Conn<'_, S> {
     ///
     /// [`SendError::Closing`] once a close frame was sent or received.
     pub fn send(&mut self, message: Message<'_>) -> Result<SendStatus, SendError> {
-        self.send_fragment(Some(message.kind()), message.as_bytes(), true)
+        self.send_with(message, true)
+    }
+
+    /// Sends a message, compressed only if `compress` is true and permessage-deflate was
+    /// negotiated (and the message is within the threshold and cap): ws's `compress` option.
+    ///
+    /// # Errors
+    ///
+    /// As [`Conn::send`].
+    pub fn send_with(
+        &mut self,
+        message: Message<'_>,
+        compress: bool,
+    ) -> Result<SendStatus, SendError> {
+        self.send_whole(message.kind(), message.as_bytes(), compress)
+    }
+
+    fn send_whole(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+        compress: bool,
+    ) -> Result<SendStatus, SendError> {
+        let status = self.admit()?;
+        if status == SendStatus::Dropped {
+            return Ok(status);
+        }
+        self.tx
+            .send_message_with(kind, payload, compress, &mut self.ctx.cork)?;
+        self.ctx.messages_out += 1;
+        Ok(status)
+    }
+
+    /// Whether permessage-deflate is in force on this connection.
+    pub fn compression(&self) -> bool {
+        self.tx.deflate_on()
     }
 
     /// Sends a text message.
@@ -215,6 +250,9 @@ impl<S> Conn<'_, S> {
     ) -> Result<SendStatus, SendError> {
         /// Below this a copy into the cork buffer is cheaper than another iovec.
         const SHARE_FROM: usize = 1024;
+        if self.tx.would_compress(payload.len()) {
+            return self.send_whole(kind, &payload, true);
+        }
         let status = self.admit()?;
         if status == SendStatus::Dropped {
             return Ok(status);

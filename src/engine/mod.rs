@@ -36,6 +36,7 @@ pub(crate) struct Settings {
     pub(crate) max_buffered: usize,
     pub(crate) max_connections: usize,
     pub(crate) nodelay: bool,
+    pub(crate) deflate: Option<crate::protocol::deflate::DeflateOptions>,
 }
 
 impl Default for Settings {
@@ -50,6 +51,7 @@ impl Default for Settings {
             max_buffered: 16 << 20,
             max_connections: 1_000_000,
             nodelay: true,
+            deflate: None,
         }
     }
 }

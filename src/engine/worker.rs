@@ -17,7 +17,8 @@ use crate::engine::conn::{Conn, ConnIo, Ctx};
 use crate::engine::inbox::{self, Command, Inbox, InboxSender};
 use crate::engine::timer::{Entry, TimerWheel};
 use crate::engine::Settings;
-use crate::protocol::handshake::{self, AcceptOptions, UpgradeRequest};
+use crate::protocol::deflate::negotiate;
+use crate::protocol::handshake::{self, AcceptOptions, ExtensionOffer, UpgradeRequest};
 use crate::protocol::{CloseCode, CloseState, Config, Connection, Event, Role};
 use crate::server::{CloseInfo, ConnId, Handler, Message, Reject, Upgrade, WorkerStats};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -568,7 +569,14 @@ impl<H: Handler> Worker<H> {
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
-        let options = AcceptOptions::new().with_headers(&header_refs);
+        let deflate = self.settings.deflate.as_ref().and_then(|options| {
+            negotiate::server_accept(request.extensions(), options)
+                .map(|(answer, params)| (answer, params, options))
+        });
+        let answer: Vec<ExtensionOffer> = deflate.iter().map(|(a, _, _)| a.clone()).collect();
+        let options = AcceptOptions::new()
+            .with_headers(&header_refs)
+            .with_extensions(&answer);
         let options = match protocol.as_deref() {
             Some(p) => options.with_protocol(p),
             None => options,
@@ -582,10 +590,11 @@ impl<H: Handler> Worker<H> {
         self.rbuf[..leftover].copy_from_slice(&buf[consumed..]);
         slot.io.protocol = protocol.map(String::into_boxed_str);
         slot.io.last_read = self.now;
-        slot.stage = Stage::Open {
-            proto: Connection::new(Role::Server, self.proto_config),
-            user,
-        };
+        let mut proto = Connection::new(Role::Server, self.proto_config);
+        if let Some((_, params, options)) = deflate {
+            proto.set_deflate(params, options);
+        }
+        slot.stage = Stage::Open { proto, user };
         if let Stage::Open { proto, user } = &mut slot.stage {
             let (_, tx) = proto.split();
             let mut conn = Conn {

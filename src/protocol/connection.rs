@@ -9,6 +9,8 @@ use rand::{RngCore, SeedableRng};
 use crate::error::{ProtocolError, SendError};
 use crate::limits::Limits;
 use crate::protocol::close::{self, CloseCode};
+use crate::protocol::deflate::codec::{DeflateState, InflateError};
+use crate::protocol::deflate::{DeflateOptions, Params};
 use crate::protocol::frame::{
     Control, Data, FrameHeader, FrameRules, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1,
 };
@@ -182,6 +184,28 @@ impl Output {
     }
 }
 
+/// An inflated message buffer above this capacity is freed after use.
+const KEEP_INFLATED: usize = 64 << 10;
+
+/// Inflates one compressed message into `out`, bounded by the message size limit.
+fn inflate(
+    inflater: Option<&mut DeflateState>,
+    compressed: &[u8],
+    config: &Config,
+    out: &mut Vec<u8>,
+) -> Result<(), ProtocolError> {
+    let inflater = inflater.ok_or(ProtocolError::ReservedBits)?;
+    let max = usize::try_from(config.limits.max_message_size).unwrap_or(usize::MAX);
+    inflater
+        .decompress(compressed, max, out)
+        .map_err(|e| match e {
+            InflateError::TooBig { .. } => ProtocolError::MessageTooLarge {
+                max: config.limits.max_message_size,
+            },
+            _ => ProtocolError::InvalidCompressedData,
+        })
+}
+
 /// A data frame whose payload is still arriving.
 #[derive(Debug, Clone, Copy)]
 struct PartialFrame {
@@ -195,6 +219,8 @@ struct PartialFrame {
 /// Where an event's payload lies, before it is borrowed.
 #[derive(Debug, Clone)]
 enum Src {
+    /// The connection's inflate buffer.
+    Inflated,
     Input(Range<usize>),
     Assembly,
 }
@@ -260,6 +286,10 @@ pub struct ReadHalf {
     config: Config,
     frame: Option<PartialFrame>,
     assembler: Assembler,
+    /// permessage-deflate, receiving side (when negotiated).
+    inflater: Option<Box<DeflateState>>,
+    /// The last inflated message.
+    inflated: Vec<u8>,
 }
 
 /// The sending half of a [`Connection`]: close state, frame encoding, masking keys and the
@@ -271,6 +301,8 @@ pub struct WriteHalf {
     sending: Option<MessageKind>,
     error: Option<ProtocolError>,
     out: Output,
+    /// permessage-deflate, sending side (when negotiated).
+    deflater: Option<Box<DeflateState>>,
 }
 
 impl fmt::Debug for WriteHalf {
@@ -309,6 +341,8 @@ impl Connection {
         };
         Connection {
             rx: ReadHalf {
+                inflater: None,
+                inflated: Vec::new(),
                 config,
                 frame: None,
                 assembler: Assembler::default(),
@@ -318,6 +352,7 @@ impl Connection {
                 state: CloseState::Open,
                 sending: None,
                 error: None,
+                deflater: None,
                 out: Output {
                     masker,
                     transmit: Vec::new(),
@@ -348,7 +383,26 @@ impl Connection {
 
     /// Heap bytes this connection holds (assembly and reply buffers), for memory accounting.
     pub fn heap_size(&self) -> usize {
-        self.rx.assembler.capacity() + self.tx.out.transmit.capacity()
+        self.rx.assembler.capacity()
+            + self.rx.inflated.capacity()
+            + self.tx.out.transmit.capacity()
+            + self.rx.inflater.as_ref().map_or(0, |d| d.heap_size())
+            + self.tx.deflater.as_ref().map_or(0, |d| d.heap_size())
+    }
+
+    /// Turns on permessage-deflate with the negotiated `params` (RSV1 becomes legal on the first
+    /// frame of a message; such messages are inflated before they are handed out, within
+    /// [`crate::Limits::max_message_size`]; outgoing messages are compressed per
+    /// [`DeflateOptions`]).
+    pub fn set_deflate(&mut self, params: Params, options: &DeflateOptions) {
+        self.rx.config.allowed_rsv |= RSV1;
+        self.rx.inflater = Some(Box::new(DeflateState::new(params, options)));
+        self.tx.deflater = Some(Box::new(DeflateState::new(params, options)));
+    }
+
+    /// The permessage-deflate parameters in force, if negotiated.
+    pub fn deflate_params(&self) -> Option<Params> {
+        self.tx.deflater.as_ref().map(|d| d.params())
     }
 
     /// Replaces the client's masking key generator; see
@@ -418,6 +472,12 @@ impl ReadHalf {
             return Err(e.clone());
         }
         self.assembler.release();
+        if !self.inflated.is_empty() {
+            self.inflated.clear();
+            if self.inflated.capacity() > KEEP_INFLATED {
+                self.inflated = Vec::new();
+            }
+        }
         let (consumed, pending) = match self.read_until_event(tx, input) {
             Ok(step) => step,
             Err(e) => return Err(tx.fail(e)),
@@ -430,12 +490,16 @@ impl ReadHalf {
             Some(Pending::Message(MessageKind::Binary, Src::Assembly)) => {
                 Some(Event::Binary(self.assembler.payload()))
             }
+            Some(Pending::Message(MessageKind::Binary, Src::Inflated)) => {
+                Some(Event::Binary(&self.inflated))
+            }
             Some(Pending::Message(MessageKind::Text, src)) => {
                 // A message handed out in place is validated here, once. Assembled text was
                 // validated as it arrived (to fail fast) and is checked again to borrow it as str.
                 let bytes = match src {
                     Src::Input(r) => &input[r],
                     Src::Assembly => self.assembler.payload(),
+                    Src::Inflated => &self.inflated,
                 };
                 match utf8::as_str(bytes) {
                     Ok(text) => Some(Event::Text(text)),
@@ -490,7 +554,16 @@ impl ReadHalf {
                 let fin = frame.fin;
                 self.frame = None;
                 if fin {
-                    let (kind, _compressed) = self.assembler.finish()?;
+                    let (kind, compressed) = self.assembler.finish()?;
+                    if compressed {
+                        inflate(
+                            self.inflater.as_deref_mut(),
+                            self.assembler.payload(),
+                            &self.config,
+                            &mut self.inflated,
+                        )?;
+                        return Ok((pos, Some(Pending::Message(kind, Src::Inflated))));
+                    }
                     return Ok((pos, Some(Pending::Message(kind, Src::Assembly))));
                 }
                 continue;
@@ -526,11 +599,7 @@ impl ReadHalf {
             let compressed = header.rsv & RSV1 != 0;
             // The fast path: a whole unfragmented message in the input is handed out in place.
             if let Some(kind) = kind {
-                if header.fin
-                    && !compressed
-                    && !self.assembler.in_progress()
-                    && avail >= header.payload_len
-                {
+                if header.fin && !self.assembler.in_progress() && avail >= header.payload_len {
                     if header.payload_len > self.config.limits.max_message_size {
                         return Err(ProtocolError::MessageTooLarge {
                             max: self.config.limits.max_message_size,
@@ -539,6 +608,15 @@ impl ReadHalf {
                     let range = start..start + header.payload_len as usize;
                     if let Some(key) = header.mask {
                         apply_mask(&mut input[range.clone()], key, 0);
+                    }
+                    if compressed {
+                        inflate(
+                            self.inflater.as_deref_mut(),
+                            &input[range.clone()],
+                            &self.config,
+                            &mut self.inflated,
+                        )?;
+                        return Ok((range.end, Some(Pending::Message(kind, Src::Inflated))));
                     }
                     return Ok((range.end, Some(Pending::Message(kind, Src::Input(range)))));
                 }
@@ -685,7 +763,7 @@ impl WriteHalf {
         payload: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), SendError> {
-        self.send_fragment(Some(kind), payload, true, out)
+        self.send_message_with(kind, payload, true, out)
     }
 
     /// Appends one fragment: `Some(kind)` starts a message, `None` continues the one started;
@@ -704,6 +782,70 @@ impl WriteHalf {
     ) -> Result<(), SendError> {
         let opcode = self.begin_send(kind, fin)?;
         self.out.write_frame(opcode, fin, 0, payload, out);
+        Ok(())
+    }
+
+    /// Whether permessage-deflate was negotiated.
+    pub fn deflate_on(&self) -> bool {
+        self.deflater.is_some()
+    }
+
+    /// Whether a whole message of `len` bytes would be compressed (permessage-deflate
+    /// negotiated, size within the threshold and cap).
+    pub fn would_compress(&self, len: usize) -> bool {
+        self.deflater
+            .as_ref()
+            .is_some_and(|d| d.should_compress(len))
+    }
+
+    /// Appends a whole message in one frame, compressed when permessage-deflate is negotiated,
+    /// `compress` is true and the size is within the threshold and cap (ws's `compress` send
+    /// option). Fragments ([`WriteHalf::send_fragment`]) are never compressed.
+    ///
+    /// # Errors
+    ///
+    /// As [`WriteHalf::send_fragment`].
+    pub fn send_message_with(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+        compress: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        if !(compress && self.would_compress(payload.len())) {
+            return self.send_fragment(Some(kind), payload, true, out);
+        }
+        let opcode = self.begin_send(Some(kind), true)?;
+        let Some(deflater) = self.deflater.as_deref_mut() else {
+            return Err(SendError::FragmentOrder); // unreachable: would_compress checked it
+        };
+        // Compress behind room for the longest header, then slide the payload down to the
+        // header's real length: no scratch buffer.
+        let mask = self.out.next_mask();
+        let room = if mask.is_some() {
+            MAX_HEADER_LEN
+        } else {
+            MAX_HEADER_LEN - 4
+        };
+        let start = out.len();
+        out.resize(start + room, 0);
+        deflater.compress(payload, out);
+        let clen = out.len() - start - room;
+        let header = FrameHeader {
+            fin: true,
+            rsv: RSV1,
+            opcode,
+            mask,
+            payload_len: clen as u64,
+        };
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let hlen = header.encode(&mut head);
+        out.copy_within(start + room.., start + hlen);
+        out.truncate(start + hlen + clen);
+        out[start..start + hlen].copy_from_slice(&head[..hlen]);
+        if let Some(key) = mask {
+            apply_mask(&mut out[start + hlen..], key, 0);
+        }
         Ok(())
     }
 
