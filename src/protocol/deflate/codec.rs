@@ -28,7 +28,10 @@ pub struct DeflateState {
 impl DeflateState {
     /// The state for a connection with `params`.
     pub fn new(params: Params, options: &DeflateOptions) -> Self {
-        DeflateState { params, options: *options }
+        DeflateState {
+            params,
+            options: *options,
+        }
     }
 
     /// The parameters in force.
@@ -38,7 +41,9 @@ impl DeflateState {
 
     /// Whether a message of `len` bytes should be compressed (threshold, size cap, window).
     pub fn should_compress(&self, len: usize) -> bool {
-        len >= self.options.threshold && len <= self.options.max_compress_size && self.params.send_window_bits >= 9
+        len >= self.options.threshold
+            && len <= self.options.max_compress_size
+            && self.params.send_window_bits >= 9
     }
 
     /// Appends the compressed form of the whole message `input` to `out`, without the final
@@ -53,7 +58,12 @@ impl DeflateState {
     /// # Errors
     ///
     /// [`InflateError`].
-    pub fn decompress(&mut self, input: &[u8], max: usize, out: &mut Vec<u8>) -> Result<(), InflateError> {
+    pub fn decompress(
+        &mut self,
+        input: &[u8],
+        max: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), InflateError> {
         let _ = (input, max, out);
         Err(InflateError::Corrupt)
     }
