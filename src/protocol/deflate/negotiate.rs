@@ -322,3 +322,391 @@ pub fn client_accept(
         recv_no_context_takeover: parsed.server_no_context_takeover,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::handshake::{format_extensions, parse_extensions};
+    use proptest::prelude::*;
+
+    /// Options with the four negotiated knobs set and the rest at their defaults.
+    fn opts(
+        server_no_context_takeover: bool,
+        client_no_context_takeover: bool,
+        server_max_window_bits: Option<u8>,
+        client_max_window_bits: Option<u8>,
+    ) -> DeflateOptions {
+        DeflateOptions {
+            server_no_context_takeover,
+            client_no_context_takeover,
+            server_max_window_bits,
+            client_max_window_bits,
+            ..DeflateOptions::default()
+        }
+    }
+
+    /// `Params` in the order send bits, recv bits, send reset, recv reset.
+    fn p(send: u8, recv: u8, send_reset: bool, recv_reset: bool) -> Params {
+        Params {
+            send_window_bits: send,
+            recv_window_bits: recv,
+            send_no_context_takeover: send_reset,
+            recv_no_context_takeover: recv_reset,
+        }
+    }
+
+    fn header(ext: &ExtensionOffer) -> String {
+        let mut s = String::new();
+        format_extensions(std::slice::from_ref(ext), &mut s).unwrap();
+        s
+    }
+
+    /// The server's answer to a header value, formatted, with its params.
+    fn answer(offers: &str, options: &DeflateOptions) -> Option<(String, Params)> {
+        let offers = parse_extensions(offers.as_bytes()).unwrap();
+        server_accept(&offers, options).map(|(a, params)| (header(&a), params))
+    }
+
+    fn accepted(answer: &str, params: Params) -> Option<(String, Params)> {
+        Some((answer.to_owned(), params))
+    }
+
+    const DECLINED: Option<(String, Params)> = None;
+
+    /// `server! { options => { "offers" => expected, ... } }`
+    macro_rules! server {
+        ($($options:expr => { $($offers:literal => $expected:expr),* $(,)? })*) => {$($(
+            assert_eq!(answer($offers, &$options), $expected, "offers {:?}", $offers);
+        )*)*};
+    }
+
+    /// `client! { options => { "answer" => Ok(params) | Err("fragment"), ... } }`
+    macro_rules! client {
+        ($($options:expr => { $($answer:literal => $expected:expr),* $(,)? })*) => {$($(
+            let answers = parse_extensions($answer.as_bytes()).unwrap();
+            let got = client_accept(&answers[0], &$options)
+                .map_err(|NegotiationError::InvalidResponse(why)| why);
+            assert_eq!(got, $expected, "answer {:?}", $answer);
+        )*)*};
+    }
+
+    #[test]
+    fn server_answers_first_acceptable_offer() {
+        server! {
+            opts(false, false, None, None) => {
+                "permessage-deflate" => accepted("permessage-deflate", p(15, 15, false, false)),
+                "PerMessage-Deflate; Server_No_Context_Takeover" => accepted(
+                    "permessage-deflate; server_no_context_takeover", p(15, 15, true, false)),
+                "permessage-deflate; client_no_context_takeover" => accepted(
+                    "permessage-deflate; client_no_context_takeover", p(15, 15, false, true)),
+                "permessage-deflate; server_max_window_bits=10" => accepted(
+                    "permessage-deflate; server_max_window_bits=10", p(10, 15, false, false)),
+                "permessage-deflate; server_max_window_bits=\"9\"" => accepted(
+                    "permessage-deflate; server_max_window_bits=9", p(9, 15, false, false)),
+                "permessage-deflate; client_max_window_bits=9" => accepted(
+                    "permessage-deflate; client_max_window_bits=9", p(15, 9, false, false)),
+                "permessage-deflate; client_max_window_bits=\"15\"" => accepted(
+                    "permessage-deflate; client_max_window_bits=15", p(15, 15, false, false)),
+                "x-webkit-deflate-frame, permessage-deflate" =>
+                    accepted("permessage-deflate", p(15, 15, false, false)),
+                "permessage-deflate; x=1, permessage-deflate; server_max_window_bits=12" =>
+                    accepted("permessage-deflate; server_max_window_bits=12", p(12, 15, false, false)),
+                "permessage-deflate; server_max_window_bits=7, \
+                 permessage-deflate; server_max_window_bits=8, permessage-deflate" =>
+                    accepted("permessage-deflate; server_max_window_bits=8", p(8, 15, false, false)),
+                "" => DECLINED,
+                "x-webkit-deflate-frame" => DECLINED,
+                "permessage-deflate-x" => DECLINED,
+            }
+        }
+    }
+
+    #[test]
+    fn server_declines_invalid_offers() {
+        server! {
+            DeflateOptions::default() => {
+                "permessage-deflate; x" => DECLINED,
+                "permessage-deflate; x=1" => DECLINED,
+                "permessage-deflate; server_no_context_takeover; server_no_context_takeover" => DECLINED,
+                "permessage-deflate; client_max_window_bits; Client_Max_Window_Bits" => DECLINED,
+                "permessage-deflate; server_max_window_bits=10; server_max_window_bits=10" => DECLINED,
+                "permessage-deflate; server_max_window_bits" => DECLINED,
+                "permessage-deflate; server_max_window_bits=7" => DECLINED,
+                "permessage-deflate; server_max_window_bits=16" => DECLINED,
+                "permessage-deflate; server_max_window_bits=010" => DECLINED,
+                "permessage-deflate; server_max_window_bits=abc" => DECLINED,
+                "permessage-deflate; server_max_window_bits=+9" => DECLINED,
+                "permessage-deflate; server_max_window_bits=\"\"" => DECLINED,
+                "permessage-deflate; server_max_window_bits=\" 9\"" => DECLINED,
+                "permessage-deflate; server_max_window_bits=255" => DECLINED,
+                "permessage-deflate; client_max_window_bits=0" => DECLINED,
+                "permessage-deflate; client_max_window_bits=16" => DECLINED,
+                "permessage-deflate; client_max_window_bits=09" => DECLINED,
+                "permessage-deflate; client_no_context_takeover=1" => DECLINED,
+                "permessage-deflate; server_no_context_takeover=\"\"" => DECLINED,
+            }
+        }
+    }
+
+    #[test]
+    fn browser_and_library_offers() {
+        let both = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+        server! {
+            // Server defaults: both no_context_takeover flags, no window limits.
+            DeflateOptions::default() => {
+                // Chrome, and Node ws's default offer.
+                "permessage-deflate; client_max_window_bits" =>
+                    accepted(both, p(15, 15, true, true)),
+                // Firefox and Safari.
+                "permessage-deflate" => accepted(both, p(15, 15, true, true)),
+                // Older Safari also offers the pre-RFC extension first.
+                "x-webkit-deflate-frame, permessage-deflate; client_max_window_bits" =>
+                    accepted(both, p(15, 15, true, true)),
+            }
+            opts(false, false, None, None) => {
+                "permessage-deflate; client_max_window_bits" =>
+                    accepted("permessage-deflate", p(15, 15, false, false)),
+            }
+        }
+    }
+
+    #[test]
+    fn autobahn_offers() {
+        for n in 8..=15u8 {
+            for (snct, cnct) in [(false, false), (true, false), (false, true), (true, true)] {
+                let mut offer = ExtensionOffer::new(NAME);
+                if snct {
+                    offer = offer.with_param(SERVER_NO_CONTEXT_TAKEOVER, None);
+                }
+                if cnct {
+                    offer = offer.with_param(CLIENT_NO_CONTEXT_TAKEOVER, None);
+                }
+                let offer = offer
+                    .with_param(SERVER_MAX_WINDOW_BITS, Some(&n.to_string()))
+                    .with_param(CLIENT_MAX_WINDOW_BITS, Some(&n.to_string()));
+                let (got, params) =
+                    server_accept(&[offer.clone()], &opts(false, false, None, None)).unwrap();
+                assert_eq!(got, offer, "the answer echoes an acceptable offer");
+                assert_eq!(params, p(n, n, snct, cnct));
+                // Also offered bare on the client window, as Autobahn's
+                // `accept_max_window_bits`.
+                let bare = header(&offer).replace(
+                    &format!("client_max_window_bits={n}"),
+                    "client_max_window_bits",
+                );
+                let (_, params) = server_accept(
+                    &parse_extensions(bare.as_bytes()).unwrap(),
+                    &DeflateOptions::default(),
+                )
+                .unwrap();
+                assert_eq!(params, p(n, 15, true, true), "{bare}");
+            }
+        }
+    }
+
+    #[test]
+    fn server_options_limit_windows() {
+        server! {
+            opts(false, false, Some(10), Some(12)) => {
+                // Our window is answered unasked; the client's limit cannot be imposed.
+                "permessage-deflate" => accepted(
+                    "permessage-deflate; server_max_window_bits=10", p(10, 15, false, false)),
+                "permessage-deflate; client_max_window_bits" => accepted(
+                    "permessage-deflate; server_max_window_bits=10; client_max_window_bits=12",
+                    p(10, 12, false, false)),
+                "permessage-deflate; server_max_window_bits=9; client_max_window_bits=14" => accepted(
+                    "permessage-deflate; server_max_window_bits=9; client_max_window_bits=12",
+                    p(9, 12, false, false)),
+                "permessage-deflate; server_max_window_bits=15; client_max_window_bits=11" => accepted(
+                    "permessage-deflate; server_max_window_bits=10; client_max_window_bits=11",
+                    p(10, 11, false, false)),
+            }
+            opts(true, false, Some(15), None) => {
+                "permessage-deflate" => accepted(
+                    "permessage-deflate; server_no_context_takeover", p(15, 15, true, false)),
+            }
+            // Out-of-range options are clamped to 8..=15.
+            opts(false, false, Some(3), Some(40)) => {
+                "permessage-deflate; client_max_window_bits" => accepted(
+                    "permessage-deflate; server_max_window_bits=8; client_max_window_bits=15",
+                    p(8, 15, false, false)),
+            }
+        }
+    }
+
+    #[test]
+    fn client_offer_bytes() {
+        for (options, expected) in [
+            (
+                opts(false, true, None, None),
+                "permessage-deflate; client_no_context_takeover; client_max_window_bits",
+            ),
+            (
+                opts(false, false, None, None),
+                "permessage-deflate; client_max_window_bits",
+            ),
+            (
+                opts(true, true, Some(10), Some(9)),
+                "permessage-deflate; client_no_context_takeover; server_no_context_takeover; \
+                 server_max_window_bits=10; client_max_window_bits=9",
+            ),
+            (
+                opts(false, false, Some(20), Some(2)),
+                "permessage-deflate; server_max_window_bits=15; client_max_window_bits=8",
+            ),
+        ] {
+            assert_eq!(header(&client_offer(&options)), expected);
+        }
+    }
+
+    #[test]
+    fn client_accepts_valid_answers() {
+        client! {
+            opts(false, false, None, None) => {
+                "permessage-deflate" => Ok(p(15, 15, false, false)),
+                "permessage-deflate; server_no_context_takeover" => Ok(p(15, 15, false, true)),
+                "permessage-deflate; client_no_context_takeover" => Ok(p(15, 15, true, false)),
+                "permessage-deflate; server_max_window_bits=8" => Ok(p(15, 8, false, false)),
+                "permessage-deflate; client_max_window_bits=10" => Ok(p(10, 15, false, false)),
+                "PERMESSAGE-DEFLATE; SERVER_MAX_WINDOW_BITS=\"12\"" => Ok(p(15, 12, false, false)),
+                "permessage-deflate; client_no_context_takeover; server_no_context_takeover; \
+                 client_max_window_bits=8; server_max_window_bits=9" => Ok(p(8, 9, true, true)),
+            }
+            // Client defaults: we promise client_no_context_takeover whatever the answer.
+            opts(false, true, None, None) => {
+                "permessage-deflate" => Ok(p(15, 15, true, false)),
+            }
+            opts(true, true, Some(10), Some(12)) => {
+                "permessage-deflate; server_no_context_takeover; server_max_window_bits=10" =>
+                    Ok(p(12, 10, true, true)),
+                "permessage-deflate; server_no_context_takeover; server_max_window_bits=9; \
+                 client_max_window_bits=11" => Ok(p(11, 9, true, true)),
+                "permessage-deflate; server_no_context_takeover; server_max_window_bits=10; \
+                 client_max_window_bits=12" => Ok(p(12, 10, true, true)),
+            }
+        }
+    }
+
+    #[test]
+    fn client_rejects_invalid_answers() {
+        client! {
+            opts(false, false, None, None) => {
+                "x-webkit-deflate-frame" => Err("not permessage-deflate"),
+                "permessage-deflate; x" => Err("unknown parameter"),
+                "permessage-deflate; server_no_context_takeover; server_no_context_takeover" =>
+                    Err("duplicate parameter"),
+                "permessage-deflate; client_max_window_bits=9; CLIENT_MAX_WINDOW_BITS=9" =>
+                    Err("duplicate parameter"),
+                "permessage-deflate; server_max_window_bits" => Err("missing window bits"),
+                "permessage-deflate; server_max_window_bits=7" => Err("bad window bits"),
+                "permessage-deflate; server_max_window_bits=16" => Err("bad window bits"),
+                "permessage-deflate; server_max_window_bits=010" => Err("bad window bits"),
+                "permessage-deflate; server_max_window_bits=abc" => Err("bad window bits"),
+                "permessage-deflate; client_max_window_bits=16" => Err("bad window bits"),
+                "permessage-deflate; client_max_window_bits" =>
+                    Err("client_max_window_bits without a value"),
+                "permessage-deflate; client_no_context_takeover=1" =>
+                    Err("unexpected value for no_context_takeover"),
+                "permessage-deflate; server_no_context_takeover=\"\"" =>
+                    Err("unexpected value for no_context_takeover"),
+            }
+            opts(true, true, Some(10), Some(12)) => {
+                "permessage-deflate; server_max_window_bits=10" =>
+                    Err("missing server_no_context_takeover"),
+                "permessage-deflate; server_no_context_takeover; server_max_window_bits=11" =>
+                    Err("server window larger than offered"),
+                "permessage-deflate; server_no_context_takeover" =>
+                    Err("server window larger than offered"),
+                "permessage-deflate; server_no_context_takeover; server_max_window_bits=10; \
+                 client_max_window_bits=13" => Err("client window larger than offered"),
+            }
+        }
+        assert_eq!(
+            NegotiationError::InvalidResponse("unknown parameter").to_string(),
+            "invalid permessage-deflate response: unknown parameter"
+        );
+    }
+
+    fn options_strategy() -> impl Strategy<Value = DeflateOptions> {
+        // Mostly 8..=15, sometimes out of range to exercise clamping.
+        let bits = || proptest::option::of(prop_oneof![4 => 8u8..=15, 1 => any::<u8>()]);
+        (any::<bool>(), any::<bool>(), bits(), bits())
+            .prop_map(|(snct, cnct, smwb, cmwb)| opts(snct, cnct, smwb, cmwb))
+    }
+
+    fn offer_strategy() -> impl Strategy<Value = ExtensionOffer> {
+        let name = prop_oneof![
+            Just(NAME.to_owned()),
+            Just("PERMESSAGE-DEFLATE".to_owned()),
+            "[a-z-]{1,8}",
+        ];
+        let param = prop_oneof![
+            Just(SERVER_NO_CONTEXT_TAKEOVER.to_owned()),
+            Just(CLIENT_NO_CONTEXT_TAKEOVER.to_owned()),
+            Just(SERVER_MAX_WINDOW_BITS.to_owned()),
+            Just(CLIENT_MAX_WINDOW_BITS.to_owned()),
+            "[a-z_]{1,8}",
+        ];
+        let value = proptest::option::of(prop_oneof![
+            (0u16..300).prop_map(|n| n.to_string()),
+            "[0-9+ -]{0,4}",
+            ".{0,4}",
+        ]);
+        (name, proptest::collection::vec((param, value), 0..5))
+            .prop_map(|(name, params)| ExtensionOffer { name, params })
+    }
+
+    /// The two ends agree: what one sends with, the other receives with.
+    fn mirror(server: Params, client: Params) -> Result<(), TestCaseError> {
+        prop_assert_eq!(client.send_window_bits, server.recv_window_bits);
+        prop_assert_eq!(client.recv_window_bits, server.send_window_bits);
+        prop_assert_eq!(
+            client.send_no_context_takeover,
+            server.recv_no_context_takeover
+        );
+        prop_assert_eq!(
+            client.recv_no_context_takeover,
+            server.send_no_context_takeover
+        );
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn our_offer_is_accepted_and_params_mirror(
+            client in options_strategy(),
+            server in options_strategy(),
+        ) {
+            let offer = client_offer(&client);
+            let (answer, server_params) = server_accept(&[offer], &server)
+                .expect("the server accepts our offer");
+            let client_params = client_accept(&answer, &client);
+            prop_assert!(client_params.is_ok(), "{:?} for {:?}", client_params, header(&answer));
+            mirror(server_params, client_params.unwrap())?;
+            for bits in [server_params.send_window_bits, server_params.recv_window_bits] {
+                prop_assert!((MIN_WINDOW_BITS..=MAX_WINDOW_BITS).contains(&bits));
+            }
+        }
+
+        #[test]
+        fn arbitrary_offers_never_panic(
+            offers in proptest::collection::vec(offer_strategy(), 0..4),
+            server in options_strategy(),
+        ) {
+            if let Some((answer, server_params)) = server_accept(&offers, &server) {
+                // The answer is well-formed for a client that asked for nothing in particular.
+                let client = client_accept(&answer, &opts(false, false, None, None));
+                prop_assert!(client.is_ok(), "{:?} for {:?}", client, header(&answer));
+                mirror(server_params, client.unwrap())?;
+            }
+        }
+
+        #[test]
+        fn arbitrary_answers_never_panic(
+            answer in offer_strategy(),
+            client in options_strategy(),
+        ) {
+            let _ = client_accept(&answer, &client);
+        }
+    }
+}
