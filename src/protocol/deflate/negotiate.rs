@@ -484,8 +484,11 @@ mod tests {
                 let offer = offer
                     .with_param(SERVER_MAX_WINDOW_BITS, Some(&n.to_string()))
                     .with_param(CLIENT_MAX_WINDOW_BITS, Some(&n.to_string()));
-                let (got, params) =
-                    server_accept(&[offer.clone()], &opts(false, false, None, None)).unwrap();
+                let (got, params) = server_accept(
+                    std::slice::from_ref(&offer),
+                    &opts(false, false, None, None),
+                )
+                .unwrap();
                 assert_eq!(got, offer, "the answer echoes an acceptable offer");
                 assert_eq!(params, p(n, n, snct, cnct));
                 // Also offered bare on the client window, as Autobahn's
