@@ -11,8 +11,8 @@
 //! carries the frames. See [`Connection`] for the calling contract.
 
 pub mod close;
-pub mod deflate;
 mod connection;
+pub mod deflate;
 pub mod frame;
 pub mod handshake;
 pub mod mask;

@@ -14,7 +14,10 @@ pub enum NegotiationError {
 
 /// Server: the first acceptable offer, as the answer to send and the parameters in force;
 /// `None` declines (no acceptable offer).
-pub fn server_accept(offers: &[ExtensionOffer], options: &DeflateOptions) -> Option<(ExtensionOffer, Params)> {
+pub fn server_accept(
+    offers: &[ExtensionOffer],
+    options: &DeflateOptions,
+) -> Option<(ExtensionOffer, Params)> {
     let _ = (offers, options);
     None
 }
@@ -30,7 +33,10 @@ pub fn client_offer(options: &DeflateOptions) -> ExtensionOffer {
 /// # Errors
 ///
 /// [`NegotiationError`] when the answer breaks the offer.
-pub fn client_accept(answer: &ExtensionOffer, options: &DeflateOptions) -> Result<Params, NegotiationError> {
+pub fn client_accept(
+    answer: &ExtensionOffer,
+    options: &DeflateOptions,
+) -> Result<Params, NegotiationError> {
     let _ = (answer, options);
     Err(NegotiationError::InvalidResponse("not implemented"))
 }
