@@ -1,0 +1,172 @@
+//! permessage-deflate throughput (`cargo bench --bench deflate`): JSON-like messages of 64 B,
+//! 1 KiB, 16 KiB and 1 MiB compressed and inflated through [`DeflateState`] — the libdeflate fast
+//! path (no context takeover) and the zlib-rs streaming path (context takeover) — against flate2
+//! with zlib-rs used directly at the same level, as a peer without the fast path would.
+//! Throughput is in bytes of the uncompressed message, all variants in one run.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput};
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
+use wsx::protocol::deflate::codec::{DeflateState, TAIL};
+use wsx::protocol::deflate::{DeflateOptions, Params};
+
+const SIZES: [(usize, &str); 4] = [
+    (64, "64B"),
+    (1024, "1KiB"),
+    (16 * 1024, "16KiB"),
+    (1024 * 1024, "1MiB"),
+];
+const LEVEL: u8 = 6;
+
+/// JSON-like text: records with repeated keys and varying values (xorshift64*).
+fn json(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let names = ["alice", "bob", "carol", "dave", "eve", "mallory"];
+    let mut s = String::with_capacity(len + 128);
+    while s.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        s.push_str(&format!(
+            r#"{{"id":{},"user":"{}","price":{}.{:02},"tags":["x{}","y"],"ok":{}}},"#,
+            r % 100_000,
+            names[(r >> 20) as usize % names.len()],
+            (r >> 30) % 1000,
+            (r >> 40) % 100,
+            (r >> 48) % 16,
+            r & 1 == 0
+        ));
+    }
+    s.truncate(len);
+    s.into_bytes()
+}
+
+fn state(context_takeover: bool) -> DeflateState {
+    let params = Params {
+        send_window_bits: 15,
+        recv_window_bits: 15,
+        send_no_context_takeover: !context_takeover,
+        recv_no_context_takeover: !context_takeover,
+    };
+    DeflateState::new(
+        params,
+        &DeflateOptions {
+            level: LEVEL,
+            threshold: 0,
+            ..DeflateOptions::default()
+        },
+    )
+}
+
+/// flate2/zlib-rs as a peer uses it: raw deflate, sync flush, tail removed, reset per message.
+fn flate2_compress(c: &mut Compress, msg: &[u8], out: &mut Vec<u8>) {
+    out.reserve(msg.len() / 2 + 64);
+    loop {
+        let done = c.total_in() as usize;
+        if out.capacity() - out.len() < 64 {
+            out.reserve(4096);
+        }
+        c.compress_vec(&msg[done..], out, FlushCompress::Sync)
+            .expect("compress");
+        if c.total_in() as usize == msg.len() && out.len() < out.capacity() {
+            break;
+        }
+    }
+    out.truncate(out.len() - TAIL.len());
+    c.reset();
+}
+
+/// flate2/zlib-rs inflating a message and its tail, reset per message.
+fn flate2_decompress(d: &mut Decompress, data: &[u8], out: &mut Vec<u8>) {
+    for part in [data, &TAIL[..]] {
+        let start = d.total_in();
+        loop {
+            let done = (d.total_in() - start) as usize;
+            if out.len() == out.capacity() {
+                out.reserve(out.len().max(4096));
+            }
+            d.decompress_vec(&part[done..], out, FlushDecompress::Sync)
+                .expect("inflate");
+            if (d.total_in() - start) as usize == part.len() && out.len() < out.capacity() {
+                break;
+            }
+        }
+    }
+    d.reset(false);
+}
+
+fn compress(c: &mut Criterion) {
+    for (size, label) in SIZES {
+        let msg = json(size);
+        let mut g = c.benchmark_group(format!("compress/{label}"));
+        g.throughput(Throughput::Bytes(size as u64));
+        let mut out = Vec::with_capacity(2 * size + 1024);
+        let mut fast = state(false);
+        g.bench_function("wsx_fast_libdeflate", |b| {
+            b.iter(|| {
+                out.clear();
+                fast.compress(black_box(&msg), &mut out);
+                black_box(out.len())
+            })
+        });
+        let mut streaming = state(true);
+        g.bench_function("wsx_context_takeover", |b| {
+            b.iter(|| {
+                out.clear();
+                streaming.compress(black_box(&msg), &mut out);
+                black_box(out.len())
+            })
+        });
+        let mut z = Compress::new(Compression::new(u32::from(LEVEL)), false);
+        g.bench_function("flate2_zlib_rs", |b| {
+            b.iter(|| {
+                out.clear();
+                flate2_compress(&mut z, black_box(&msg), &mut out);
+                black_box(out.len())
+            })
+        });
+        g.finish();
+    }
+}
+
+fn decompress(c: &mut Criterion) {
+    for (size, label) in SIZES {
+        let msg = json(size);
+        let mut data = Vec::new();
+        flate2_compress(
+            &mut Compress::new(Compression::new(u32::from(LEVEL)), false),
+            &msg,
+            &mut data,
+        );
+        let mut g = c.benchmark_group(format!("decompress/{label}"));
+        g.throughput(Throughput::Bytes(size as u64));
+        let mut out = Vec::with_capacity(size + 1024);
+        let mut fast = state(false);
+        g.bench_function("wsx_fast_libdeflate", |b| {
+            b.iter(|| {
+                out.clear();
+                fast.decompress(black_box(&data), size, &mut out)
+                    .expect("inflate");
+                black_box(out.len())
+            })
+        });
+        let mut z = Decompress::new(false);
+        g.bench_function("flate2_zlib_rs", |b| {
+            b.iter(|| {
+                out.clear();
+                flate2_decompress(&mut z, black_box(&data), &mut out);
+                black_box(out.len())
+            })
+        });
+        g.finish();
+    }
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    compress(&mut c);
+    decompress(&mut c);
+    c.final_summary();
+}
