@@ -21,7 +21,11 @@ const LEVEL: u8 = 6;
 
 /// JSON-like text: records with repeated keys and varying values (xorshift64*).
 fn json(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    json_seeded(len, 0)
+}
+
+fn json_seeded(len: usize, seed: u64) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0xff51_afd7_ed55_8ccd);
     let names = ["alice", "bob", "carol", "dave", "eve", "mallory"];
     let mut s = String::with_capacity(len + 128);
     while s.len() < len {
@@ -111,11 +115,16 @@ fn compress(c: &mut Criterion) {
                 black_box(out.len())
             })
         });
+        // Context takeover: 16 different messages in turn (one message repeated would compress
+        // to a reference to its previous copy).
+        let msgs: Vec<Vec<u8>> = (1..=16).map(|seed| json_seeded(size, seed)).collect();
         let mut streaming = state(true);
+        let mut i = 0;
         g.bench_function("wsx_context_takeover", |b| {
             b.iter(|| {
                 out.clear();
-                streaming.compress(black_box(&msg), &mut out);
+                i = (i + 1) % msgs.len();
+                streaming.compress(black_box(&msgs[i]), &mut out);
                 black_box(out.len())
             })
         });
