@@ -5,8 +5,7 @@
 #   scripts/autobahn-client.sh [--update] [CASES]
 #     CASES     comma-separated case patterns, default "*"
 #     --update  write the run's results into the expected file instead of comparing
-#   AUTOBAHN_EXCLUDE  case patterns to skip, default "12.*,13.*" (permessage-deflate is not
-#                     implemented yet); "" runs everything
+#   AUTOBAHN_EXCLUDE  case patterns to skip, default none
 #   AUTOBAHN_SHARED   the shared Autobahn scripts (default: <repo>/../shared/autobahn)
 #
 # Starts the fuzzing server on a free port, runs every case with the engine client, stops the
@@ -31,7 +30,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 export AUTOBAHN_CASES=${CASES:-*}
-export AUTOBAHN_EXCLUDE=${AUTOBAHN_EXCLUDE-12.*,13.*}
+export AUTOBAHN_EXCLUDE=${AUTOBAHN_EXCLUDE-}
 SHARED=${AUTOBAHN_SHARED:-$ROOT/../shared/autobahn}
 [ -x "$SHARED/fuzzingserver.sh" ] || die "no Autobahn scripts in $SHARED (set AUTOBAHN_SHARED)"
 SHARED=$(cd "$SHARED" && pwd)
@@ -63,7 +62,7 @@ for _ in $(seq 100); do
 done
 
 failed=()
-timeout 1200 target/release/examples/autobahn_client --url "ws://127.0.0.1:$PORT" --agent "$AGENT" \
+timeout 1200 target/release/examples/autobahn_client --deflate --url "ws://127.0.0.1:$PORT" --agent "$AGENT" \
   || failed+=("autobahn_client did not finish cleanly")
 cleanup
 FUZZ_PID=

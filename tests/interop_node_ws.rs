@@ -15,6 +15,12 @@ use wsx::{Conn, Handler, Server};
 /// The directory with `node_modules/ws`, installing it if needed; `None` (with a note) when
 /// node or npm is not available.
 fn node_ws() -> Option<PathBuf> {
+    // Both tests ask at once: install once.
+    static INSTALLED: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    INSTALLED.get_or_init(install_ws).clone()
+}
+
+fn install_ws() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/interop-node");
     if Command::new("node").arg("--version").output().is_err() {
         eprintln!("SKIPPED: node is not installed; the ws interop tests did not run");
