@@ -44,7 +44,9 @@ fn install_ws() -> Option<PathBuf> {
 }
 
 fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(name)
 }
 
 struct Echo;
@@ -78,13 +80,23 @@ fn ws_client_against_wsx_server() {
         .output()
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "ws client failed: {stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ws client failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(stdout.trim(), "ok 12");
     // The echoes of the large repetitive messages were compressed on the way out.
     let stats = server.stats();
     assert!(stats.bytes_out < stats.bytes_in * 2, "{stats:?}");
-    assert!(stats.bytes_in < 120_000, "ws compressed what it sent: {stats:?}");
-    assert!(stats.bytes_out < 120_000, "wsx compressed the echoes: {stats:?}");
+    assert!(
+        stats.bytes_in < 120_000,
+        "ws compressed what it sent: {stats:?}"
+    );
+    assert!(
+        stats.bytes_out < 120_000,
+        "wsx compressed the echoes: {stats:?}"
+    );
     server.shutdown(Duration::ZERO);
     server.wait();
 }
@@ -99,7 +111,9 @@ fn wsx_client_against_ws_server() {
         .spawn()
         .expect("node runs");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let port: u16 = line.trim().parse().expect("ws server prints its port");
     let options = ClientOptions::new().no_proxy().deflate(DeflateOptions {
         server_no_context_takeover: false,
@@ -109,7 +123,10 @@ fn wsx_client_against_ws_server() {
     let mut ws = wsx::blocking::connect_with(&format!("ws://127.0.0.1:{port}/"), &options).unwrap();
     ws.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     assert!(
-        ws.response().extensions().iter().any(|e| e.name == "permessage-deflate"),
+        ws.response()
+            .extensions()
+            .iter()
+            .any(|e| e.name == "permessage-deflate"),
         "ws accepted permessage-deflate"
     );
     // Repeated messages exercise ws's context takeover on its side.

@@ -443,6 +443,8 @@ impl Connection {
         fn send_binary(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), SendError>;
         /// See [`WriteHalf::send_message`].
         fn send_message(&mut self, kind: MessageKind, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError>;
+        /// See [`WriteHalf::send_message_with`].
+        fn send_message_with(&mut self, kind: MessageKind, payload: &[u8], compress: bool, out: &mut Vec<u8>) -> Result<(), SendError>;
         /// See [`WriteHalf::send_fragment`].
         fn send_fragment(&mut self, kind: Option<MessageKind>, payload: &[u8], fin: bool, out: &mut Vec<u8>) -> Result<(), SendError>;
         /// See [`WriteHalf::encode_data_header`].

@@ -3,6 +3,8 @@
 
 use proptest::prelude::*;
 
+mod deflate;
+
 use crate::error::{ProtocolError, SendError};
 use crate::limits::Limits;
 use crate::protocol::frame::{FrameHeader, OpCode};
