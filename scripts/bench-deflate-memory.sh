@@ -22,12 +22,16 @@ measure() { # name deflate-flag cmd (with PORT in it)
     local pid=$!
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
     sleep 0.5
+    local rss0
+    rss0=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
     local extra=()
     [ "$flag" = on ] && extra=(--deflate)
     local json
     json=$(taskset -c 1 "$L" idle -p "$port" -c "$N" --hold 4 --sample-after 2 --server-pid "$pid" "${extra[@]}" | tail -1)
     kill "$pid"; wait "$pid" 2>/dev/null || true
-    echo "$name deflate=$flag $json"
+    local rss1
+    rss1=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["server_rss_kb"])' "$json")
+    echo "$name deflate=$flag rss_before_kb=$rss0 rss_with_${N}_kb=$rss1 bytes_per_conn=$(( (rss1 - rss0) * 1024 / N ))"
 }
 measure wsx off "$ROOT/target/release/examples/bench_server --port PORT"
 measure wsx on "$ROOT/target/release/examples/bench_server --port PORT --deflate"

@@ -494,7 +494,7 @@ impl Builder {
     /// acceptable, and messages at or above the threshold are compressed. Default off. See
     /// `docs/deflate.md` for what each mode costs.
     pub fn deflate(mut self, options: crate::protocol::deflate::DeflateOptions) -> Self {
-        self.settings.deflate = Some(options);
+        self.settings.deflate = Some(Arc::new(options));
         self
     }
 

@@ -210,7 +210,7 @@ impl Connector {
                         let params = negotiate::client_accept(answer, options).map_err(|_| {
                             HandshakeError::ResponseExtensionNotOffered(answer.name.clone().into())
                         })?;
-                        connection.set_deflate(params, options);
+                        connection.set_deflate(params, std::sync::Arc::new(*options));
                     }
                 }
                 if let Some(generator) = &self.options.dangerous_mask_generator {

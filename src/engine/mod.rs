@@ -36,7 +36,7 @@ pub(crate) struct Settings {
     pub(crate) max_buffered: usize,
     pub(crate) max_connections: usize,
     pub(crate) nodelay: bool,
-    pub(crate) deflate: Option<crate::protocol::deflate::DeflateOptions>,
+    pub(crate) deflate: Option<std::sync::Arc<crate::protocol::deflate::DeflateOptions>>,
 }
 
 impl Default for Settings {

@@ -592,7 +592,7 @@ impl<H: Handler> Worker<H> {
         slot.io.last_read = self.now;
         let mut proto = Connection::new(Role::Server, self.proto_config);
         if let Some((_, params, options)) = deflate {
-            proto.set_deflate(params, options);
+            proto.set_deflate(params, options.clone());
         }
         slot.stage = Stage::Open { proto, user };
         if let Stage::Open { proto, user } = &mut slot.stage {

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
@@ -184,26 +185,59 @@ impl Output {
     }
 }
 
-/// An inflated message buffer above this capacity is freed after use.
-const KEEP_INFLATED: usize = 64 << 10;
+/// The receiving side of permessage-deflate.
+#[derive(Debug)]
+enum Inflate {
+    /// The peer resets its compressor per message: inflate with the thread's pooled inflater;
+    /// nothing is kept per connection.
+    Fast(Params),
+    /// The peer keeps its context: the connection keeps a streaming inflater.
+    Stream(Box<DeflateState>),
+}
+
+/// The sending side of permessage-deflate: the options (shared by every connection of a
+/// server), the parameters, and a streaming compressor only where the parameters need one.
+#[derive(Debug)]
+struct Deflate {
+    options: Arc<DeflateOptions>,
+    params: Params,
+    stream: Option<Box<DeflateState>>,
+}
+
+impl Deflate {
+    fn should_compress(&self, len: usize) -> bool {
+        DeflateState::new(self.params, &self.options).should_compress(len)
+    }
+
+    fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        let mut fresh = DeflateState::new(self.params, &self.options);
+        if fresh.fast_send() {
+            return fresh.compress(input, out);
+        }
+        self.stream.get_or_insert_with(|| Box::new(fresh)).compress(input, out);
+    }
+}
 
 /// Inflates one compressed message into `out`, bounded by the message size limit.
 fn inflate(
-    inflater: Option<&mut DeflateState>,
+    inflater: Option<&mut Inflate>,
     compressed: &[u8],
     config: &Config,
     out: &mut Vec<u8>,
 ) -> Result<(), ProtocolError> {
-    let inflater = inflater.ok_or(ProtocolError::ReservedBits)?;
     let max = usize::try_from(config.limits.max_message_size).unwrap_or(usize::MAX);
-    inflater
-        .decompress(compressed, max, out)
-        .map_err(|e| match e {
-            InflateError::TooBig { .. } => ProtocolError::MessageTooLarge {
-                max: config.limits.max_message_size,
-            },
-            _ => ProtocolError::InvalidCompressedData,
-        })
+    let result = match inflater.ok_or(ProtocolError::ReservedBits)? {
+        Inflate::Fast(params) => {
+            DeflateState::new(*params, &DeflateOptions::default()).decompress(compressed, max, out)
+        }
+        Inflate::Stream(state) => state.decompress(compressed, max, out),
+    };
+    result.map_err(|e| match e {
+        InflateError::TooBig { .. } => ProtocolError::MessageTooLarge {
+            max: config.limits.max_message_size,
+        },
+        _ => ProtocolError::InvalidCompressedData,
+    })
 }
 
 /// A data frame whose payload is still arriving.
@@ -219,8 +253,6 @@ struct PartialFrame {
 /// Where an event's payload lies, before it is borrowed.
 #[derive(Debug, Clone)]
 enum Src {
-    /// The connection's inflate buffer.
-    Inflated,
     Input(Range<usize>),
     Assembly,
 }
@@ -287,9 +319,7 @@ pub struct ReadHalf {
     frame: Option<PartialFrame>,
     assembler: Assembler,
     /// permessage-deflate, receiving side (when negotiated).
-    inflater: Option<Box<DeflateState>>,
-    /// The last inflated message.
-    inflated: Vec<u8>,
+    inflater: Option<Inflate>,
 }
 
 /// The sending half of a [`Connection`]: close state, frame encoding, masking keys and the
@@ -302,7 +332,7 @@ pub struct WriteHalf {
     error: Option<ProtocolError>,
     out: Output,
     /// permessage-deflate, sending side (when negotiated).
-    deflater: Option<Box<DeflateState>>,
+    deflater: Option<Deflate>,
 }
 
 impl fmt::Debug for WriteHalf {
@@ -342,7 +372,6 @@ impl Connection {
         Connection {
             rx: ReadHalf {
                 inflater: None,
-                inflated: Vec::new(),
                 config,
                 frame: None,
                 assembler: Assembler::default(),
@@ -384,25 +413,40 @@ impl Connection {
     /// Heap bytes this connection holds (assembly and reply buffers), for memory accounting.
     pub fn heap_size(&self) -> usize {
         self.rx.assembler.capacity()
-            + self.rx.inflated.capacity()
             + self.tx.out.transmit.capacity()
-            + self.rx.inflater.as_ref().map_or(0, |d| d.heap_size())
-            + self.tx.deflater.as_ref().map_or(0, |d| d.heap_size())
+            + match &self.rx.inflater {
+                Some(Inflate::Stream(d)) => size_of::<DeflateState>() + d.heap_size(),
+                _ => 0,
+            }
+            + self
+                .tx
+                .deflater
+                .as_ref()
+                .and_then(|d| d.stream.as_ref())
+                .map_or(0, |d| size_of::<DeflateState>() + d.heap_size())
     }
 
     /// Turns on permessage-deflate with the negotiated `params` (RSV1 becomes legal on the first
     /// frame of a message; such messages are inflated before they are handed out, within
     /// [`crate::Limits::max_message_size`]; outgoing messages are compressed per
     /// [`DeflateOptions`]).
-    pub fn set_deflate(&mut self, params: Params, options: &DeflateOptions) {
+    ///
+    /// The options are shared (a server hands every connection the same `Arc`); a connection
+    /// allocates nothing for compression unless a side keeps its context across messages or
+    /// uses a window under 32 KiB.
+    pub fn set_deflate(&mut self, params: Params, options: Arc<DeflateOptions>) {
         self.rx.config.allowed_rsv |= RSV1;
-        self.rx.inflater = Some(Box::new(DeflateState::new(params, options)));
-        self.tx.deflater = Some(Box::new(DeflateState::new(params, options)));
+        self.rx.inflater = Some(if params.recv_no_context_takeover {
+            Inflate::Fast(params)
+        } else {
+            Inflate::Stream(Box::new(DeflateState::new(params, &options)))
+        });
+        self.tx.deflater = Some(Deflate { options, params, stream: None });
     }
 
     /// The permessage-deflate parameters in force, if negotiated.
     pub fn deflate_params(&self) -> Option<Params> {
-        self.tx.deflater.as_ref().map(|d| d.params())
+        self.tx.deflater.as_ref().map(|d| d.params)
     }
 
     /// Replaces the client's masking key generator; see
@@ -474,12 +518,6 @@ impl ReadHalf {
             return Err(e.clone());
         }
         self.assembler.release();
-        if !self.inflated.is_empty() {
-            self.inflated.clear();
-            if self.inflated.capacity() > KEEP_INFLATED {
-                self.inflated = Vec::new();
-            }
-        }
         let (consumed, pending) = match self.read_until_event(tx, input) {
             Ok(step) => step,
             Err(e) => return Err(tx.fail(e)),
@@ -492,16 +530,12 @@ impl ReadHalf {
             Some(Pending::Message(MessageKind::Binary, Src::Assembly)) => {
                 Some(Event::Binary(self.assembler.payload()))
             }
-            Some(Pending::Message(MessageKind::Binary, Src::Inflated)) => {
-                Some(Event::Binary(&self.inflated))
-            }
             Some(Pending::Message(MessageKind::Text, src)) => {
                 // A message handed out in place is validated here, once. Assembled text was
                 // validated as it arrived (to fail fast) and is checked again to borrow it as str.
                 let bytes = match src {
                     Src::Input(r) => &input[r],
                     Src::Assembly => self.assembler.payload(),
-                    Src::Inflated => &self.inflated,
                 };
                 match utf8::as_str(bytes) {
                     Ok(text) => Some(Event::Text(text)),
@@ -558,13 +592,9 @@ impl ReadHalf {
                 if fin {
                     let (kind, compressed) = self.assembler.finish()?;
                     if compressed {
-                        inflate(
-                            self.inflater.as_deref_mut(),
-                            self.assembler.payload(),
-                            &self.config,
-                            &mut self.inflated,
-                        )?;
-                        return Ok((pos, Some(Pending::Message(kind, Src::Inflated))));
+                        let z = self.assembler.take_payload();
+                        let out = self.assembler.inflate_buffer();
+                        inflate(self.inflater.as_mut(), &z, &self.config, out)?;
                     }
                     return Ok((pos, Some(Pending::Message(kind, Src::Assembly))));
                 }
@@ -612,13 +642,9 @@ impl ReadHalf {
                         apply_mask(&mut input[range.clone()], key, 0);
                     }
                     if compressed {
-                        inflate(
-                            self.inflater.as_deref_mut(),
-                            &input[range.clone()],
-                            &self.config,
-                            &mut self.inflated,
-                        )?;
-                        return Ok((range.end, Some(Pending::Message(kind, Src::Inflated))));
+                        let out = self.assembler.inflate_buffer();
+                        inflate(self.inflater.as_mut(), &input[range.clone()], &self.config, out)?;
+                        return Ok((range.end, Some(Pending::Message(kind, Src::Assembly))));
                     }
                     return Ok((range.end, Some(Pending::Message(kind, Src::Input(range)))));
                 }
@@ -818,7 +844,7 @@ impl WriteHalf {
             return self.send_fragment(Some(kind), payload, true, out);
         }
         let opcode = self.begin_send(Some(kind), true)?;
-        let Some(deflater) = self.deflater.as_deref_mut() else {
+        let Some(deflater) = self.deflater.as_mut() else {
             return Err(SendError::FragmentOrder); // unreachable: would_compress checked it
         };
         // Compress behind room for the longest header, then slide the payload down to the

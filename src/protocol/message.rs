@@ -121,6 +121,20 @@ impl Assembler {
         Ok((kind, self.compressed))
     }
 
+    /// Takes the assembled payload out (a compressed message about to be inflated).
+    pub(crate) fn take_payload(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
+    /// The buffer to inflate a message into: emptied, and handed out like an assembled message
+    /// (freed or cleared on the next [`Assembler::release`]). No message may be in progress.
+    pub(crate) fn inflate_buffer(&mut self) -> &mut Vec<u8> {
+        self.delivered = true;
+        self.release();
+        self.delivered = true;
+        &mut self.buf
+    }
+
     /// The assembled payload (valid after [`Assembler::finish`]).
     pub(crate) fn payload(&self) -> &[u8] {
         &self.buf

@@ -14,8 +14,8 @@ fn pair(c: DeflateOptions, s: DeflateOptions) -> (Connection, Connection) {
     let (answer, server_params) = negotiate::server_accept(&[offer], &s).expect("accepted");
     let client_params = negotiate::client_accept(&answer, &c).expect("answer valid");
     let (mut cl, mut sv) = (client(), server());
-    cl.set_deflate(client_params, &c);
-    sv.set_deflate(server_params, &s);
+    cl.set_deflate(client_params, std::sync::Arc::new(c));
+    sv.set_deflate(server_params, std::sync::Arc::new(s));
     (cl, sv)
 }
 
@@ -138,7 +138,7 @@ fn a_compressed_message_in_fragments_at_every_split() {
     wire.extend(frame(true, 0, 0x0, M, c));
     let make = || {
         let mut s = server();
-        s.set_deflate(params, &DeflateOptions::default());
+        s.set_deflate(params, Default::default());
         s
     };
     let (events, _, err) = feed_every_split(make, &wire);
@@ -184,7 +184,7 @@ fn bombs_garbage_and_unnegotiated_rsv1() {
                 ..Config::default()
             },
         );
-        s.set_deflate(params, &DeflateOptions::default());
+        s.set_deflate(params, Default::default());
         let (_, replies, err) = feed(&mut s, &frame(true, 4, 0x2, M, &z));
         assert_eq!(err, Some(ProtocolError::MessageTooLarge { max: 1 << 20 }));
         assert_eq!(close_code_of(&replies), CloseCode::TOO_BIG);
@@ -194,7 +194,7 @@ fn bombs_garbage_and_unnegotiated_rsv1() {
             s.heap_size()
         );
         let mut s = server();
-        s.set_deflate(params, &DeflateOptions::default());
+        s.set_deflate(params, Default::default());
         let (_, replies, err) = feed(&mut s, &frame(true, 4, 0x2, M, b"\xff\xfe\xfd garbage"));
         assert_eq!(err, Some(ProtocolError::InvalidCompressedData));
         assert_eq!(close_code_of(&replies), CloseCode::INVALID_PAYLOAD);
@@ -203,7 +203,7 @@ fn bombs_garbage_and_unnegotiated_rsv1() {
     let mut z = Vec::new();
     DeflateState::new(params, &DeflateOptions::default()).compress(b"ok \xff\xfe", &mut z);
     let mut s = server();
-    s.set_deflate(params, &DeflateOptions::default());
+    s.set_deflate(params, Default::default());
     assert_eq!(
         feed(&mut s, &frame(true, 4, 0x1, M, &z)).2,
         Some(ProtocolError::InvalidUtf8)
