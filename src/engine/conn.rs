@@ -32,9 +32,7 @@ pub(crate) struct ConnIo {
     /// Unwritten bytes waited in `out` (so `on_drain` is due when it empties).
     pub(crate) backpressured: bool,
     /// The peer's close frame, once it arrived.
-    pub(crate) peer_close: Option<(CloseCode, String)>,
-    /// Our close frame, once sent.
-    pub(crate) our_close: Option<(CloseCode, String)>,
+    pub(crate) peer_close: Option<Box<(CloseCode, String)>>,
 }
 
 impl ConnIo {
@@ -54,7 +52,6 @@ impl ConnIo {
             terminate: false,
             backpressured: false,
             peer_close: None,
-            our_close: None,
         }
     }
 }
@@ -315,10 +312,6 @@ impl<S> Conn<'_, S> {
         }
         self.tx.send_close(code, reason, &mut self.ctx.cork)?;
         self.io.since = self.ctx.now;
-        self.io.our_close = Some((
-            code,
-            crate::protocol::close::truncate_reason(reason).to_owned(),
-        ));
         Ok(())
     }
 

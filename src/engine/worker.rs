@@ -668,7 +668,7 @@ impl<H: Handler> Worker<H> {
                         Event::Ping(payload) => handler.on_ping(&mut conn, payload),
                         Event::Pong(payload) => handler.on_pong(&mut conn, payload),
                         Event::Close { code, reason } => {
-                            conn.io.peer_close = Some((code, reason.to_owned()));
+                            conn.io.peer_close = Some(Box::new((code, reason.to_owned())));
                         }
                     }
                     if io.terminate {
@@ -709,8 +709,8 @@ impl<H: Handler> Worker<H> {
                         let (code, reason) = slot
                             .io
                             .peer_close
-                            .clone()
-                            .unwrap_or((CloseCode::NO_STATUS, String::new()));
+                            .take()
+                            .map_or((CloseCode::NO_STATUS, String::new()), |b| *b);
                         let info = CloseInfo {
                             code,
                             reason,

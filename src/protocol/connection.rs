@@ -214,7 +214,9 @@ impl Deflate {
         if fresh.fast_send() {
             return fresh.compress(input, out);
         }
-        self.stream.get_or_insert_with(|| Box::new(fresh)).compress(input, out);
+        self.stream
+            .get_or_insert_with(|| Box::new(fresh))
+            .compress(input, out);
     }
 }
 
@@ -441,7 +443,11 @@ impl Connection {
         } else {
             Inflate::Stream(Box::new(DeflateState::new(params, &options)))
         });
-        self.tx.deflater = Some(Deflate { options, params, stream: None });
+        self.tx.deflater = Some(Deflate {
+            options,
+            params,
+            stream: None,
+        });
     }
 
     /// The permessage-deflate parameters in force, if negotiated.
@@ -643,7 +649,12 @@ impl ReadHalf {
                     }
                     if compressed {
                         let out = self.assembler.inflate_buffer();
-                        inflate(self.inflater.as_mut(), &input[range.clone()], &self.config, out)?;
+                        inflate(
+                            self.inflater.as_mut(),
+                            &input[range.clone()],
+                            &self.config,
+                            out,
+                        )?;
                         return Ok((range.end, Some(Pending::Message(kind, Src::Assembly))));
                     }
                     return Ok((range.end, Some(Pending::Message(kind, Src::Input(range)))));
