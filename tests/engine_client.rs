@@ -85,6 +85,7 @@ fn direct() -> ClientOptions {
 
 #[test]
 fn a_thousand_client_connections_from_one_worker() {
+    common::raise_fd_limit();
     let server = start_server(Server::builder().threads(2), |_| Echo);
     let (engine, rx) = client_engine(1);
     let url = format!("ws://{}/", server.local_addr());

@@ -15,6 +15,7 @@ const TOTAL: usize = THREADS * PER_THREAD;
 
 #[test]
 fn a_thousand_connections_echo_at_once() {
+    common::raise_fd_limit();
     let server = start_server(Server::builder().threads(2), |_| Echo);
     let addr = server.local_addr();
     let drivers: Vec<_> = (0..THREADS)
