@@ -607,9 +607,13 @@ pub(crate) fn read_to_eof(stream: &mut TcpStream) -> Vec<u8> {
 /// thousand connections (both ends) at once; a default soft limit of 1,024 is too small.
 #[allow(unsafe_code)] // two libc calls on a local struct; no other way to set a resource limit
 pub(crate) fn raise_fd_limit() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `lim` is a valid, writable rlimit for the duration of the call.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 && lim.rlim_cur < lim.rlim_max {
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 && lim.rlim_cur < lim.rlim_max
+    {
         lim.rlim_cur = lim.rlim_max;
         // SAFETY: `lim` is a valid rlimit; raising the soft limit up to the hard one is allowed.
         unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
