@@ -25,8 +25,16 @@ fuzz_target!(|input: &[u8]| {
     let Some((&seed, data)) = input.split_first() else {
         return;
     };
-    let limits = Limits { max_message_size: 1 << 20, max_frame_size: 1 << 20, ..Limits::DEFAULT };
-    let config = Config { limits, dangerous_accept_unmasked_frames: seed & 1 == 1, ..Config::default() };
+    let limits = Limits {
+        max_message_size: 1 << 20,
+        max_frame_size: 1 << 20,
+        ..Limits::DEFAULT
+    };
+    let config = Config {
+        limits,
+        dangerous_accept_unmasked_frames: seed & 1 == 1,
+        ..Config::default()
+    };
     let mut conn = Connection::new(Role::Server, config);
     if seed & 0x80 != 0 {
         let params = Params {
@@ -55,7 +63,9 @@ fuzz_target!(|input: &[u8]| {
                     match read.event {
                         None => break,
                         Some(Event::Text(t)) => assert!(t.len() as u64 <= limits.max_message_size),
-                        Some(Event::Binary(b)) => assert!(b.len() as u64 <= limits.max_message_size),
+                        Some(Event::Binary(b)) => {
+                            assert!(b.len() as u64 <= limits.max_message_size)
+                        }
                         Some(Event::Ping(p) | Event::Pong(p)) => assert!(p.len() <= 125),
                         Some(Event::Close { .. }) => {}
                     }
@@ -68,6 +78,10 @@ fuzz_target!(|input: &[u8]| {
             }
         }
         pending.drain(..pos);
-        assert!(pending.len() <= 14 + 125, "residue of {} bytes", pending.len());
+        assert!(
+            pending.len() <= 14 + 125,
+            "residue of {} bytes",
+            pending.len()
+        );
     }
 });

@@ -29,8 +29,6 @@ pub struct Config {
     /// Accept unmasked frames from clients. Breaks RFC 6455 §5.1; only for trusted peers
     /// (default `false`).
     pub dangerous_accept_unmasked_frames: bool,
-    /// RSV bits an extension owns on data frames (set by extension negotiation; default none).
-    pub(crate) allowed_rsv: u8,
 }
 
 impl Default for Config {
@@ -39,7 +37,6 @@ impl Default for Config {
             limits: Limits::DEFAULT,
             auto_pong: true,
             dangerous_accept_unmasked_frames: false,
-            allowed_rsv: 0,
         }
     }
 }
@@ -322,6 +319,8 @@ pub struct ReadHalf {
     assembler: Assembler,
     /// permessage-deflate, receiving side (when negotiated).
     inflater: Option<Inflate>,
+    /// RSV bits an extension owns on data frames (RSV1 once permessage-deflate is on).
+    allowed_rsv: u8,
 }
 
 /// The sending half of a [`Connection`]: close state, frame encoding, masking keys and the
@@ -374,6 +373,7 @@ impl Connection {
         Connection {
             rx: ReadHalf {
                 inflater: None,
+                allowed_rsv: 0,
                 config,
                 frame: None,
                 assembler: Assembler::default(),
@@ -437,7 +437,7 @@ impl Connection {
     /// allocates nothing for compression unless a side keeps its context across messages or
     /// uses a window under 32 KiB.
     pub fn set_deflate(&mut self, params: Params, options: Arc<DeflateOptions>) {
-        self.rx.config.allowed_rsv |= RSV1;
+        self.rx.allowed_rsv |= RSV1;
         self.rx.inflater = Some(if params.recv_no_context_takeover {
             Inflate::Fast(params)
         } else {
@@ -566,7 +566,7 @@ impl ReadHalf {
     fn rules(&self, role: Role) -> FrameRules {
         FrameRules {
             role,
-            allowed_rsv: self.config.allowed_rsv,
+            allowed_rsv: self.allowed_rsv,
             max_frame_size: self.config.limits.max_frame_size,
             dangerous_accept_unmasked_frames: self.config.dangerous_accept_unmasked_frames,
         }
