@@ -282,8 +282,10 @@ impl Client {
             }
         };
         buf.drain(..consumed);
-        let mut config = Config::default();
-        config.auto_pong = options.auto_pong;
+        let config = Config {
+            auto_pong: options.auto_pong,
+            ..Config::default()
+        };
         Ok(Client {
             stream,
             conn: Connection::new(Role::Client, config),
