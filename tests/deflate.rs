@@ -73,7 +73,11 @@ fn compressed_echo_in_every_client_mode_and_plain_peers_still_served() {
         let sent = || server.stats().bytes_out - before.bytes_out;
         if mode.is_some() {
             std::thread::sleep(Duration::from_millis(300));
-            assert!(sent() < 200_000, "echoes were compressed ({} bytes for ~1.1 MB)", sent());
+            assert!(
+                sent() < 200_000,
+                "echoes were compressed ({} bytes for ~1.1 MB)",
+                sent()
+            );
         } else {
             let plain = common::wait_until(TIMEOUT, || sent() > 1_000_000);
             assert!(plain, "a plain client gets plain frames ({} bytes)", sent());
