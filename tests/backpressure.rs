@@ -234,3 +234,59 @@ fn close_with_a_backlog(gap: Duration) {
     assert_eq!(client.recv(), Some(Ev::Eof));
     stop(&server);
 }
+
+/// Records the largest `buffered_amount` seen when a ping arrives, and counts pings; echoes.
+struct PingWatch {
+    max_buffered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pings: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Handler for PingWatch {
+    type State = ();
+
+    fn on_ping(&mut self, conn: &mut Conn<'_, ()>, _payload: &[u8]) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.max_buffered.fetch_max(conn.buffered_amount(), Relaxed);
+        self.pings.fetch_add(1, Relaxed);
+    }
+
+    fn on_message(&mut self, conn: &mut Conn<'_, ()>, message: Message<'_>) {
+        let _ = conn.send(message);
+    }
+}
+
+#[test]
+fn a_ping_flood_from_a_peer_that_does_not_read_stays_bounded() {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    use std::sync::Arc;
+    const LIMIT: usize = 64 << 10;
+    const PINGS: usize = 100_000; // 13 MB of pongs owed: far past the kernel's socket buffers
+    let max_buffered = Arc::new(AtomicUsize::new(0));
+    let pings = Arc::new(AtomicUsize::new(0));
+    let (m, p) = (max_buffered.clone(), pings.clone());
+    let server = start_server(
+        Server::builder().threads(1).max_buffered(LIMIT),
+        move |_| PingWatch {
+            max_buffered: m.clone(),
+            pings: p.clone(),
+        },
+    );
+    let mut flooder = Client::connect(server.local_addr());
+    let batch = common::masked(true, 0x9, &[7; 125]).repeat(1000);
+    for _ in 0..PINGS / 1000 {
+        flooder.send_raw(&batch);
+    }
+    assert!(common::wait_until(Duration::from_secs(10), || pings
+        .load(Relaxed)
+        == PINGS));
+    let seen = max_buffered.load(Relaxed);
+    assert!(
+        seen <= LIMIT + 1024,
+        "pongs queued past the limit: {seen} bytes"
+    );
+    // The worker still serves others.
+    let mut other = Client::connect(server.local_addr());
+    other.send_text("still here");
+    assert_eq!(other.recv(), Some(Ev::Text("still here".into())));
+    stop(&server);
+}

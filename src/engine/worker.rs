@@ -651,7 +651,16 @@ impl<H: Handler> Worker<H> {
             match rx.handle_read(tx, &mut data[pos..]) {
                 Ok(read) => {
                     pos += read.consumed;
-                    let _ = tx.poll_transmit(&mut ctx.cork);
+                    // A peer that pings without reading would grow our queue with pongs: past
+                    // the backpressure limit its pings go unanswered (RFC 6455 §5.5.3 lets an
+                    // endpoint answer only the latest of several pings).
+                    let flooding = matches!(read.event, Some(Event::Ping(_)))
+                        && io.out.len() + ctx.cork.len() > ctx.settings.max_buffered;
+                    if flooding {
+                        tx.discard_transmit();
+                    } else {
+                        let _ = tx.poll_transmit(&mut ctx.cork);
+                    }
                     let Some(event) = read.event else { break };
                     let mut conn = Conn {
                         tx,

@@ -722,6 +722,14 @@ impl WriteHalf {
         n
     }
 
+    /// Drops the queued automatic replies (an engine that must not queue more for a peer that
+    /// does not read). A queued close reply is kept.
+    pub fn discard_transmit(&mut self) {
+        if self.state == CloseState::Open {
+            self.out.transmit.clear();
+        }
+    }
+
     fn on_control(
         &mut self,
         control: Control,
