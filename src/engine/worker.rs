@@ -491,27 +491,8 @@ impl<H: Handler> Worker<H> {
                 // What follows the head are frames; the read limit keeps them within rbuf.
                 let leftover = buf.len() - consumed;
                 self.rbuf[..leftover].copy_from_slice(&buf[consumed..]);
-                slot.io.protocol = response.protocol().map(Into::into);
-                slot.io.last_read = self.now;
-                slot.stage = Stage::Open {
-                    proto: connection,
-                    user: H::State::default(),
-                };
-                if let Stage::Open { proto, user } = &mut slot.stage {
-                    let (_, tx) = proto.split();
-                    let mut conn = Conn {
-                        tx,
-                        io: &mut slot.io,
-                        user,
-                        ctx: &mut self.ctx,
-                    };
-                    self.handler.on_open(&mut conn);
-                }
-                if leftover > 0 {
-                    self.on_frames(key, leftover);
-                } else {
-                    self.after_callbacks(key);
-                }
+                let protocol = response.protocol().map(Into::into);
+                self.open(key, connection, H::State::default(), protocol, leftover);
             }
         }
     }
@@ -591,12 +572,35 @@ impl<H: Handler> Worker<H> {
         // Bytes after the head are the first frames; they fit the read buffer (see `readable`).
         let leftover = buf.len() - consumed;
         self.rbuf[..leftover].copy_from_slice(&buf[consumed..]);
-        slot.io.protocol = protocol.map(String::into_boxed_str);
-        slot.io.last_read = self.now;
         let mut proto = Connection::new(Role::Server, self.proto_config);
         if let Some((_, params, options)) = deflate {
             proto.set_deflate(params, options.clone());
         }
+        self.open(
+            key,
+            proto,
+            user,
+            protocol.map(String::into_boxed_str),
+            leftover,
+        );
+    }
+
+    /// A handshake succeeded (either role): the slot becomes an open connection, the handler
+    /// hears `on_open`, and the `leftover` frames that followed the handshake (already copied
+    /// to the front of `rbuf`) are processed.
+    fn open(
+        &mut self,
+        key: usize,
+        proto: Connection,
+        user: H::State,
+        protocol: Option<Box<str>>,
+        leftover: usize,
+    ) {
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
+        slot.io.protocol = protocol;
+        slot.io.last_read = self.now;
         slot.stage = Stage::Open { proto, user };
         if let Stage::Open { proto, user } = &mut slot.stage {
             let (_, tx) = proto.split();
