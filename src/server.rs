@@ -589,6 +589,9 @@ pub(crate) struct WorkerStats {
     pub(crate) messages_out: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
+    pub(crate) timer_entries: AtomicU64,
+    pub(crate) timer_capacity: AtomicU64,
+    pub(crate) slab_capacity: AtomicU64,
 }
 
 /// Server-wide counters, summed over the workers.
@@ -604,6 +607,19 @@ pub struct Stats {
     pub bytes_in: u64,
     /// Bytes written to sockets.
     pub bytes_out: u64,
+}
+
+/// Sizes of the engine's per-worker structures, summed over the workers: for tests that check
+/// they stay flat under churn. Not a stable interface.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Entries in the timer wheels (stale ones included).
+    pub timer_entries: u64,
+    /// Entries the timer wheels have room for: what they hold in memory.
+    pub timer_capacity: u64,
+    /// Slots the connection slabs have room for.
+    pub slab_capacity: u64,
 }
 
 #[derive(Debug)]
@@ -758,6 +774,18 @@ impl ServerHandle {
             s.bytes_out += w.bytes_out.load(Ordering::Relaxed);
         }
         s
+    }
+
+    /// Sizes of the workers' structures, published once per timer tick (100 ms).
+    #[doc(hidden)]
+    pub fn footprint(&self) -> Footprint {
+        let mut f = Footprint::default();
+        for w in &self.inner.stats {
+            f.timer_entries += w.timer_entries.load(Ordering::Relaxed);
+            f.timer_capacity += w.timer_capacity.load(Ordering::Relaxed);
+            f.slab_capacity += w.slab_capacity.load(Ordering::Relaxed);
+        }
+        f
     }
 
     /// Graceful shutdown: stop accepting, send close 1001 to every connection, wait for the

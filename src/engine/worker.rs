@@ -213,8 +213,10 @@ impl<H: Handler> Worker<H> {
                 // The poller itself failed: nothing more can be done on this worker.
                 break;
             }
+            let before = self.now;
             self.now = (self.start.elapsed().as_millis() / TICK.as_millis()) as u64;
             self.ctx.now = self.now;
+            let ticked = self.now != before;
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
@@ -239,6 +241,9 @@ impl<H: Handler> Worker<H> {
                 self.on_timer(*entry);
             }
             self.publish_stats();
+            if ticked {
+                self.publish_footprint();
+            }
             if let Some(deadline) = self.shutdown {
                 if self.conns.is_empty() {
                     break;
@@ -265,6 +270,17 @@ impl<H: Handler> Worker<H> {
             .store(self.ctx.messages_out, Ordering::Relaxed);
         s.bytes_in.store(self.local.bytes_in, Ordering::Relaxed);
         s.bytes_out.store(self.local.bytes_out, Ordering::Relaxed);
+    }
+
+    /// Sizes of the worker's structures, for the tests that check they stay flat.
+    fn publish_footprint(&self) {
+        let s = &self.stats;
+        s.timer_entries
+            .store(self.wheel.len() as u64, Ordering::Relaxed);
+        s.timer_capacity
+            .store(self.wheel.capacity() as u64, Ordering::Relaxed);
+        s.slab_capacity
+            .store(self.conns.capacity() as u64, Ordering::Relaxed);
     }
 
     fn accept(&mut self) {
