@@ -589,6 +589,7 @@ pub(crate) struct WorkerStats {
     pub(crate) messages_out: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
+    pub(crate) shed: AtomicU64,
     pub(crate) timer_entries: AtomicU64,
     pub(crate) timer_capacity: AtomicU64,
     pub(crate) slab_capacity: AtomicU64,
@@ -607,6 +608,10 @@ pub struct Stats {
     pub bytes_in: u64,
     /// Bytes written to sockets.
     pub bytes_out: u64,
+    /// Connections closed as soon as accepted, without a handshake: over
+    /// [`Builder::max_connections`], or shed while the process was out of descriptors (see
+    /// `docs/server.md`, "Descriptor limits").
+    pub shed: u64,
 }
 
 /// Sizes of the engine's per-worker structures, summed over the workers: for tests that check
@@ -772,6 +777,7 @@ impl ServerHandle {
             s.messages_out += w.messages_out.load(Ordering::Relaxed);
             s.bytes_in += w.bytes_in.load(Ordering::Relaxed);
             s.bytes_out += w.bytes_out.load(Ordering::Relaxed);
+            s.shed += w.shed.load(Ordering::Relaxed);
         }
         s
     }
