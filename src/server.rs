@@ -509,7 +509,10 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// The address cannot be resolved or bound, or a thread or poller cannot be created.
+    /// The address cannot be resolved or bound (with [`io::ErrorKind::AddrInUse`] when something
+    /// already listens on the port, another server included: the workers of one server share
+    /// the port with `SO_REUSEPORT`, but no one else joins it), or a thread or poller cannot be
+    /// created.
     pub fn start<H, F>(self, factory: F) -> io::Result<ServerHandle>
     where
         H: Handler,
@@ -521,12 +524,8 @@ impl Builder {
                 let first = resolved.next().ok_or_else(|| {
                     io::Error::new(io::ErrorKind::InvalidInput, "address resolves to nothing")
                 })?;
-                let l0 = engine::sys::epoll::listen(first, self.backlog, true)?;
-                let local = l0.local_addr()?;
-                let mut ls = vec![l0];
-                for _ in 1..self.threads {
-                    ls.push(engine::sys::epoll::listen(local, self.backlog, true)?);
-                }
+                let ls = engine::sys::epoll::listen_group(first, self.backlog, self.threads)?;
+                let local = ls[0].local_addr()?;
                 (ls, local)
             }
             Bind::Listener(l) => {
