@@ -110,7 +110,7 @@ fn churn_leaves_memory_and_structures_flat() {
     // round and "nothing scheduled" is a state the test can wait for.
     let builder = Server::builder()
         .threads(1)
-        .handshake_timeout(Duration::from_millis(1000))
+        .handshake_timeout(Duration::from_secs(2))
         .close_timeout(Duration::from_millis(500))
         .idle_timeout(None);
     let server = start_server(builder, |_| Echo);

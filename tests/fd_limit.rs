@@ -28,7 +28,7 @@ const HEADROOM: u64 = 24;
 const FLOOD: usize = 300;
 /// The flood stops after this many connects in a row that the server's full accept queue left
 /// unanswered (each waits `CONNECT_WAIT`).
-const STALLED_CONNECTS: usize = 5;
+const STALLED_CONNECTS: usize = 10;
 const CONNECT_WAIT: Duration = Duration::from_millis(300);
 
 #[test]
