@@ -65,7 +65,7 @@ async function main() {
     executablePath,
     userDataDir,
     headless: true,
-    protocolTimeout: timeoutMs,
+    protocolTimeout: Math.max(60000, timeoutMs),
     timeout: 60000,
   };
   if (kind === 'firefox') {
