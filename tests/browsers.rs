@@ -89,10 +89,11 @@ fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
-/// Fails under `CI=true`, otherwise says why the test did not run.
+/// Fails under `CI=true`, otherwise says why the test did not run (on the real stderr: the test
+/// harness would swallow `eprintln!` of a test that passes).
 fn skip(why: &str) {
     assert!(!in_ci(), "CI=true and the browser test cannot run: {why}");
-    eprintln!("SKIPPED: {why}");
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
 }
 
 /// The cargo target directory this test was built into (`target/debug/deps/browsers-*`).
@@ -208,7 +209,7 @@ fn apt_install(packages: &[&str]) -> Result<(), String> {
         }
     };
     apt(&["update"])?;
-    let mut args = vec!["install", "-y", "--no-install-recommends"];
+    let mut args = vec!["install", "-y"];
     args.extend_from_slice(packages);
     apt(&args)
 }
@@ -510,7 +511,6 @@ fn run(browser: Browser, deflate: bool) {
         setup.versions[browser.name()],
         if deflate { " --deflate" } else { "" }
     );
-    eprintln!("browsers: {label}");
 
     let wsx = WsxServe::start(deflate);
     let page = PageServer::start(wsx.child.id());
@@ -592,6 +592,13 @@ fn run(browser: Browser, deflate: bool) {
             None => failures.push(format!("{name}: never reported")),
         }
     }
+    failures.extend(
+        report
+            .other
+            .iter()
+            .filter(|l| l.starts_with("HUNG") || l.starts_with("DRIVER ERROR"))
+            .cloned(),
+    );
     if hung {
         failures.push(format!(
             "the driver did not finish within {DRIVER_LIMIT:?} and was killed"
@@ -618,7 +625,8 @@ fn run(browser: Browser, deflate: bool) {
     for (name, ok, detail) in &report.steps {
         summary += &format!("  {name}: {} {detail}\n", if *ok { "ok" } else { "FAIL" });
     }
-    eprint!("{summary}");
+    // Always shown, also for a test that passes: which browser versions passed which checks.
+    let _ = std::io::stderr().write_all(summary.as_bytes());
     if !failures.is_empty() {
         panic!(
             "{label}: {} check(s) failed (rerun with WSX_BROWSER_SEED={seed}):\n  {}\n\n{summary}\
