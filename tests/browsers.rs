@@ -588,7 +588,7 @@ fn run(browser: Browser, deflate: bool) {
     for name in STEPS {
         match report.steps.iter().find(|(n, _, _)| n == name) {
             Some((_, true, _)) => {}
-            Some((_, false, why)) => failures.push(format!("{name}: {why}")),
+            Some((_, false, why)) => failures.push(why.clone()),
             None => failures.push(format!("{name}: never reported")),
         }
     }

@@ -291,7 +291,7 @@ async function echoStep(what, count, make, window) {
   const ws = await openSocket(what);
   try {
     const bytes = await echoRun(ws, what, count, make, window);
-    return `${count} messages, ${bytes} bytes each way`;
+    return `${count} messages, ${bytes} bytes each way` + (ws.extensions ? `, extensions "${ws.extensions}"` : '');
   } finally {
     await release(ws);
   }
