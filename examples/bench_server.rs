@@ -5,6 +5,10 @@
 //! cargo run --release --example bench_server -- --port 9001 [--threads 1] [--deflate]
 //! ```
 //!
+//! permessage-deflate is on with `--deflate` or with `WS_DEFLATE=1` in the environment (the
+//! harness's compressed scenarios `g` and `h` start every peer that way); every message at or
+//! above the threshold is then sent compressed.
+//!
 //! (The harness's `B`-prefix broadcast rule arrives with broadcast support.)
 
 use wsx::{Conn, Handler, Message, Server};
@@ -22,7 +26,7 @@ impl Handler for Echo {
 fn main() -> std::io::Result<()> {
     let mut port = 9001;
     let mut threads = 1;
-    let mut deflate = false;
+    let mut deflate = std::env::var("WS_DEFLATE").as_deref() == Ok("1");
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--deflate" {

@@ -9,6 +9,7 @@
 
 pub mod codec;
 pub mod negotiate;
+mod sync_end;
 
 /// The extension's name in `Sec-WebSocket-Extensions`.
 pub const NAME: &str = "permessage-deflate";
