@@ -117,9 +117,10 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
     let _ = writeln!(
         io::stdout(),
-        "wsx: echo server listening on ws://{} (backend epoll, {} workers{})",
+        "wsx: echo server listening on ws://{} (backend epoll, {} worker{}{})",
         server.local_addr(),
         server.workers(),
+        if server.workers() == 1 { "" } else { "s" },
         if args.deflate {
             ", permessage-deflate"
         } else {
