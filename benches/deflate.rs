@@ -1,7 +1,9 @@
 //! permessage-deflate throughput (`cargo bench --bench deflate`): JSON-like messages of 64 B,
-//! 1 KiB, 16 KiB and 1 MiB compressed and inflated through [`DeflateState`] — the libdeflate fast
+//! 1, 4, 16 and 64 KiB and 1 MiB compressed and inflated through [`DeflateState`] — the libdeflate fast
 //! path (no context takeover) and the zlib-rs streaming path (context takeover) — against flate2
-//! with zlib-rs used directly at the same level, as a peer without the fast path would.
+//! with zlib-rs used directly at the same level, as a peer without the fast path would, and
+//! against libdeflate alone (what the fast path costs over it: re-ending the stream with a sync
+//! flush).
 //! Throughput is in bytes of the uncompressed message, all variants in one run.
 
 use std::hint::black_box;
@@ -11,10 +13,12 @@ use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use wsx::protocol::deflate::codec::{DeflateState, TAIL};
 use wsx::protocol::deflate::{DeflateOptions, Params};
 
-const SIZES: [(usize, &str); 4] = [
+const SIZES: [(usize, &str); 6] = [
     (64, "64B"),
     (1024, "1KiB"),
+    (4 * 1024, "4KiB"),
     (16 * 1024, "16KiB"),
+    (64 * 1024, "64KiB"),
     (1024 * 1024, "1MiB"),
 ];
 const LEVEL: u8 = 6;
@@ -113,6 +117,20 @@ fn compress(c: &mut Criterion) {
                 out.clear();
                 fast.compress(black_box(&msg), &mut out);
                 black_box(out.len())
+            })
+        });
+        // libdeflate alone, the stream left finished (`BFINAL = 1`): the fast path before it
+        // re-ended every message with a sync flush, the cost that re-ending adds to.
+        let mut raw = libdeflater::Compressor::new(
+            libdeflater::CompressionLvl::new(i32::from(LEVEL)).expect("level"),
+        );
+        let mut raw_out = vec![0; raw.deflate_compress_bound(size)];
+        g.bench_function("libdeflate_finished_stream", |b| {
+            b.iter(|| {
+                black_box(
+                    raw.deflate_compress(black_box(&msg), &mut raw_out)
+                        .expect("fits"),
+                )
             })
         });
         // Context takeover: 16 different messages in turn (one message repeated would compress

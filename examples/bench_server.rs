@@ -2,8 +2,12 @@
 //! only against the public API.
 //!
 //! ```sh
-//! cargo run --release --example bench_server -- --port 9001 [--threads 1] [--deflate]
+//! cargo run --release --example bench_server -- --port 9001 [--threads 1] [--deflate] [--deflate-level 1-12]
 //! ```
+//!
+//! permessage-deflate is on with `--deflate` or with `WS_DEFLATE=1` in the environment (the
+//! harness's compressed scenarios `g` and `h` start every peer that way); every message at or
+//! above the threshold is then sent compressed.
 //!
 //! (The harness's `B`-prefix broadcast rule arrives with broadcast support.)
 
@@ -22,7 +26,8 @@ impl Handler for Echo {
 fn main() -> std::io::Result<()> {
     let mut port = 9001;
     let mut threads = 1;
-    let mut deflate = false;
+    let mut level = None;
+    let mut deflate = std::env::var("WS_DEFLATE").as_deref() == Ok("1");
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--deflate" {
@@ -33,13 +38,20 @@ fn main() -> std::io::Result<()> {
         match flag.as_str() {
             "--port" => port = value.parse().expect("--port takes a number"),
             "--threads" => threads = value.parse().expect("--threads takes a number"),
-            other => panic!("unknown flag {other}; usage: bench_server --port P [--threads N]"),
+            "--deflate-level" => {
+                level = Some(value.parse().expect("--deflate-level takes a number"));
+            }
+            other => panic!("unknown flag {other}; usage: bench_server --port P [--threads N] [--deflate] [--deflate-level L]"),
         }
     }
     // The harness pins the process to one core; do not pin threads again inside it.
     let mut builder = Server::builder();
     if deflate {
-        builder = builder.deflate(wsx::protocol::deflate::DeflateOptions::default());
+        let mut options = wsx::protocol::deflate::DeflateOptions::default();
+        if let Some(level) = level {
+            options.level = level;
+        }
+        builder = builder.deflate(options);
     }
     let server = builder
         .port(port)

@@ -17,3 +17,39 @@ pub use server::{
     Client, CloseInfo, Conn, ConnId, HandleError, Handler, Message, Reject, SendStatus, Server,
     ServerHandle, Stats, Upgrade,
 };
+
+/// The pages of `docs/`, one item each, so that `cargo test --doc` compiles (and, unless a block
+/// says `no_run`, runs) the Rust code they show: a page cannot drift from the API.
+#[cfg(doctest)]
+pub mod docs {
+    /// How data flows through the engine.
+    #[doc = include_str!("../docs/architecture.md")]
+    pub struct Architecture;
+    /// The clients.
+    #[doc = include_str!("../docs/client.md")]
+    pub struct Client;
+    /// Autobahn and interop results.
+    #[doc = include_str!("../docs/conformance.md")]
+    pub struct Conformance;
+    /// Decisions and their alternatives.
+    #[doc = include_str!("../docs/decisions.md")]
+    pub struct Decisions;
+    /// permessage-deflate.
+    #[doc = include_str!("../docs/deflate.md")]
+    pub struct Deflate;
+    /// The opening handshake.
+    #[doc = include_str!("../docs/handshake.md")]
+    pub struct Handshake;
+    /// Measurements.
+    #[doc = include_str!("../docs/performance.md")]
+    pub struct Performance;
+    /// The sans-IO protocol core.
+    #[doc = include_str!("../docs/protocol.md")]
+    pub struct Protocol;
+    /// Proxies.
+    #[doc = include_str!("../docs/proxies.md")]
+    pub struct Proxies;
+    /// The server.
+    #[doc = include_str!("../docs/server.md")]
+    pub struct Server;
+}

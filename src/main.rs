@@ -1,17 +1,68 @@
 //! The `wsx` command line: `wsx serve` runs an echo server on the engine.
+//!
+//! Every flag is declared, with its documentation and default, in [`ServeArgs`]: `wsx serve
+//! --help` is generated from it. Nothing printed here can stop the server: diagnostics go out
+//! with `let _ = writeln!(..)`, so a closed stdout or stderr (`wsx serve | head -1`) costs only
+//! the lines that cannot be written. Rust's runtime ignores SIGPIPE, so such writes fail with
+//! EPIPE instead of killing the process.
 
+use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::{Args, Parser, Subcommand};
 use wsx::{Conn, Handler, Message, Server};
 
-const USAGE: &str =
-    "usage: wsx serve [--host HOST] [--port PORT] [--threads N] [--path PATH] [--deflate]
+/// A WebSocket engine (RFC 6455 + RFC 7692): demo command line.
+#[derive(Debug, Parser)]
+#[command(name = "wsx", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-  serve    echo server: every text or binary message comes back unchanged
-           (default 127.0.0.1:9001, one worker per core); Ctrl-C or SIGTERM stops it
-           cleanly (close 1001 to every client, 5 s grace);
-           --deflate answers permessage-deflate offers (RFC 7692)";
+/// What `wsx` runs.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Echo server: every text or binary message comes back unchanged.
+    ///
+    /// Ctrl-C or SIGTERM stops it cleanly: close 1001 to every client, then up to 5 s for the
+    /// closing handshakes.
+    Serve(ServeArgs),
+}
+
+/// The flags of `wsx serve`, each with its default.
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on (a name, an IPv4 or an IPv6 address).
+    #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on (0 picks a free one; the first line printed names it).
+    #[arg(long, value_name = "PORT", default_value_t = 9001)]
+    port: u16,
+    /// Worker threads, each pinned to a core [default: one per core].
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = at_least_one
+    )]
+    threads: Option<usize>,
+    /// Serve only this request path; other paths get 404 [default: every path].
+    #[arg(long, value_name = "PATH")]
+    path: Option<String>,
+    /// Answer permessage-deflate offers (RFC 7692) with the default options.
+    #[arg(long)]
+    deflate: bool,
+}
+
+/// Parses a count that must be 1 or more.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
 
 /// Echoes every message.
 struct Echo;
@@ -25,80 +76,101 @@ impl Handler for Echo {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("serve") => match serve(&args[1..]) {
+    // `parse` prints help or version and exits 0, or names the bad flag and exits 2.
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => match serve(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("wsx: {e}");
+                let _ = writeln!(io::stderr(), "wsx: {e}");
                 ExitCode::FAILURE
             }
         },
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        _ => {
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
-        }
     }
 }
 
-fn serve(args: &[String]) -> Result<(), String> {
-    let mut host = "127.0.0.1".to_owned();
-    let mut port: u16 = 9001;
-    let mut threads: Option<usize> = None;
-    let mut path: Option<String> = None;
-    let mut deflate = false;
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "--host" => host = value()?,
-            "--port" => port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
-            "--threads" => threads = Some(value()?.parse().map_err(|e| format!("--threads: {e}"))?),
-            "--path" => path = Some(value()?),
-            "--deflate" => deflate = true,
-            other => return Err(format!("unknown flag {other}\n{USAGE}")),
-        }
+fn serve(args: &ServeArgs) -> Result<(), String> {
+    if let Err(e) = raise_nofile_limit() {
+        let _ = writeln!(
+            io::stderr(),
+            "wsx: cannot raise the open-file limit ({e}); continuing with the current one"
+        );
     }
-    let mut builder = Server::builder().host(&host).port(port);
-    if let Some(n) = threads {
+    let mut builder = Server::builder().host(&args.host).port(args.port);
+    if let Some(n) = args.threads {
         builder = builder.threads(n);
     }
-    if let Some(p) = path {
-        builder = builder.path(p);
+    if let Some(p) = &args.path {
+        builder = builder.path(p.clone());
     }
-    if deflate {
+    if args.deflate {
         builder = builder.deflate(wsx::protocol::deflate::DeflateOptions::default());
     }
-    let server = builder
-        .start(|_| Echo)
-        .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
-    println!(
-        "wsx: echo server listening on ws://{} (backend epoll, {} workers{})",
-        server.local_addr(),
-        server.workers(),
-        if deflate { ", permessage-deflate" } else { "" }
-    );
+    // Handlers first: once the address is printed, a signal must stop the server cleanly.
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let server = builder
+        .start(|_| Echo)
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
+    let _ = writeln!(
+        io::stdout(),
+        "wsx: echo server listening on ws://{} (backend epoll, {} workers{})",
+        server.local_addr(),
+        server.workers(),
+        if args.deflate {
+            ", permessage-deflate"
+        } else {
+            ""
+        }
+    );
     let handle = server.clone();
     std::thread::spawn(move || {
-        if let Some(sig) = signals.forever().next() {
-            eprintln!("wsx: signal {sig}, shutting down");
-            handle.shutdown(Duration::from_secs(5));
+        // The first signal starts a graceful shutdown, a second one ends the grace at once.
+        // Shut down first, then say so: the note may not be writable (a closed pipe).
+        let mut grace = Duration::from_secs(5);
+        for sig in signals.forever() {
+            handle.shutdown(grace);
+            let _ = if grace.is_zero() {
+                writeln!(io::stderr(), "wsx: signal {sig} again, stopping now")
+            } else {
+                writeln!(io::stderr(), "wsx: signal {sig}, shutting down")
+            };
+            grace = Duration::ZERO;
         }
     });
     server.wait();
-    println!("wsx: stopped");
+    let _ = writeln!(io::stdout(), "wsx: stopped");
+    Ok(())
+}
+
+/// Raises the soft limit on open descriptors to the hard limit, as Go's runtime does at start:
+/// every connection costs one, and the default soft limit (often 1024) is far below what a
+/// server on one machine holds. Does nothing when the soft limit is already the hard one.
+#[allow(unsafe_code)]
+fn raise_nofile_limit() -> io::Result<()> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable `rlimit` that outlives the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if limit.rlim_cur >= limit.rlim_max {
+        return Ok(());
+    }
+    limit.rlim_cur = limit.rlim_max;
+    // macOS reports an unlimited hard limit but refuses a soft one above OPEN_MAX.
+    #[cfg(target_os = "macos")]
+    {
+        limit.rlim_cur = limit.rlim_cur.min(10240);
+    }
+    // SAFETY: `limit` is a valid `rlimit` that outlives the call; the kernel only reads it.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(())
 }

@@ -509,7 +509,10 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// The address cannot be resolved or bound, or a thread or poller cannot be created.
+    /// The address cannot be resolved or bound (with [`io::ErrorKind::AddrInUse`] when something
+    /// already listens on the port, another server included: the workers of one server share
+    /// the port with `SO_REUSEPORT`, but no one else joins it), or a thread or poller cannot be
+    /// created.
     pub fn start<H, F>(self, factory: F) -> io::Result<ServerHandle>
     where
         H: Handler,
@@ -521,12 +524,8 @@ impl Builder {
                 let first = resolved.next().ok_or_else(|| {
                     io::Error::new(io::ErrorKind::InvalidInput, "address resolves to nothing")
                 })?;
-                let l0 = engine::sys::epoll::listen(first, self.backlog, true)?;
-                let local = l0.local_addr()?;
-                let mut ls = vec![l0];
-                for _ in 1..self.threads {
-                    ls.push(engine::sys::epoll::listen(local, self.backlog, true)?);
-                }
+                let ls = engine::sys::epoll::listen_group(first, self.backlog, self.threads)?;
+                let local = ls[0].local_addr()?;
                 (ls, local)
             }
             Bind::Listener(l) => {
@@ -589,6 +588,10 @@ pub(crate) struct WorkerStats {
     pub(crate) messages_out: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
+    pub(crate) shed: AtomicU64,
+    pub(crate) timer_entries: AtomicU64,
+    pub(crate) timer_capacity: AtomicU64,
+    pub(crate) slab_capacity: AtomicU64,
 }
 
 /// Server-wide counters, summed over the workers.
@@ -604,6 +607,23 @@ pub struct Stats {
     pub bytes_in: u64,
     /// Bytes written to sockets.
     pub bytes_out: u64,
+    /// Connections closed as soon as accepted, without a handshake: over
+    /// [`Builder::max_connections`], or shed while the process was out of descriptors (see
+    /// `docs/server.md`, "Descriptor limits").
+    pub shed: u64,
+}
+
+/// Sizes of the engine's per-worker structures, summed over the workers: for tests that check
+/// they stay flat under churn. Not a stable interface.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Entries in the timer wheels (stale ones included).
+    pub timer_entries: u64,
+    /// Entries the timer wheels have room for: what they hold in memory.
+    pub timer_capacity: u64,
+    /// Slots the connection slabs have room for.
+    pub slab_capacity: u64,
 }
 
 #[derive(Debug)]
@@ -756,8 +776,21 @@ impl ServerHandle {
             s.messages_out += w.messages_out.load(Ordering::Relaxed);
             s.bytes_in += w.bytes_in.load(Ordering::Relaxed);
             s.bytes_out += w.bytes_out.load(Ordering::Relaxed);
+            s.shed += w.shed.load(Ordering::Relaxed);
         }
         s
+    }
+
+    /// Sizes of the workers' structures, published once per timer tick (100 ms).
+    #[doc(hidden)]
+    pub fn footprint(&self) -> Footprint {
+        let mut f = Footprint::default();
+        for w in &self.inner.stats {
+            f.timer_entries += w.timer_entries.load(Ordering::Relaxed);
+            f.timer_capacity += w.timer_capacity.load(Ordering::Relaxed);
+            f.slab_capacity += w.slab_capacity.load(Ordering::Relaxed);
+        }
+        f
     }
 
     /// Graceful shutdown: stop accepting, send close 1001 to every connection, wait for the

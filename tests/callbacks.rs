@@ -129,12 +129,22 @@ fn open(server: &ServerHandle, log: &Shared<Rec>) -> (Client, ConnId) {
     (client, id)
 }
 
-/// Waits for the one `on_close` of `id` and checks no second one follows.
-fn close_of(log: &Shared<Rec>, id: ConnId) -> CloseInfo {
+/// Waits for the one `on_close` of `id` and checks no second one follows. A second one could
+/// only come while the worker still holds the connection: a probe's ping round trip (answered
+/// in a turn after the one that opened the probe) and then counters that count the probe
+/// alone show `id` gone for good.
+fn close_of(server: &ServerHandle, log: &Shared<Rec>, id: ConnId) -> CloseInfo {
     let rec = log
         .wait_for(|r| matches!(r, Rec::Close(c, _) if *c == id))
         .expect("on_close fired");
-    std::thread::sleep(Duration::from_millis(150));
+    let (mut probe, _) = open(server, log);
+    probe.ping(b"fence");
+    assert_eq!(probe.recv(), Some(Ev::Pong(b"fence".to_vec())));
+    assert!(
+        common::wait_until(TIMEOUT, || server.stats().connections == 1),
+        "the closed connection is still held: {:?}",
+        server.stats()
+    );
     let count = log
         .snapshot()
         .iter()
@@ -314,7 +324,7 @@ fn on_close_after_a_client_initiated_close_is_clean() {
     // The server echoes the code, then closes the TCP connection.
     assert_eq!(client.recv(), Some(Ev::Close(1000, String::new())));
     assert_eq!(client.recv(), Some(Ev::Eof));
-    let info = close_of(&log, id);
+    let info = close_of(&server, &log, id);
     assert_eq!(
         info,
         CloseInfo {
@@ -335,7 +345,7 @@ fn on_close_after_conn_close_is_clean() {
     // recv echoes the close frame back, which completes the handshake.
     assert_eq!(client.recv(), Some(Ev::Close(4000, "asked to".into())));
     assert_eq!(client.recv(), Some(Ev::Eof));
-    let info = close_of(&log, id);
+    let info = close_of(&server, &log, id);
     assert_eq!(info.code, CloseCode(4000));
     assert!(info.clean, "{info:?}");
     assert_eq!(info.error, None);
@@ -354,7 +364,7 @@ fn on_close_after_server_handle_close_is_clean() {
         Some(Ev::Close(4001, "from the handle".into()))
     );
     assert_eq!(client.recv(), Some(Ev::Eof));
-    let info = close_of(&log, id);
+    let info = close_of(&server, &log, id);
     assert_eq!(info.code, CloseCode(4001));
     assert!(info.clean, "{info:?}");
     stop(&server);
@@ -367,14 +377,14 @@ fn on_close_after_an_abrupt_drop_is_1006_unclean() {
     // A FIN without a close frame.
     let (client, id) = open(&server, &log);
     drop(client);
-    let info = close_of(&log, id);
+    let info = close_of(&server, &log, id);
     assert_eq!(info.code, CloseCode::ABNORMAL);
     assert!(!info.clean);
 
     // A reset.
     let (client, id) = open(&server, &log);
     client.reset();
-    let info = close_of(&log, id);
+    let info = close_of(&server, &log, id);
     assert_eq!(info.code, CloseCode::ABNORMAL);
     assert!(!info.clean);
 
@@ -396,7 +406,7 @@ fn server_handle_terminate_drops_without_a_close_frame() {
         end.as_ref().is_some_and(Ev::is_end),
         "no close frame, just the end: {end:?}"
     );
-    let info = close_of(&log, id);
+    let info = close_of(&server, &log, id);
     assert_eq!(info.code, CloseCode::ABNORMAL);
     assert!(!info.clean);
     stop(&server);
@@ -427,7 +437,7 @@ fn frames_sent_with_the_request_head_are_delivered() {
         other => panic!("{other:?}"),
     };
     assert!(log.snapshot().contains(&Rec::Text(id, "early".into())));
-    assert!(close_of(&log, id).clean);
+    assert!(close_of(&server, &log, id).clean);
     stop(&server);
 }
 
@@ -440,7 +450,7 @@ fn a_message_followed_at_once_by_a_fin_is_delivered_then_1006() {
         // The frame and the FIN tend to arrive together, and are read in one go.
         client.send_text(&text);
         client.shutdown_write();
-        let info = close_of(&log, id);
+        let info = close_of(&server, &log, id);
         assert!(
             log.snapshot().contains(&Rec::Text(id, text)),
             "round {round}"
@@ -462,7 +472,7 @@ fn a_close_without_a_code_is_1005_and_clean() {
         Some(Ev::Close(CloseCode::NO_STATUS.0, String::new()))
     );
     assert_eq!(client.recv(), Some(Ev::Eof));
-    let info = close_of(&log, id);
+    let info = close_of(&server, &log, id);
     assert_eq!(
         info,
         CloseInfo {

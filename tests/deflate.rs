@@ -26,6 +26,17 @@ impl Handler for Echo {
     }
 }
 
+/// The server's counters once they show at least `read` messages read (bounded wait).
+fn stats_after(server: &wsx::ServerHandle, read: u64) -> wsx::Stats {
+    let mut stats = server.stats();
+    let counted = common::wait_until(TIMEOUT, || {
+        stats = server.stats();
+        stats.messages_in >= read
+    });
+    assert!(counted, "{read} messages read: {stats:?}");
+    stats
+}
+
 fn text(len: usize) -> String {
     "{\"px\":101.25,\"qty\":3,\"side\":\"ask\"},".repeat(len / 34 + 1)[..len].to_owned()
 }
@@ -53,6 +64,9 @@ fn compressed_echo_in_every_client_mode_and_plain_peers_still_served() {
         }),
         None,
     ];
+    // Messages the server has read so far. Counters are published once per worker loop turn:
+    // those of the turn that read a message count every byte written before it.
+    let mut read = 0;
     for mode in modes {
         let mut options = ClientOptions::new().no_proxy().handshake_timeout(TIMEOUT);
         if let Some(d) = mode {
@@ -63,24 +77,28 @@ fn compressed_echo_in_every_client_mode_and_plain_peers_still_served() {
         ws.send_text("mode?").unwrap();
         let expected = if mode.is_some() { "deflate" } else { "plain" };
         assert_eq!(ws.recv().unwrap(), Message::Text(expected.into()));
-        let before = server.stats();
+        read += 1;
+        let before = stats_after(&server, read);
         for len in [10, 1023, 1024, 70_000, 1 << 20] {
             let t = text(len);
             ws.send_text(&t).unwrap();
             assert_eq!(ws.recv().unwrap(), Message::Text(t));
         }
-        // Counters are published once per worker loop turn: wait for the last echo's bytes.
-        let sent = || server.stats().bytes_out - before.bytes_out;
+        // One more round trip: once the counters show it read, they hold every echo's bytes.
+        ws.send_text("mode?").unwrap();
+        assert_eq!(ws.recv().unwrap(), Message::Text(expected.into()));
+        read += 6;
+        let sent = stats_after(&server, read).bytes_out - before.bytes_out;
         if mode.is_some() {
-            std::thread::sleep(Duration::from_millis(300));
             assert!(
-                sent() < 200_000,
-                "echoes were compressed ({} bytes for ~1.1 MB)",
-                sent()
+                sent < 200_000,
+                "echoes were compressed ({sent} bytes for ~1.1 MB)"
             );
         } else {
-            let plain = common::wait_until(TIMEOUT, || sent() > 1_000_000);
-            assert!(plain, "a plain client gets plain frames ({} bytes)", sent());
+            assert!(
+                sent > 1_000_000,
+                "a plain client gets plain frames ({sent} bytes)"
+            );
         }
         ws.close(wsx::CloseCode::NORMAL, "").unwrap();
     }
@@ -107,14 +125,21 @@ fn a_decompression_bomb_closes_with_1009() {
     ws.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     // 16 MiB of zeros: a few KiB on the wire, far over the server's 1 MiB limit once inflated.
     ws.send_binary(&vec![0u8; 16 << 20]).unwrap();
-    let before = server.stats();
-    assert!(
-        before.bytes_in < 200_000,
-        "the bomb went out compressed: {before:?}"
-    );
     match ws.recv() {
         Ok(Message::Close(code, _)) => assert_eq!(code, wsx::CloseCode::TOO_BIG),
         other => panic!("expected close 1009, got {other:?}"),
     }
+    // A message read on a second connection, after the bomb: the counters of that turn count
+    // every byte the server read of the bomb.
+    let mut probe =
+        wsx::blocking::connect_with(&format!("ws://{}/", server.local_addr()), &options).unwrap();
+    probe.set_read_timeout(Some(TIMEOUT)).unwrap();
+    probe.send_text("mode?").unwrap();
+    assert_eq!(probe.recv().unwrap(), Message::Text("deflate".into()));
+    let after = stats_after(&server, 1);
+    assert!(
+        after.bytes_in < 200_000,
+        "the bomb went out compressed: {after:?}"
+    );
     stop(&server);
 }

@@ -13,6 +13,7 @@
 //!
 //! The IO backend contract is in [`sys`]; the worker owns the protocol logic above it.
 
+pub(crate) mod accept;
 pub(crate) mod conn;
 pub(crate) mod inbox;
 pub(crate) mod outbound;

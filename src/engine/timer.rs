@@ -5,6 +5,11 @@
 //! entry fires the connection recomputes its deadline and schedules again if it moved. Entries
 //! whose deadline lies past the wheel's horizon are parked in the last slot and rescheduled when
 //! they come up, so any delay works.
+//!
+//! A slot's storage is released once the slot is drained: under connection churn each slot
+//! fills with the entries of one tick's worth of connections, and keeping that capacity in all
+//! 4,096 slots once grew memory with every connection for the seven minutes of a wheel turn,
+//! then held the peak for good. What the wheel holds is what is scheduled, no more.
 
 /// One scheduled wake-up: a slab key, the slot's generation (so a reused key is not woken for a
 /// connection that is gone) and the tick it is for.
@@ -21,6 +26,10 @@ pub(crate) struct TimerWheel {
     slots: Vec<Vec<Entry>>,
     /// The last tick advanced to.
     now: u64,
+    /// Scheduled entries (stale ones included).
+    len: usize,
+    /// Entries the slots have room for, summed (what the wheel holds in memory).
+    capacity: usize,
 }
 
 impl TimerWheel {
@@ -30,6 +39,8 @@ impl TimerWheel {
         TimerWheel {
             slots: (0..slots).map(|_| Vec::new()).collect(),
             now,
+            len: 0,
+            capacity: 0,
         }
     }
 
@@ -42,7 +53,11 @@ impl TimerWheel {
         let horizon = self.now + self.slots.len() as u64 - 1;
         let at = entry.tick.clamp(self.now + 1, horizon);
         let slot = self.slot_of(at);
-        self.slots[slot].push(entry);
+        let bucket = &mut self.slots[slot];
+        let before = bucket.capacity();
+        bucket.push(entry);
+        self.capacity += bucket.capacity() - before;
+        self.len += 1;
     }
 
     /// Advances to tick `now`, appending the entries that are due to `due`. Entries parked for a
@@ -55,7 +70,11 @@ impl TimerWheel {
         let mut parked = Vec::new();
         for t in start + 1..=start + steps {
             let slot = self.slot_of(t);
-            for e in self.slots[slot].drain(..) {
+            // Taken, not drained in place: the slot's storage goes with it (see the module doc).
+            let bucket = std::mem::take(&mut self.slots[slot]);
+            self.capacity -= bucket.capacity();
+            self.len -= bucket.len();
+            for e in bucket {
                 if e.tick <= now {
                     due.push(e);
                 } else {
@@ -69,9 +88,13 @@ impl TimerWheel {
     }
 
     /// Scheduled entries (stale ones included).
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.slots.iter().map(Vec::len).sum()
+        self.len
+    }
+
+    /// Entries the wheel has room for without allocating: what it holds in memory.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
     }
 }
 
@@ -104,6 +127,24 @@ mod tests {
         assert_eq!(due.iter().map(|e| e.key).collect::<Vec<_>>(), [1]);
     }
 
+    #[test]
+    fn a_drained_slot_keeps_no_storage() {
+        let mut w = TimerWheel::new(8, 0);
+        for key in 0..1000 {
+            w.schedule(Entry {
+                key,
+                gen: 0,
+                tick: 2,
+            });
+        }
+        assert_eq!(w.len(), 1000);
+        assert!(w.capacity() >= 1000);
+        let mut due = Vec::new();
+        w.advance(2, &mut due);
+        assert_eq!(due.len(), 1000);
+        assert_eq!((w.len(), w.capacity()), (0, 0));
+    }
+
     proptest! {
         /// Whatever the delays (beyond the horizon too) and however time jumps, every entry
         /// fires exactly once, at its tick or at the first advance past it.
@@ -134,6 +175,8 @@ mod tests {
             }
             prop_assert!(fired.iter().all(Option::is_some));
             prop_assert_eq!(w.len(), 0);
+            prop_assert_eq!(w.slots.iter().map(Vec::len).sum::<usize>(), 0);
+            prop_assert_eq!(w.capacity(), 0, "drained slots keep no storage");
         }
     }
 }

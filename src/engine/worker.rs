@@ -13,6 +13,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::client::{ClientError, ConnectStep, Connector};
+use crate::engine::accept::Acceptor;
 use crate::engine::conn::{Conn, ConnIo, Ctx};
 use crate::engine::inbox::{self, Command, Inbox, InboxSender};
 use crate::engine::timer::{Entry, TimerWheel};
@@ -53,10 +54,10 @@ where
     let poll = Poll::new()?;
     let waker = Waker::new(poll.registry(), WAKER)?;
     let (sender, inbox) = inbox::inbox(waker);
-    let mut listener = listener.map(TcpListener::from_std);
-    if let Some(listener) = &mut listener {
+    let mut acceptor = listener.map(|l| Acceptor::new(TcpListener::from_std(l)));
+    if let Some(acceptor) = &mut acceptor {
         poll.registry()
-            .register(listener, LISTENER, Interest::READABLE)?;
+            .register(acceptor.listener_mut(), LISTENER, Interest::READABLE)?;
     }
     let thread = std::thread::Builder::new()
         .name(format!("wsx-worker-{index}"))
@@ -65,7 +66,7 @@ where
                 core_affinity::set_for_current(core);
             }
             let handler = factory(index);
-            let mut worker = Worker::new(index, poll, listener, handler, settings, inbox, stats);
+            let mut worker = Worker::new(index, poll, acceptor, handler, settings, inbox, stats);
             worker.run();
         })?;
     Ok((sender, thread))
@@ -128,7 +129,7 @@ struct LocalStats {
 struct Worker<H: Handler> {
     index: u16,
     poll: Poll,
-    listener: Option<TcpListener>,
+    acceptor: Option<Acceptor>,
     conns: Slab<Slot<H::State>>,
     handler: H,
     ctx: Ctx,
@@ -158,7 +159,7 @@ impl<H: Handler> Worker<H> {
     fn new(
         index: usize,
         poll: Poll,
-        listener: Option<TcpListener>,
+        acceptor: Option<Acceptor>,
         handler: H,
         settings: Arc<Settings>,
         inbox: Inbox,
@@ -171,7 +172,7 @@ impl<H: Handler> Worker<H> {
         Worker {
             index: index as u16,
             poll,
-            listener,
+            acceptor,
             conns: Slab::new(),
             handler,
             ctx: Ctx {
@@ -213,8 +214,14 @@ impl<H: Handler> Worker<H> {
                 // The poller itself failed: nothing more can be done on this worker.
                 break;
             }
+            let before = self.now;
             self.now = (self.start.elapsed().as_millis() / TICK.as_millis()) as u64;
             self.ctx.now = self.now;
+            let ticked = self.now != before;
+            if ticked && self.acceptor.as_ref().is_some_and(Acceptor::stalled) {
+                // No readiness event follows a failed accept (see engine/accept.rs).
+                self.accept();
+            }
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
@@ -239,6 +246,9 @@ impl<H: Handler> Worker<H> {
                 self.on_timer(*entry);
             }
             self.publish_stats();
+            if ticked {
+                self.publish_footprint();
+            }
             if let Some(deadline) = self.shutdown {
                 if self.conns.is_empty() {
                     break;
@@ -265,21 +275,34 @@ impl<H: Handler> Worker<H> {
             .store(self.ctx.messages_out, Ordering::Relaxed);
         s.bytes_in.store(self.local.bytes_in, Ordering::Relaxed);
         s.bytes_out.store(self.local.bytes_out, Ordering::Relaxed);
+        if let Some(acceptor) = &self.acceptor {
+            s.shed.store(acceptor.shed(), Ordering::Relaxed);
+        }
     }
 
+    /// Sizes of the worker's structures, for the tests that check they stay flat.
+    fn publish_footprint(&self) {
+        let s = &self.stats;
+        s.timer_entries
+            .store(self.wheel.len() as u64, Ordering::Relaxed);
+        s.timer_capacity
+            .store(self.wheel.capacity() as u64, Ordering::Relaxed);
+        s.slab_capacity
+            .store(self.conns.capacity() as u64, Ordering::Relaxed);
+    }
+
+    /// Accepts what is queued (see engine/accept.rs for what happens when descriptors run out).
     fn accept(&mut self) {
         loop {
-            let Some(listener) = &self.listener else {
+            let Some(acceptor) = &mut self.acceptor else {
                 return;
             };
-            let (mut sock, peer) = match listener.accept() {
-                Ok(pair) => pair,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // WouldBlock, or out of descriptors (EMFILE): try again on the next event.
-                Err(_) => return,
+            let Some((mut sock, peer)) = acceptor.accept() else {
+                return;
             };
             if self.conns.len() >= self.settings.max_connections {
-                continue; // dropped: closed at once
+                acceptor.refuse(sock);
+                continue;
             }
             if self.settings.nodelay {
                 let _ = sock.set_nodelay(true);
@@ -1025,8 +1048,8 @@ impl<H: Handler> Worker<H> {
     }
 
     fn begin_shutdown(&mut self, deadline: Instant) {
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
+        if let Some(mut acceptor) = self.acceptor.take() {
+            let _ = self.poll.registry().deregister(acceptor.listener_mut());
         }
         self.shutdown = Some(deadline);
         let keys: Vec<(usize, u32)> = self.conns.iter().map(|(k, s)| (k, s.gen)).collect();

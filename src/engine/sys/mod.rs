@@ -3,7 +3,8 @@
 //! A backend gives each worker:
 //!
 //! - **listen**: its own listening socket on the server's address (`SO_REUSEPORT`, so the kernel
-//!   spreads new connections over the workers), or a duplicate of a listener the user supplied;
+//!   spreads new connections over the workers; a port that something else listens on is
+//!   refused with `AddrInUse`), or a duplicate of a listener the user supplied;
 //! - **accept**: non-blocking accepted sockets with `TCP_NODELAY` set as configured;
 //! - **readiness or completion**: a way to learn that a socket has bytes to read or room to
 //!   write, and that another thread woke the worker (its inbox);

@@ -226,3 +226,116 @@ fn bombs_garbage_and_unnegotiated_rsv1() {
     let h = headers(&wire)[0];
     assert_eq!((h.opcode, h.rsv), (OpCode::PING, 0));
 }
+
+/// The payloads of the messages in `wire` (unmasked, fragments joined), with their RSV1 bit.
+fn payloads(mut wire: &[u8]) -> Vec<(bool, Vec<u8>)> {
+    let mut out: Vec<(bool, Vec<u8>)> = Vec::new();
+    let mut open = false;
+    while let Ok(Some((h, n))) = FrameHeader::decode(wire) {
+        let len = h.payload_len as usize;
+        let mut data = wire[n..n + len].to_vec();
+        if let Some(key) = h.mask {
+            for (i, b) in data.iter_mut().enumerate() {
+                *b ^= key[i % 4];
+            }
+        }
+        wire = &wire[n + len..];
+        if h.opcode.is_control() {
+            continue;
+        }
+        if open {
+            out.last_mut().expect("a message is open").1.extend(data);
+        } else {
+            out.push((h.rsv & RSV1 != 0, data));
+        }
+        open = !h.fin;
+    }
+    out
+}
+
+/// The two messages: ~130 KB of multibyte text, then 65,535 bytes of alternating 4 KiB
+/// blocks of xorshift noise and a repeating 16-byte pattern.
+fn browser_breakers() -> Vec<Vec<u8>> {
+    let text: String = "añ€😀 wsx ".repeat(130_000 / 14);
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mixed: Vec<u8> = (0..65_535usize)
+        .map(|i| {
+            if (i / 4096) % 2 == 0 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            } else {
+                b"0123456789abcdef"[i % 16]
+            }
+        })
+        .collect();
+    vec![
+        text.into_bytes(),
+        mixed,
+        json(4096).into_bytes(),
+        vec![0; 1 << 20],
+    ]
+}
+
+/// Browsers keep one inflate stream for the whole connection, whatever `*_no_context_takeover`
+/// says, and never reset it: every compressed message wsx sends, in both roles and on every
+/// compressor path, must inflate through such a stream (it must end with a sync flush, never
+/// with a final block), as well as through one that is reset per message.
+#[test]
+fn compressed_messages_inflate_through_one_stream_that_is_never_reset() {
+    use flate2::{Decompress, FlushDecompress, Status};
+    let modes = [
+        (
+            "fast path",
+            DeflateOptions::default(),
+            DeflateOptions::default(),
+        ),
+        ("context takeover", takeover(), takeover()),
+        (
+            "small windows",
+            DeflateOptions {
+                server_max_window_bits: Some(10),
+                client_max_window_bits: Some(9),
+                ..DeflateOptions::default()
+            },
+            DeflateOptions::default(),
+        ),
+    ];
+    for (mode, c, s) in modes {
+        let (mut cl, mut sv) = pair(c, s);
+        for role in ["server", "client"] {
+            let sender = if role == "server" { &mut sv } else { &mut cl };
+            let mut wire = Vec::new();
+            let messages = browser_breakers();
+            for m in &messages {
+                sender.send_binary(m, &mut wire).unwrap();
+            }
+            let sent = payloads(&wire);
+            assert_eq!(sent.len(), messages.len());
+            let mut never_reset = Decompress::new(false);
+            for (i, ((compressed, data), original)) in sent.iter().zip(&messages).enumerate() {
+                assert!(compressed, "{mode} {role} message {i} is compressed");
+                let mut input = data.clone();
+                input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+                let mut out = Vec::with_capacity(original.len() + 1024);
+                let before = never_reset.total_in();
+                let status = never_reset
+                    .decompress_vec(&input, &mut out, FlushDecompress::Sync)
+                    .unwrap_or_else(|e| panic!("{mode} {role} message {i}: {e}"));
+                assert_ne!(
+                    status,
+                    Status::StreamEnd,
+                    "{mode} {role} message {i} ended the stream"
+                );
+                assert_eq!(never_reset.total_in() - before, input.len() as u64);
+                assert!(
+                    out == *original,
+                    "{mode} {role} message {i}: {} bytes back of {}",
+                    out.len(),
+                    original.len()
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! The `wsx` binary: `--help` and `--version`, errors that name the bad flag, shutdown on
+//! SIGTERM after its output pipes have closed (`wsx serve 2>&1 | head -1`), and the soft
+//! open-file limit raised to the hard one at start.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const WSX: &str = env!("CARGO_BIN_EXE_wsx");
+
+/// How long a stopping server may take before the test fails (no clients: it needs none of
+/// its 5 s grace).
+const STOP_WITHIN: Duration = Duration::from_secs(10);
+
+/// Runs `wsx` with `args` to the end (these invocations exit at once).
+fn wsx(args: &[&str]) -> Output {
+    Command::new(WSX)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("wsx runs")
+}
+
+/// A running `wsx serve`, killed (by its handle) if a test fails before it has stopped.
+struct Serve {
+    child: Child,
+}
+
+impl Serve {
+    /// Starts `program` with `args` (which end in `wsx serve …`) with stdout and stderr piped;
+    /// returns it with the address from its first line and the still open pipes.
+    fn start(
+        program: &str,
+        args: &[&str],
+    ) -> (Self, SocketAddr, BufReader<ChildStdout>, ChildStderr) {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wsx serve starts");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let serve = Serve { child };
+        // The first line: "wsx: echo server listening on ws://ADDR (...)". A server that dies
+        // first closes the pipe, and the read returns.
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read the first line");
+        let addr = line
+            .split("ws://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no listening address in the first line: {line:?}"));
+        (serve, addr, stdout, stderr)
+    }
+
+    /// Waits (bounded by `within`, polling) for the process to exit.
+    fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("a pid fits in pid_t")
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Sends `signal` to our own child `pid`.
+#[allow(unsafe_code)]
+fn signal(pid: i32, signal: i32) {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours; `pid` is a child we
+    // spawned and have not reaped, so it names that process and no other.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+}
+
+/// True under `CI=true`, where a missing tool fails a test instead of skipping it.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+#[test]
+fn help_exits_0_and_lists_every_flag() {
+    let out = wsx(&["serve", "--help"]);
+    assert!(out.status.success(), "{:?}", out.status);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--host",
+        "--port",
+        "--threads",
+        "--path",
+        "--deflate",
+        "--help",
+        "--version",
+    ] {
+        assert!(
+            help.contains(flag),
+            "`wsx serve --help` lacks {flag}:\n{help}"
+        );
+    }
+    // The defaults are documented with the flags.
+    for default in ["127.0.0.1", "9001", "one per core", "every path"] {
+        assert!(help.contains(default), "no default {default:?}:\n{help}");
+    }
+    // The top level lists the command.
+    let out = wsx(&["--help"]);
+    assert!(out.status.success(), "{:?}", out.status);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("serve"));
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    for args in [&["--version"][..], &["serve", "--version"]] {
+        let out = wsx(args);
+        assert!(out.status.success(), "{args:?}: {:?}", out.status);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.trim_end().ends_with(env!("CARGO_PKG_VERSION")) && text.starts_with("wsx"),
+            "{args:?}: {text:?}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_flag_exits_2_and_is_named() {
+    for (args, named) in [
+        (&["serve", "--bogus"][..], "--bogus"),
+        (&["serve", "--port", "http"], "--port"),
+        (&["serve", "--port", "70000"], "--port"),
+        (&["serve", "--threads", "0"], "--threads"),
+        (&["serve", "--host"], "--host"),
+        (&["frobnicate"], "frobnicate"),
+    ] {
+        let out = wsx(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(named),
+            "{args:?}: stderr does not name {named}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: usage errors go to stderr");
+    }
+    // No command at all is a usage error too.
+    assert_eq!(wsx(&[]).status.code(), Some(2));
+}
+
+#[test]
+fn sigterm_stops_the_server_after_its_output_pipes_closed() {
+    let (mut serve, addr, stdout, stderr) =
+        Serve::start(WSX, &["serve", "--port", "0", "--threads", "1"]);
+    assert!(addr.ip().is_loopback(), "{addr}");
+    // `| head -1`: the reader has its line and goes away.
+    drop(stdout);
+    drop(stderr);
+    signal(serve.pid(), libc::SIGTERM);
+    match serve.wait_exit(STOP_WITHIN) {
+        // Every note it printed on the way out hit a closed pipe, and none of them mattered.
+        Some(status) => assert!(status.success(), "{status:?}"),
+        None => panic!("wsx serve still runs {STOP_WITHIN:?} after SIGTERM with closed pipes"),
+    }
+}
+
+#[test]
+fn sigint_stops_the_server_and_it_says_so() {
+    let (mut serve, _addr, mut stdout, stderr) =
+        Serve::start(WSX, &["serve", "--port", "0", "--threads", "1"]);
+    signal(serve.pid(), libc::SIGINT);
+    let status = serve.wait_exit(STOP_WITHIN);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "wsx serve after SIGINT: {status:?}"
+    );
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("read stdout");
+    assert_eq!(rest, "wsx: stopped\n");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut { stderr }, &mut err).expect("read stderr");
+    assert!(err.contains("shutting down"), "{err:?}");
+}
+
+/// The soft and hard `Max open files` of a process, from /proc/PID/limits.
+fn nofile_limits(pid: &str) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("read limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    let mut numbers = line["Max open files".len()..].split_whitespace();
+    let mut next = || -> u64 {
+        numbers
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a limited number in {line:?}"))
+    };
+    (next(), next())
+}
+
+#[test]
+fn serve_raises_the_soft_open_file_limit_to_the_hard_one() {
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        let why = "prlimit (util-linux) is not installed";
+        assert!(!in_ci(), "{why}; install util-linux");
+        eprintln!("SKIPPED: {why}; the open-file limit test did not run");
+        return;
+    }
+    // A hard limit we may set (never above our own), and a soft one well below it.
+    let (_, own_hard) = nofile_limits("self");
+    let hard = own_hard.min(4096);
+    let soft = (hard / 2).min(1024);
+    assert!(
+        soft >= 64,
+        "this process's hard limit ({own_hard}) is too low to test with"
+    );
+    let nofile = format!("--nofile={soft}:{hard}");
+    // prlimit sets the limits on itself, then execs wsx: same process, same pid.
+    let (mut serve, _addr, _stdout, _stderr) = Serve::start(
+        "prlimit",
+        &[&nofile, WSX, "serve", "--port", "0", "--threads", "1"],
+    );
+    let pid = serve.child.id().to_string();
+    assert_eq!(nofile_limits(&pid), (hard, hard), "prlimit {nofile}");
+    signal(serve.pid(), libc::SIGTERM);
+    let status = serve.wait_exit(STOP_WITHIN);
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
