@@ -24,7 +24,7 @@
 // Each test file that includes this module uses only part of it.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -55,13 +55,14 @@ pub(crate) fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
-/// Reports a missing piece: panics under `CI=true`, otherwise prints `SKIPPED: why` on stderr.
+/// Reports a missing piece: panics under `CI=true`, otherwise prints `SKIPPED: why` on the
+/// process's stderr (written to the handle, so the test harness does not capture it).
 /// Returns `None` so a setup can `return missing(..)`.
 pub(crate) fn missing<T>(why: &str) -> Option<T> {
     if in_ci() {
         panic!("CI=true and the interop test cannot run: {why}");
     }
-    eprintln!("SKIPPED: {why}");
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
     None
 }
 
@@ -127,11 +128,13 @@ impl Peer {
 
 /// A running peer process, killed (by its own handle) when dropped.
 struct PeerProcess {
+    name: &'static str,
     child: Child,
     /// Open while the process runs: a peer server exits when it closes.
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
-    stderr: Arc<Mutex<String>>,
+    /// Ends with the process (its stderr closes) and returns what it printed there.
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl PeerProcess {
@@ -153,12 +156,10 @@ impl PeerProcess {
                 }
             }
         });
-        let err = Arc::new(Mutex::new(String::new()));
-        let sink = err.clone();
-        std::thread::spawn(move || {
+        let stderr = std::thread::spawn(move || {
             let mut text = String::new();
             let _ = BufReader::new(stderr).read_to_string(&mut text);
-            sink.lock().unwrap().push_str(&text);
+            text
         });
         let mut stdin = child.stdin.take().expect("piped stdin");
         let mut text = input.join("\n");
@@ -167,10 +168,11 @@ impl PeerProcess {
             .write_all(text.as_bytes())
             .expect("peer reads its cases");
         PeerProcess {
+            name: peer.name,
             child,
             stdin: Some(stdin),
             lines,
-            stderr: err,
+            stderr: Some(stderr),
         }
     }
 
@@ -181,10 +183,15 @@ impl PeerProcess {
             Ok(line) => line,
             Err(e) => {
                 let _ = self.child.kill();
-                let _ = self.child.wait();
+                let status = self.child.wait();
+                let stderr = self
+                    .stderr
+                    .take()
+                    .and_then(|reader| reader.join().ok())
+                    .unwrap_or_default();
                 panic!(
-                    "peer: no {what} ({e:?}); its stderr: {}",
-                    self.stderr.lock().unwrap()
+                    "{}: no {what} ({e:?}), the process ended with {status:?}; its stderr:\n{stderr}",
+                    self.name
                 );
             }
         }
@@ -829,7 +836,10 @@ pub(crate) fn run_peer_clients(
     peer: &Peer,
     cases: &[Case],
 ) -> (Vec<PeerResult>, Vec<(Case, String)>) {
-    let raw = total_bytes(&messages());
+    let list = messages();
+    let raw = total_bytes(&list);
+    let count = list.len() as u64;
+    drop(list);
     let servers: Vec<(ServerHandle, Echo)> = cases
         .iter()
         .map(|case| {
@@ -892,7 +902,7 @@ pub(crate) fn run_peer_clients(
         // counters are published in the same turn.
         let closed = wait_until(CASE_TIMEOUT, || {
             let s = server.stats();
-            s.connections == 0 && s.messages_out == messages().len() as u64
+            s.connections == 0 && s.messages_out == count
         });
         let stats = server.stats();
         if !closed {
@@ -940,15 +950,11 @@ fn report(peer: &Peer, what: &str, cases: usize, failures: &[(Case, String)]) {
         .iter()
         .map(|(case, why)| format!("  {}: {why}", case.label()))
         .collect();
+    let failed: HashSet<String> = failures.iter().map(|(case, _)| case.label()).collect();
     eprintln!(
         "{} {what}: {} of {cases} cases passed",
         peer.name,
-        cases
-            - failures
-                .iter()
-                .map(|(c, _)| c.label())
-                .collect::<std::collections::HashSet<_>>()
-                .len()
+        cases - failed.len()
     );
     assert!(
         failures.is_empty(),
@@ -1117,7 +1123,7 @@ enum ClientEvent {
     Open { tag: u64, compression: bool },
     Message { tag: u64, message: Owned },
     Close { tag: u64, close: CloseInfo },
-    ConnectError { tag: u64, error: String },
+    Error { tag: u64, error: String },
 }
 
 /// The engine client's handler: sends every message as soon as the connection opens, reports
@@ -1142,7 +1148,7 @@ impl Handler for Driver {
                 _ => continue,
             };
             if !matches!(sent, Ok(SendStatus::Sent | SendStatus::Queued)) {
-                let _ = self.events.send(ClientEvent::ConnectError {
+                let _ = self.events.send(ClientEvent::Error {
                     tag: conn.tag(),
                     error: format!("send refused: {sent:?}"),
                 });
@@ -1173,7 +1179,7 @@ impl Handler for Driver {
     }
 
     fn on_connect_error(&mut self, _url: &Url, tag: u64, error: &ClientError) {
-        let _ = self.events.send(ClientEvent::ConnectError {
+        let _ = self.events.send(ClientEvent::Error {
             tag,
             error: error.to_string(),
         });
