@@ -1,30 +1,80 @@
-// Node ws as a client of a wsx server: sends messages with permessage-deflate and checks the
-// echoes. Usage: node ws_client.js URL ; prints "ok <n>" and exits 0 on success.
+// Node ws as a client of a wsx server, one connection per case, cases run one after another.
+// stdin: one case a line, "ID<TAB>URL<TAB>SPEC" (SPEC as in messages.js: the offer), then END.
+// For each case it sends every message of messages.js at once, checks each echo byte for byte
+// and in order, closes with 1000 and prints one line:
+//   RESULT<TAB>ID<TAB>ok<TAB>EXTENSIONS<TAB>PAYLOAD_BYTES     or     RESULT<TAB>ID<TAB>fail<TAB>WHY
+// where EXTENSIONS is the Sec-WebSocket-Extensions header of the server's 101 ("" when none).
+// Offer options: snct -> serverNoContextTakeover; cnct -> clientNoContextTakeover: true;
+// cnct=0 -> clientNoContextTakeover: false (ws then refuses an answer that carries it);
+// smwb=N -> serverMaxWindowBits; cmwb -> bare client_max_window_bits (ws's default);
+// cmwb=N -> clientMaxWindowBits: N; cmwb=0 -> not offered.
+'use strict';
 const WebSocket = require('ws');
-const url = process.argv[2];
-const ws = new WebSocket(url, { perMessageDeflate: { threshold: 0 } });
-const messages = [];
-for (const n of [1, 100, 1023, 1024, 5000, 100000]) {
-  messages.push({ text: true, data: 'wsx and ws interop '.repeat(Math.ceil(n / 19)).slice(0, n) });
-  messages.push({ text: false, data: Buffer.from(Array.from({ length: n }, (_, i) => (i * 7) % 251)) });
+const { messages, totalBytes, parseSpec, readCases } = require('./messages.js');
+
+const list = messages();
+const total = totalBytes(list);
+
+function options(spec) {
+  const p = parseSpec(spec);
+  if (p === null) return false;
+  const o = { threshold: 0 };
+  if (p.snct) o.serverNoContextTakeover = true;
+  if (p.cnct === true) o.clientNoContextTakeover = true;
+  if (p.cnct === 0) o.clientNoContextTakeover = false;
+  if (typeof p.smwb === 'number') o.serverMaxWindowBits = p.smwb;
+  if (p.cmwb === 0) o.clientMaxWindowBits = false;
+  else if (typeof p.cmwb === 'number') o.clientMaxWindowBits = p.cmwb;
+  return o;
 }
-let next = 0;
-const fail = (why) => { console.error('FAIL ' + why); process.exit(1); };
-setTimeout(() => fail('timeout'), 10000);
-ws.on('open', () => {
-  if (!/permessage-deflate/.test(ws.extensions)) fail('no permessage-deflate negotiated: ' + ws.extensions);
-  for (const m of messages) ws.send(m.data, { binary: !m.text, compress: true });
-});
-ws.on('message', (data, isBinary) => {
-  const want = messages[next++];
-  if (isBinary === want.text) fail('kind of message ' + next);
-  const got = isBinary ? data : data.toString();
-  if (isBinary ? !got.equals(want.data) : got !== want.data) fail('content of message ' + next);
-  if (next === messages.length) ws.close(1000, 'done');
-});
-ws.on('close', (code) => {
-  if (next !== messages.length) fail('closed early with ' + code);
-  console.log('ok ' + next);
+
+function runCase(url, spec) {
+  return new Promise((resolve) => {
+    let extensions = '';
+    let next = 0;
+    let settled = false;
+    const ws = new WebSocket(url, { perMessageDeflate: options(spec), maxPayload: 64 << 20 });
+    const finish = (result) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(result);
+    };
+    const fail = (why) => {
+      finish({ ok: false, why });
+      ws.terminate();
+    };
+    const timer = setTimeout(() => fail(`timeout after ${next} echoes`), 30000);
+    ws.on('upgrade', (res) => {
+      extensions = res.headers['sec-websocket-extensions'] || '';
+    });
+    ws.on('open', () => {
+      for (const m of list) ws.send(m.data, { binary: !m.text, compress: true });
+    });
+    ws.on('message', (data, isBinary) => {
+      const want = list[next];
+      if (want === undefined) return fail(`unexpected message ${next + 1}`);
+      next += 1;
+      if (isBinary === want.text) return fail(`message ${next}: wrong kind`);
+      const same = isBinary ? data.equals(want.data) : data.toString() === want.data;
+      if (!same) return fail(`message ${next}: content differs (${data.length} bytes)`);
+      if (next === list.length) ws.close(1000, 'done');
+    });
+    ws.on('close', (code) => {
+      if (next !== list.length) return fail(`closed with ${code} after ${next} echoes`);
+      finish({ ok: true, extensions });
+    });
+    ws.on('error', (e) => fail(`${e.message} (extensions: ${extensions})`));
+  });
+}
+
+readCases(async (lines) => {
+  for (const line of lines) {
+    const [id, url, spec] = line.split('\t');
+    const r = await runCase(url, spec);
+    const clean = (s) => s.replace(/[\t\n]/g, ' ');
+    if (r.ok) console.log(['RESULT', id, 'ok', clean(r.extensions), total].join('\t'));
+    else console.log(['RESULT', id, 'fail', clean(r.why)].join('\t'));
+  }
   process.exit(0);
 });
-ws.on('error', (e) => fail(String(e)));

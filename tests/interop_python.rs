@@ -1,0 +1,89 @@
+//! Interop with Python's `websockets` (17.x), both roles, with and without permessage-deflate:
+//! websockets as the client of wsx servers, and websockets servers against the blocking and
+//! the engine wsx clients, over the matrix of `support/interop.rs` (window bits 9..=15 asked
+//! for and imposed, each `*_no_context_takeover` on either side, no deflate at all). The first
+//! run creates a venv in `target/interop-python` (`python3 -m venv`) and installs websockets
+//! with pip. Without python3, venv or the package the tests print `SKIPPED: ...` and pass,
+//! except under `CI=true`, where they fail.
+
+mod common;
+#[path = "support/interop.rs"]
+mod interop;
+
+use std::process::Command;
+use std::sync::OnceLock;
+
+use interop::Peer;
+
+/// The pip requirement: the current major version.
+const WEBSOCKETS: &str = "websockets>=17,<18";
+
+/// The venv's python with websockets installed, or `None` (after `SKIPPED`, or a panic under
+/// `CI=true`).
+fn python_websockets() -> Option<Peer> {
+    // Every test asks at once: set up once per test binary.
+    static PEER: OnceLock<Result<Peer, String>> = OnceLock::new();
+    match PEER.get_or_init(install_websockets) {
+        Ok(peer) => Some(peer.clone()),
+        Err(why) => interop::missing(why),
+    }
+}
+
+fn install_websockets() -> Result<Peer, String> {
+    let venv = interop::target_dir().join("interop-python");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        interop::run_setup(Command::new("python3").arg("-m").arg("venv").arg(&venv)).map_err(
+            |e| format!("cannot create a venv, the websockets interop tests did not run ({e})"),
+        )?;
+    }
+    let check =
+        "import websockets, sys; sys.exit(websockets.version.version.split('.')[0] != '17')";
+    if interop::run_setup(Command::new(&python).args(["-c", check])).is_err() {
+        interop::run_setup(Command::new(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--quiet",
+            WEBSOCKETS,
+        ]))
+        .map_err(|e| {
+            format!(
+                "`pip install {WEBSOCKETS}` failed, the websockets interop tests did not run ({e})"
+            )
+        })?;
+    }
+    Ok(Peer {
+        name: "websockets",
+        program: python,
+        env: Vec::new(),
+        client: interop::script("py_client.py"),
+        server: interop::script("py_server.py"),
+        answers_unasked_full_window: true,
+    })
+}
+
+#[test]
+fn websockets_client_against_wsx_servers() {
+    let Some(peer) = python_websockets() else {
+        return;
+    };
+    interop::peer_clients_against_wsx_servers(&peer);
+}
+
+#[test]
+fn websockets_server_against_wsx_blocking_client() {
+    let Some(peer) = python_websockets() else {
+        return;
+    };
+    interop::blocking_client_against_peer_servers(&peer);
+}
+
+#[test]
+fn websockets_server_against_wsx_engine_client() {
+    let Some(peer) = python_websockets() else {
+        return;
+    };
+    interop::engine_client_against_peer_servers(&peer);
+}
