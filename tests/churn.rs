@@ -151,10 +151,20 @@ fn churn_leaves_memory_and_structures_flat() {
         first.slab_capacity,
         last.slab_capacity
     );
+    // A leak grows the heap in every round (the timer wheel's was ~67 KB a round, 33 B per
+    // connection); a buffer that grows once under a loaded machine's timing is not one. So:
+    // the median growth per round stays near zero, and the total stays small.
+    let mut deltas: Vec<isize> = samples[1..].windows(2).map(|w| w[1].0 - w[0].0).collect();
+    deltas.sort_unstable();
+    let median = deltas[deltas.len() / 2];
     let growth = last_live - first_live;
     assert!(
-        growth < 16 << 10,
-        "the heap grew by {growth} B over {churned} connections ({:.1} B each)",
+        median < 2 << 10,
+        "the heap grows in every round: median {median} B per {PER_ROUND} connections ({deltas:?})"
+    );
+    assert!(
+        growth < 64 << 10,
+        "the heap grew by {growth} B over {churned} connections ({:.1} B each; per round {deltas:?})",
         growth as f64 / churned as f64
     );
 }

@@ -155,13 +155,15 @@ impl DeflateState {
     /// Appends the compressed form of the whole message `input` to `out`, without the final
     /// `00 00 ff ff` (RFC 7692 §7.2.1).
     pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        if input.is_empty() {
+            // The empty message of RFC 7692 §7.2.3.6: an empty stored block's header, whose
+            // `00 00 ff ff` the receiver appends; valid in any stream state, since every message
+            // before it ended byte-aligned. (libdeflate would write an empty *final* block, and
+            // a zlib-rs sync flush with no new input writes nothing and reports `BufError`.)
+            out.push(0x00);
+            return;
+        }
         if self.fast_send() {
-            if input.is_empty() {
-                // libdeflate would write an empty final stored block, `01 00 00 ff ff`; this is
-                // the empty message of RFC 7692 §7.2.3.6.
-                out.push(0x00);
-                return;
-            }
             let level = i32::from(self.options.level.clamp(1, 12));
             let done = with_pool(|pool| pool.compress(level, input, out));
             if !done {
@@ -867,6 +869,37 @@ mod tests {
                         peer_rx.reset(false);
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn the_empty_message_after_others_on_every_path() {
+        use flate2::{Decompress, FlushDecompress, Status};
+        for (ctx, bits) in [(false, 15), (true, 15), (false, 10), (true, 9)] {
+            let (mut tx, _) = pair(ctx, bits);
+            let mut peer = Decompress::new(false);
+            for (i, msg) in [
+                json(5000, 1),
+                Vec::new(),
+                json(3000, 2),
+                Vec::new(),
+                Vec::new(),
+            ]
+            .iter()
+            .enumerate()
+            {
+                let mut data = compressed(&mut tx, msg);
+                if msg.is_empty() {
+                    assert_eq!(data, [0x00], "ctx {ctx} bits {bits} message {i}");
+                }
+                data.extend_from_slice(&TAIL);
+                let mut back = Vec::with_capacity(msg.len() + 64);
+                let st = peer
+                    .decompress_vec(&data, &mut back, FlushDecompress::Sync)
+                    .unwrap();
+                assert_ne!(st, Status::StreamEnd);
+                assert_eq!(back, *msg, "ctx {ctx} bits {bits} message {i}");
             }
         }
     }
