@@ -21,6 +21,8 @@
 //! hostile: every read is bounds-checked, every loop consumes input, and a malformed stream is an
 //! error rather than a panic, after which the caller falls back to another encoding.
 
+use std::sync::OnceLock;
+
 /// Why a stream could not be re-ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Malformed;
@@ -247,10 +249,8 @@ fn walk_blocks(stream: &[u8]) -> Result<Ends, Malformed> {
                 bits.skip_bytes(len as usize)?;
             }
             1 => {
-                fixed_lengths(&mut lengths);
-                litlen.build(&lengths[..288], litlen_extra)?;
-                dist.build(&lengths[288..288 + 32], dist_extra)?;
-                symbols(&mut bits, &litlen, &dist)?;
+                let (litlen, dist) = fixed_codes();
+                symbols(&mut bits, litlen, dist)?;
             }
             2 => {
                 let (hlit, total) = dynamic_lengths(&mut bits, &mut precode, &mut lengths)?;
@@ -272,13 +272,25 @@ fn walk_blocks(stream: &[u8]) -> Result<Ends, Malformed> {
     }
 }
 
-/// Code lengths of the fixed Huffman codes (RFC 1951 §3.2.6): literal/length then distance.
-fn fixed_lengths(lengths: &mut [u8; 288 + 32]) {
-    lengths[..144].fill(8);
-    lengths[144..256].fill(9);
-    lengths[256..280].fill(7);
-    lengths[280..288].fill(8);
-    lengths[288..].fill(5);
+/// The decoders of the fixed Huffman codes (RFC 1951 §3.2.6), built once: small messages are
+/// often one fixed-code block, and building the tables would cost more than walking it.
+fn fixed_codes() -> &'static (Huffman<LITLEN_TABLE>, Huffman<DIST_TABLE>) {
+    static FIXED: OnceLock<(Huffman<LITLEN_TABLE>, Huffman<DIST_TABLE>)> = OnceLock::new();
+    FIXED.get_or_init(|| {
+        let mut lengths = [0u8; 288 + 32];
+        lengths[..144].fill(8);
+        lengths[144..256].fill(9);
+        lengths[256..280].fill(7);
+        lengths[280..288].fill(8);
+        lengths[288..].fill(5);
+        let mut litlen = Huffman::new();
+        let mut dist = Huffman::new();
+        // The fixed lengths form complete codes: building cannot fail.
+        let built = litlen.build(&lengths[..288], litlen_extra).is_ok()
+            && dist.build(&lengths[288..], dist_extra).is_ok();
+        debug_assert!(built, "the fixed codes are valid");
+        (litlen, dist)
+    })
 }
 
 /// Decodes one block's symbols up to and including the end-of-block code. Only the number of
