@@ -21,7 +21,8 @@ const SIZES: [(usize, &str); 6] = [
     (64 * 1024, "64KiB"),
     (1024 * 1024, "1MiB"),
 ];
-const LEVEL: u8 = 6;
+/// The default level (`DeflateOptions::default().level`).
+const LEVEL: u8 = 5;
 
 /// JSON-like text: records with repeated keys and varying values (xorshift64*).
 fn json(len: usize) -> Vec<u8> {
