@@ -11,7 +11,7 @@
 //! - **read** into the worker's read buffer and **vectored write** from a connection's outbound
 //!   queue, both non-blocking, partial results and `WouldBlock` reported, never hidden.
 //!
-//! The worker above it (`engine/worker.rs`) owns all protocol logic: it sees bytes read, room to
+//! The worker above it (`engine/worker/`) owns all protocol logic: it sees bytes read, room to
 //! write, and time, so every backend behaves the same. `epoll` (through mio) is the portable
 //! backend.
 

@@ -1,8 +1,12 @@
 //! One worker: a thread with its own poller, listener, slab of connections, timer wheel and
 //! inbox. All protocol decisions for its connections are made here, above the backend.
+//!
+//! This file is the loop (poll, read, frames and callbacks, writes, timers, the inbox); the
+//! other stages of a connection's life have a file each: `upgrade.rs` (the server handshake),
+//! `connect.rs` (the client side: connect, proxy phase, client handshake) and `lifecycle.rs`
+//! (end of input, closing, drain, removal, shutdown).
 
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -12,17 +16,20 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::client::{ClientError, ConnectStep, Connector};
+use crate::client::{ClientError, Connector};
 use crate::engine::accept::Acceptor;
 use crate::engine::conn::{Conn, ConnIo, Ctx};
 use crate::engine::inbox::{self, Command, Inbox, InboxSender};
 use crate::engine::timer::{Entry, TimerWheel};
 use crate::engine::Settings;
-use crate::protocol::deflate::negotiate;
-use crate::protocol::handshake::{self, AcceptOptions, ExtensionOffer, UpgradeRequest};
 use crate::protocol::{CloseCode, CloseState, Config, Connection, Event, Role};
-use crate::server::{CloseInfo, ConnId, Handler, Message, Reject, Upgrade, WorkerStats};
-use socket2::{Domain, Protocol, Socket, Type};
+use crate::server::{CloseInfo, ConnId, Handler, Message, WorkerStats};
+
+mod connect;
+mod lifecycle;
+mod upgrade;
+
+use lifecycle::abnormal;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -402,212 +409,6 @@ impl<H: Handler> Worker<H> {
         }
     }
 
-    /// Opens a client connection for `connector` (a first attempt or a redirect's next hop).
-    fn open_client(&mut self, connector: Box<Connector>, tag: u64) {
-        let sock = match connect_nonblocking(&connector) {
-            Ok(pair) => pair,
-            Err(e) => {
-                self.handler.on_connect_error(connector.url(), tag, &e);
-                return;
-            }
-        };
-        let (mut sock, peer) = sock;
-        if self.settings.nodelay {
-            let _ = sock.set_nodelay(true);
-        }
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        if let Err(e) = self.poll.registry().register(
-            &mut sock,
-            Token(key),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            self.handler
-                .on_connect_error(connector.url(), tag, &e.into());
-            return;
-        }
-        self.next_gen = self.next_gen.wrapping_add(1);
-        let id = ConnId {
-            worker: self.index,
-            key: key as u32,
-            gen: self.next_gen,
-        };
-        let mut io = ConnIo::new(id, peer, self.now);
-        io.role = Role::Client;
-        io.tag = tag;
-        let timeout = ticks(connector.options().handshake_timeout);
-        entry.insert(Slot {
-            sock,
-            gen: self.next_gen,
-            io,
-            stage: Stage::Connecting {
-                connector,
-                buf: Vec::new(),
-                started: false,
-                timeout,
-            },
-        });
-        self.schedule(key);
-    }
-
-    /// A client connection's transport became writable: once connected, send the first bytes.
-    fn on_connect_writable(&mut self, key: usize) {
-        let Some(slot) = self.conns.get_mut(key) else {
-            return;
-        };
-        let Stage::Connecting {
-            connector, started, ..
-        } = &mut slot.stage
-        else {
-            return;
-        };
-        if *started {
-            return;
-        }
-        match slot.sock.take_error() {
-            Ok(None) => {}
-            Ok(Some(e)) | Err(e) => return self.fail_connect(key, e.into()),
-        }
-        match slot.sock.peer_addr() {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => return, // not yet
-            Err(e) => return self.fail_connect(key, e.into()),
-        }
-        *started = true;
-        if let Err(e) = connector.start(&mut self.ctx.cork) {
-            self.ctx.cork.clear();
-            return self.fail_connect(key, e);
-        }
-        self.after_callbacks(key);
-    }
-
-    /// Bytes for a client connection still opening.
-    fn on_connecting(&mut self, key: usize) {
-        let Some(slot) = self.conns.get_mut(key) else {
-            return;
-        };
-        let Stage::Connecting { connector, buf, .. } = &mut slot.stage else {
-            return;
-        };
-        match connector.handle_read(buf, &mut self.ctx.cork) {
-            Err(e) => self.fail_connect(key, e),
-            Ok(ConnectStep::NeedMore { consumed }) => {
-                buf.drain(..consumed);
-                self.after_callbacks(key);
-            }
-            Ok(ConnectStep::Redirect { url }) => {
-                let next = connector.follow(url);
-                let tag = slot.io.tag;
-                let from = connector.url().clone();
-                self.ctx.cork.clear();
-                self.remove(key);
-                match next {
-                    Ok(next) => self.open_client(Box::new(next), tag),
-                    Err(e) => self.handler.on_connect_error(&from, tag, &e),
-                }
-            }
-            Ok(ConnectStep::Open {
-                consumed,
-                connection,
-                response,
-            }) => {
-                // What follows the head are frames; the read limit keeps them within rbuf.
-                let leftover = buf.len() - consumed;
-                self.rbuf[..leftover].copy_from_slice(&buf[consumed..]);
-                let protocol = response.protocol().map(Into::into);
-                self.open(key, connection, H::State::default(), protocol, leftover);
-            }
-        }
-    }
-
-    /// A client connection failed before it opened: tell the handler, drop the socket.
-    fn fail_connect(&mut self, key: usize, error: ClientError) {
-        let Some(slot) = self.conns.get(key) else {
-            return;
-        };
-        if let Stage::Connecting { connector, .. } = &slot.stage {
-            self.handler
-                .on_connect_error(connector.url(), slot.io.tag, &error);
-        }
-        self.remove(key);
-    }
-
-    fn on_handshake(&mut self, key: usize) {
-        let Some(slot) = self.conns.get_mut(key) else {
-            return;
-        };
-        let Stage::Handshake(buf) = &mut slot.stage else {
-            return;
-        };
-        let (request, consumed) = match UpgradeRequest::parse(buf, &self.settings.limits) {
-            Ok(Some(parsed)) => parsed,
-            Ok(None) => return,
-            Err(e) => {
-                handshake::write_error(&e, &mut self.ctx.cork);
-                return self.refuse(key);
-            }
-        };
-        if let Some(path) = &self.settings.path {
-            if request.path() != path {
-                write_status(
-                    &Reject::new(404).body("no websocket service at this path"),
-                    &mut self.ctx.cork,
-                );
-                return self.refuse(key);
-            }
-        }
-        let mut upgrade = Upgrade {
-            request: &request,
-            peer: slot.io.peer,
-            protocol: None,
-            headers: Vec::new(),
-        };
-        let user = match self.handler.on_upgrade(&mut upgrade) {
-            Ok(user) => user,
-            Err(reject) => {
-                write_status(&reject, &mut self.ctx.cork);
-                return self.refuse(key);
-            }
-        };
-        let Upgrade {
-            protocol, headers, ..
-        } = upgrade;
-        let header_refs: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        let deflate = self.settings.deflate.as_ref().and_then(|options| {
-            negotiate::server_accept(request.extensions(), options)
-                .map(|(answer, params)| (answer, params, options))
-        });
-        let answer: Vec<ExtensionOffer> = deflate.iter().map(|(a, _, _)| a.clone()).collect();
-        let options = AcceptOptions::new()
-            .with_headers(&header_refs)
-            .with_extensions(&answer);
-        let options = match protocol.as_deref() {
-            Some(p) => options.with_protocol(p),
-            None => options,
-        };
-        if let Err(e) = handshake::write_accept(&request, &options, &mut self.ctx.cork) {
-            handshake::write_error(&e, &mut self.ctx.cork);
-            return self.refuse(key);
-        }
-        // Bytes after the head are the first frames; they fit the read buffer (see `readable`).
-        let leftover = buf.len() - consumed;
-        self.rbuf[..leftover].copy_from_slice(&buf[consumed..]);
-        let mut proto = Connection::new(Role::Server, self.proto_config);
-        if let Some((_, params, options)) = deflate {
-            proto.set_deflate(params, options.clone());
-        }
-        self.open(
-            key,
-            proto,
-            user,
-            protocol.map(String::into_boxed_str),
-            leftover,
-        );
-    }
-
     /// A handshake succeeded (either role): the slot becomes an open connection, the handler
     /// hears `on_open`, and the `leftover` frames that followed the handshake (already copied
     /// to the front of `rbuf`) are processed.
@@ -640,18 +441,6 @@ impl<H: Handler> Worker<H> {
         } else {
             self.after_callbacks(key);
         }
-    }
-
-    /// Answers a handshake that failed (the answer is in the cork) and closes.
-    fn refuse(&mut self, key: usize) {
-        if let Some(slot) = self.conns.get_mut(key) {
-            slot.stage = Stage::Draining {
-                ending: Ending::Linger,
-                shut: false,
-            };
-            slot.io.since = self.now;
-        }
-        self.after_callbacks(key);
     }
 
     /// The hot path: frames from `rbuf[..len]` through the protocol core into the handler.
@@ -864,81 +653,6 @@ impl<H: Handler> Worker<H> {
         }
     }
 
-    fn on_eof(&mut self, key: usize) {
-        let Some(slot) = self.conns.get_mut(key) else {
-            return;
-        };
-        match &mut slot.stage {
-            Stage::Open { proto, .. } if proto.close_state() == CloseState::Closed => {
-                // The handshake completed in the same read; after_callbacks already ended it.
-                self.remove(key);
-            }
-            Stage::Open { .. } => self.end(key, abnormal("connection dropped"), Ending::Drop),
-            Stage::Draining { ending, .. } if !slot.io.out.is_empty() => {
-                // A half-close: the peer is done sending, maybe not reading. Write what is
-                // queued (a close reply, a refusal), then drop; there is nothing to linger for.
-                *ending = Ending::Flush;
-            }
-            Stage::Connecting { .. } => self.fail_connect(key, ClientError::Closed),
-            Stage::Handshake(_) | Stage::Draining { .. } => self.remove(key),
-        }
-    }
-
-    /// The connection is over: tell the handler (once), then drop or drain the socket.
-    fn end(&mut self, key: usize, info: CloseInfo, ending: Ending) {
-        let Some(slot) = self.conns.get_mut(key) else {
-            return;
-        };
-        slot.io.terminate = true;
-        if let Stage::Open { proto, user } = &mut slot.stage {
-            let (_, tx) = proto.split();
-            let mut conn = Conn {
-                tx,
-                io: &mut slot.io,
-                user,
-                ctx: &mut self.ctx,
-            };
-            self.handler.on_close(&mut conn, &info);
-            self.ctx.cork.clear();
-        }
-        slot.stage = Stage::Draining {
-            ending,
-            shut: false,
-        };
-        slot.io.since = self.now;
-        slot.io.residue = Vec::new();
-        self.drain_step(key);
-    }
-
-    fn drain_step(&mut self, key: usize) {
-        let Some(slot) = self.conns.get_mut(key) else {
-            return;
-        };
-        let Stage::Draining { ending, shut } = &mut slot.stage else {
-            return;
-        };
-        match ending {
-            Ending::Drop => return self.remove(key),
-            _ if !slot.io.out.is_empty() => {}
-            Ending::Flush => return self.remove(key),
-            Ending::AwaitEof => {}
-            Ending::Linger => {
-                if !*shut {
-                    *shut = true;
-                    let _ = slot.sock.shutdown(Shutdown::Write);
-                }
-            }
-        }
-        self.schedule(key);
-    }
-
-    fn remove(&mut self, key: usize) {
-        if self.conns.contains(key) {
-            let mut slot = self.conns.remove(key);
-            let _ = self.poll.registry().deregister(&mut slot.sock);
-        }
-    }
-
     fn schedule(&mut self, key: usize) {
         let Some(slot) = self.conns.get(key) else {
             return;
@@ -1046,34 +760,6 @@ impl<H: Handler> Worker<H> {
         f(&mut conn);
         self.after_callbacks(key);
     }
-
-    fn begin_shutdown(&mut self, deadline: Instant) {
-        if let Some(mut acceptor) = self.acceptor.take() {
-            let _ = self.poll.registry().deregister(acceptor.listener_mut());
-        }
-        self.shutdown = Some(deadline);
-        let keys: Vec<(usize, u32)> = self.conns.iter().map(|(k, s)| (k, s.gen)).collect();
-        for (key, gen) in keys {
-            let Some(slot) = self.conns.get(key) else {
-                continue;
-            };
-            match slot.stage {
-                Stage::Handshake(_) => self.remove(key),
-                Stage::Connecting { .. } => self.fail_connect(key, ClientError::Closed),
-                Stage::Open { .. } => {
-                    let id = ConnId {
-                        worker: self.index,
-                        key: key as u32,
-                        gen,
-                    };
-                    self.with_conn(id, |conn| {
-                        let _ = conn.close(CloseCode::GOING_AWAY, "server shutting down");
-                    });
-                }
-                Stage::Draining { .. } => {}
-            }
-        }
-    }
 }
 
 /// The tick the connection next needs attention, if any.
@@ -1094,74 +780,4 @@ fn deadline_of<S>(s: &Settings, slot: &Slot<S>) -> Option<u64> {
         },
         Stage::Draining { .. } => Some(slot.io.since + ticks(s.close_timeout)),
     }
-}
-
-fn abnormal(reason: &str) -> CloseInfo {
-    CloseInfo {
-        code: CloseCode::ABNORMAL,
-        reason: reason.to_owned(),
-        clean: false,
-        error: None,
-    }
-}
-
-/// Appends a complete HTTP error response for a refused upgrade.
-fn write_status(reject: &Reject, out: &mut Vec<u8>) {
-    let phrase = handshake::reason_phrase(reject.status);
-    let body = if reject.body.is_empty() {
-        phrase
-    } else {
-        reject.body.as_str()
-    };
-    out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", reject.status, phrase).as_bytes());
-    for (name, value) in &reject.headers {
-        let bad = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n') || s.is_empty();
-        if bad(name) || value.bytes().any(|b| b == b'\r' || b == b'\n') || name.contains(':') {
-            continue;
-        }
-        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!(
-            "Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n{}",
-            body.len(),
-            body
-        )
-        .as_bytes(),
-    );
-}
-
-/// Starts a non-blocking TCP connect to the connector's first address (the proxy's or the
-/// server's), bound to the options' local address if any.
-fn connect_nonblocking(
-    connector: &Connector,
-) -> Result<(TcpStream, std::net::SocketAddr), ClientError> {
-    use std::net::ToSocketAddrs;
-    let target = connector
-        .connect_addr()
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "host resolves to no address"))?;
-    let socket = Socket::new(
-        Domain::for_address(target),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
-    socket.set_nonblocking(true)?;
-    if let Some(local) = connector.options().local_addr {
-        socket.bind(&std::net::SocketAddr::new(local, 0).into())?;
-    }
-    match socket.connect(&target.into()) {
-        Ok(()) => {}
-        Err(e)
-            if e.raw_os_error() == Some(libc_einprogress())
-                || e.kind() == io::ErrorKind::WouldBlock => {}
-        Err(e) => return Err(e.into()),
-    }
-    Ok((TcpStream::from_std(socket.into()), target))
-}
-
-/// `EINPROGRESS` on Linux.
-const fn libc_einprogress() -> i32 {
-    115
 }

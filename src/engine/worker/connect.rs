@@ -1,0 +1,182 @@
+//! The client side of a worker: opening a connection (a first attempt or a redirect's next hop),
+//! the non-blocking connect, the proxy phase and the client upgrade through the sans-IO
+//! `Connector`, and connect failures reported to the handler.
+
+use std::io;
+
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::{ticks, Slot, Stage, Worker};
+use crate::client::{ClientError, ConnectStep, Connector};
+use crate::engine::conn::ConnIo;
+use crate::protocol::Role;
+use crate::server::{ConnId, Handler};
+
+impl<H: Handler> Worker<H> {
+    /// Opens a client connection for `connector` (a first attempt or a redirect's next hop).
+    pub(super) fn open_client(&mut self, connector: Box<Connector>, tag: u64) {
+        let sock = match connect_nonblocking(&connector) {
+            Ok(pair) => pair,
+            Err(e) => {
+                self.handler.on_connect_error(connector.url(), tag, &e);
+                return;
+            }
+        };
+        let (mut sock, peer) = sock;
+        if self.settings.nodelay {
+            let _ = sock.set_nodelay(true);
+        }
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = self.poll.registry().register(
+            &mut sock,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            self.handler
+                .on_connect_error(connector.url(), tag, &e.into());
+            return;
+        }
+        self.next_gen = self.next_gen.wrapping_add(1);
+        let id = ConnId {
+            worker: self.index,
+            key: key as u32,
+            gen: self.next_gen,
+        };
+        let mut io = ConnIo::new(id, peer, self.now);
+        io.role = Role::Client;
+        io.tag = tag;
+        let timeout = ticks(connector.options().handshake_timeout);
+        entry.insert(Slot {
+            sock,
+            gen: self.next_gen,
+            io,
+            stage: Stage::Connecting {
+                connector,
+                buf: Vec::new(),
+                started: false,
+                timeout,
+            },
+        });
+        self.schedule(key);
+    }
+
+    /// A client connection's transport became writable: once connected, send the first bytes.
+    pub(super) fn on_connect_writable(&mut self, key: usize) {
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Stage::Connecting {
+            connector, started, ..
+        } = &mut slot.stage
+        else {
+            return;
+        };
+        if *started {
+            return;
+        }
+        match slot.sock.take_error() {
+            Ok(None) => {}
+            Ok(Some(e)) | Err(e) => return self.fail_connect(key, e.into()),
+        }
+        match slot.sock.peer_addr() {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => return, // not yet
+            Err(e) => return self.fail_connect(key, e.into()),
+        }
+        *started = true;
+        if let Err(e) = connector.start(&mut self.ctx.cork) {
+            self.ctx.cork.clear();
+            return self.fail_connect(key, e);
+        }
+        self.after_callbacks(key);
+    }
+
+    /// Bytes for a client connection still opening.
+    pub(super) fn on_connecting(&mut self, key: usize) {
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Stage::Connecting { connector, buf, .. } = &mut slot.stage else {
+            return;
+        };
+        match connector.handle_read(buf, &mut self.ctx.cork) {
+            Err(e) => self.fail_connect(key, e),
+            Ok(ConnectStep::NeedMore { consumed }) => {
+                buf.drain(..consumed);
+                self.after_callbacks(key);
+            }
+            Ok(ConnectStep::Redirect { url }) => {
+                let next = connector.follow(url);
+                let tag = slot.io.tag;
+                let from = connector.url().clone();
+                self.ctx.cork.clear();
+                self.remove(key);
+                match next {
+                    Ok(next) => self.open_client(Box::new(next), tag),
+                    Err(e) => self.handler.on_connect_error(&from, tag, &e),
+                }
+            }
+            Ok(ConnectStep::Open {
+                consumed,
+                connection,
+                response,
+            }) => {
+                // What follows the head are frames; the read limit keeps them within rbuf.
+                let leftover = buf.len() - consumed;
+                self.rbuf[..leftover].copy_from_slice(&buf[consumed..]);
+                let protocol = response.protocol().map(Into::into);
+                self.open(key, connection, H::State::default(), protocol, leftover);
+            }
+        }
+    }
+
+    /// A client connection failed before it opened: tell the handler, drop the socket.
+    pub(super) fn fail_connect(&mut self, key: usize, error: ClientError) {
+        let Some(slot) = self.conns.get(key) else {
+            return;
+        };
+        if let Stage::Connecting { connector, .. } = &slot.stage {
+            self.handler
+                .on_connect_error(connector.url(), slot.io.tag, &error);
+        }
+        self.remove(key);
+    }
+}
+
+/// Starts a non-blocking TCP connect to the connector's first address (the proxy's or the
+/// server's), bound to the options' local address if any.
+fn connect_nonblocking(
+    connector: &Connector,
+) -> Result<(TcpStream, std::net::SocketAddr), ClientError> {
+    use std::net::ToSocketAddrs;
+    let target = connector
+        .connect_addr()
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "host resolves to no address"))?;
+    let socket = Socket::new(
+        Domain::for_address(target),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_nonblocking(true)?;
+    if let Some(local) = connector.options().local_addr {
+        socket.bind(&std::net::SocketAddr::new(local, 0).into())?;
+    }
+    match socket.connect(&target.into()) {
+        Ok(()) => {}
+        Err(e)
+            if e.raw_os_error() == Some(libc_einprogress())
+                || e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok((TcpStream::from_std(socket.into()), target))
+}
+
+/// `EINPROGRESS` on Linux.
+const fn libc_einprogress() -> i32 {
+    115
+}

@@ -1,0 +1,125 @@
+//! How a connection ends: end of input, the closing handshake and its drain, removal from the
+//! slab, and the worker's graceful shutdown.
+
+use std::net::Shutdown;
+use std::time::Instant;
+
+use super::{Ending, Stage, Worker};
+use crate::client::ClientError;
+use crate::engine::conn::Conn;
+use crate::protocol::{CloseCode, CloseState};
+use crate::server::{CloseInfo, ConnId, Handler};
+
+impl<H: Handler> Worker<H> {
+    pub(super) fn on_eof(&mut self, key: usize) {
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
+        match &mut slot.stage {
+            Stage::Open { proto, .. } if proto.close_state() == CloseState::Closed => {
+                // The handshake completed in the same read; after_callbacks already ended it.
+                self.remove(key);
+            }
+            Stage::Open { .. } => self.end(key, abnormal("connection dropped"), Ending::Drop),
+            Stage::Draining { ending, .. } if !slot.io.out.is_empty() => {
+                // A half-close: the peer is done sending, maybe not reading. Write what is
+                // queued (a close reply, a refusal), then drop; there is nothing to linger for.
+                *ending = Ending::Flush;
+            }
+            Stage::Connecting { .. } => self.fail_connect(key, ClientError::Closed),
+            Stage::Handshake(_) | Stage::Draining { .. } => self.remove(key),
+        }
+    }
+
+    /// The connection is over: tell the handler (once), then drop or drain the socket.
+    pub(super) fn end(&mut self, key: usize, info: CloseInfo, ending: Ending) {
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
+        slot.io.terminate = true;
+        if let Stage::Open { proto, user } = &mut slot.stage {
+            let (_, tx) = proto.split();
+            let mut conn = Conn {
+                tx,
+                io: &mut slot.io,
+                user,
+                ctx: &mut self.ctx,
+            };
+            self.handler.on_close(&mut conn, &info);
+            self.ctx.cork.clear();
+        }
+        slot.stage = Stage::Draining {
+            ending,
+            shut: false,
+        };
+        slot.io.since = self.now;
+        slot.io.residue = Vec::new();
+        self.drain_step(key);
+    }
+
+    pub(super) fn drain_step(&mut self, key: usize) {
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Stage::Draining { ending, shut } = &mut slot.stage else {
+            return;
+        };
+        match ending {
+            Ending::Drop => return self.remove(key),
+            _ if !slot.io.out.is_empty() => {}
+            Ending::Flush => return self.remove(key),
+            Ending::AwaitEof => {}
+            Ending::Linger => {
+                if !*shut {
+                    *shut = true;
+                    let _ = slot.sock.shutdown(Shutdown::Write);
+                }
+            }
+        }
+        self.schedule(key);
+    }
+
+    pub(super) fn remove(&mut self, key: usize) {
+        if self.conns.contains(key) {
+            let mut slot = self.conns.remove(key);
+            let _ = self.poll.registry().deregister(&mut slot.sock);
+        }
+    }
+
+    pub(super) fn begin_shutdown(&mut self, deadline: Instant) {
+        if let Some(mut acceptor) = self.acceptor.take() {
+            let _ = self.poll.registry().deregister(acceptor.listener_mut());
+        }
+        self.shutdown = Some(deadline);
+        let keys: Vec<(usize, u32)> = self.conns.iter().map(|(k, s)| (k, s.gen)).collect();
+        for (key, gen) in keys {
+            let Some(slot) = self.conns.get(key) else {
+                continue;
+            };
+            match slot.stage {
+                Stage::Handshake(_) => self.remove(key),
+                Stage::Connecting { .. } => self.fail_connect(key, ClientError::Closed),
+                Stage::Open { .. } => {
+                    let id = ConnId {
+                        worker: self.index,
+                        key: key as u32,
+                        gen,
+                    };
+                    self.with_conn(id, |conn| {
+                        let _ = conn.close(CloseCode::GOING_AWAY, "server shutting down");
+                    });
+                }
+                Stage::Draining { .. } => {}
+            }
+        }
+    }
+}
+
+pub(super) fn abnormal(reason: &str) -> CloseInfo {
+    CloseInfo {
+        code: CloseCode::ABNORMAL,
+        reason: reason.to_owned(),
+        clean: false,
+        error: None,
+    }
+}
