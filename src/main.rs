@@ -50,9 +50,50 @@ struct ServeArgs {
     /// Serve only this request path; other paths get 404 [default: every path].
     #[arg(long, value_name = "PATH")]
     path: Option<String>,
-    /// Answer permessage-deflate offers (RFC 7692) with the default options.
+    /// Answer permessage-deflate offers (RFC 7692); the options below tune it.
     #[arg(long)]
     deflate: bool,
+    /// Compression level, 1 (fastest) to 12 (smallest) [default: 5].
+    #[arg(long, value_name = "LEVEL", requires = "deflate",
+          value_parser = clap::value_parser!(u8).range(1..=12))]
+    deflate_level: Option<u8>,
+    /// Keep the server's compression context across messages when the client allows it (no
+    /// `server_no_context_takeover` in the answer): smaller output for similar messages, and a
+    /// compressor (~371 KiB) per connection [default: reset after every message].
+    #[arg(long, requires = "deflate")]
+    deflate_context_takeover: bool,
+    /// Largest window the server compresses with, 9 to 15 (answered as
+    /// `server_max_window_bits` below 15; a window under 15 takes the streaming compressor)
+    /// [default: 15].
+    #[arg(long, value_name = "BITS", requires = "deflate",
+          value_parser = clap::value_parser!(u8).range(9..=15))]
+    deflate_max_window_bits: Option<u8>,
+    /// Messages smaller than this many bytes go out uncompressed [default: 1024].
+    #[arg(long, value_name = "BYTES", requires = "deflate")]
+    deflate_threshold: Option<usize>,
+}
+
+impl ServeArgs {
+    /// The permessage-deflate options the flags ask for, `None` without `--deflate`.
+    fn deflate_options(&self) -> Option<wsx::protocol::deflate::DeflateOptions> {
+        if !self.deflate {
+            return None;
+        }
+        let mut options = wsx::protocol::deflate::DeflateOptions::default();
+        if let Some(level) = self.deflate_level {
+            options.level = level;
+        }
+        if self.deflate_context_takeover {
+            options.server_no_context_takeover = false;
+        }
+        if let Some(bits) = self.deflate_max_window_bits {
+            options.server_max_window_bits = Some(bits);
+        }
+        if let Some(threshold) = self.deflate_threshold {
+            options.threshold = threshold;
+        }
+        Some(options)
+    }
 }
 
 /// Parses a count that must be 1 or more.
@@ -103,8 +144,8 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
     if let Some(p) = &args.path {
         builder = builder.path(p.clone());
     }
-    if args.deflate {
-        builder = builder.deflate(wsx::protocol::deflate::DeflateOptions::default());
+    if let Some(options) = args.deflate_options() {
+        builder = builder.deflate(options);
     }
     // Handlers first: once the address is printed, a signal must stop the server cleanly.
     let mut signals = signal_hook::iterator::Signals::new([

@@ -1,12 +1,15 @@
 //! Real browsers against `wsx serve`: Debian's `chromium` (over CDP) and `firefox-esr` (over
-//! WebDriver BiDi), both driven by `puppeteer-core`, each once without and once with `--deflate`.
+//! WebDriver BiDi), both driven by `puppeteer-core`, each without `--deflate` and with it on each
+//! of the three compressor paths (the default pooled one, `--deflate-context-takeover`, and
+//! `--deflate-max-window-bits 10`).
 //!
 //! The page (`tests/browser/index.html` + `checks.js`) comes from a small HTTP server on
 //! `http://127.0.0.1:PORT` in this test, opens `new WebSocket(url)` with `binaryType =
 //! "arraybuffer"` and checks, each step on its own socket, every echo byte for byte and in order:
 //! text and binary at 0, 125, 126, 65,535, 65,536 and 1 MiB; multibyte text (~130 KB of mixed 2-,
 //! 3- and 4-byte UTF-8); a long run of 322 messages of random sizes up to 256 KiB mixing
-//! compressible and incompressible data, opening with the sequence of issue 8; 1,000 small
+//! compressible and incompressible data, opening with the sequence that once broke both browsers (~130 KB of multibyte text, then
+//! 65,535 bytes of alternating noise and pattern blocks); 1,000 small
 //! messages in a burst; a close from the page with 1000 and with 4000 and a reason; and a close
 //! from the server (SIGTERM to `wsx serve`, which closes every client with 1001, then exits 0).
 //!
@@ -238,13 +241,11 @@ struct WsxServe {
 }
 
 impl WsxServe {
-    /// Starts `wsx serve` on a port the system picks and reads the address it prints.
-    fn start(deflate: bool) -> WsxServe {
+    /// Starts `wsx serve FLAGS` on a port the system picks and reads the address it prints.
+    fn start(flags: &[&str]) -> WsxServe {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsx"));
         cmd.args(["serve", "--host", "127.0.0.1", "--port", "0"]);
-        if deflate {
-            cmd.arg("--deflate");
-        }
+        cmd.args(flags);
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -497,8 +498,10 @@ impl PageReport {
     }
 }
 
-/// Runs the page in one browser against a fresh `wsx serve`; panics with every failed step.
-fn run(browser: Browser, deflate: bool) {
+/// Runs the page in one browser against a fresh `wsx serve FLAGS`; panics with every failed
+/// step.
+fn run(browser: Browser, flags: &[&str]) {
+    let deflate = flags.contains(&"--deflate");
     let setup = match setup() {
         Ok(setup) => setup,
         Err(why) => return skip(&why),
@@ -506,13 +509,14 @@ fn run(browser: Browser, deflate: bool) {
     let _one = one_at_a_time();
     let seed = seed();
     let label = format!(
-        "{} ({}), wsx serve{}, seed {seed}",
+        "{} ({}), wsx serve{}{}, seed {seed}",
         browser.name(),
         setup.versions[browser.name()],
-        if deflate { " --deflate" } else { "" }
+        if flags.is_empty() { "" } else { " " },
+        flags.join(" ")
     );
 
-    let wsx = WsxServe::start(deflate);
+    let wsx = WsxServe::start(flags);
     let page = PageServer::start(wsx.child.id());
     let url = format!(
         "http://{}/?ws=ws://{}/&deflate={}&seed={seed}&step_ms={STEP_MS}",
@@ -523,7 +527,11 @@ fn run(browser: Browser, deflate: bool) {
     let profile = setup.node_dir.join(format!(
         "profile-{}-{}-{}",
         browser.name(),
-        if deflate { "deflate" } else { "plain" },
+        if flags.is_empty() {
+            "plain".to_owned()
+        } else {
+            flags.join("").replace('-', "")
+        },
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&profile);
@@ -663,22 +671,47 @@ fn read_report(rx: &Receiver<String>, report: &mut PageReport, deadline: Instant
     }
 }
 
+/// The three compressor paths: the pooled libdeflate one (default), the streaming one that
+/// keeps its context across messages, and the streaming one with a small window.
+const CONTEXT: &[&str] = &["--deflate", "--deflate-context-takeover"];
+const SMALL_WINDOW: &[&str] = &["--deflate", "--deflate-max-window-bits", "10"];
+
 #[test]
 fn chromium() {
-    run(Browser::Chromium, false);
+    run(Browser::Chromium, &[]);
 }
 
 #[test]
 fn chromium_deflate() {
-    run(Browser::Chromium, true);
+    run(Browser::Chromium, &["--deflate"]);
+}
+
+#[test]
+fn chromium_deflate_context_takeover() {
+    run(Browser::Chromium, CONTEXT);
+}
+
+#[test]
+fn chromium_deflate_small_window() {
+    run(Browser::Chromium, SMALL_WINDOW);
 }
 
 #[test]
 fn firefox() {
-    run(Browser::Firefox, false);
+    run(Browser::Firefox, &[]);
 }
 
 #[test]
 fn firefox_deflate() {
-    run(Browser::Firefox, true);
+    run(Browser::Firefox, &["--deflate"]);
+}
+
+#[test]
+fn firefox_deflate_context_takeover() {
+    run(Browser::Firefox, CONTEXT);
+}
+
+#[test]
+fn firefox_deflate_small_window() {
+    run(Browser::Firefox, SMALL_WINDOW);
 }

@@ -110,6 +110,10 @@ fn help_exits_0_and_lists_every_flag() {
         "--threads",
         "--path",
         "--deflate",
+        "--deflate-level",
+        "--deflate-context-takeover",
+        "--deflate-max-window-bits",
+        "--deflate-threshold",
         "--help",
         "--version",
     ] {
