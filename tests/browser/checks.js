@@ -68,7 +68,7 @@ function pattern(r, n) {
   for (let i = 0; i < n; i++) out[i] = p[i & 15];
   return out;
 }
-// Alternating 4 KiB blocks of noise and of a repeating 16-byte pattern (the message of issue 8).
+// Alternating 4 KiB blocks of noise and of a repeating 16-byte pattern (the message that once broke compressed echoes in both browsers).
 function noiseAndPattern(r, n) {
   const p = noise(r, 16);
   const out = new Uint8Array(n);
@@ -341,7 +341,7 @@ const KINDS = [
 
 async function longRun(r) {
   return echoStep('long run', LONG_RUN, (i) => {
-    // First the sequence of issue 8: a ~130 KB multibyte text, then 65,535 bytes of alternating
+    // First the sequence that once broke both browsers with --deflate: a ~130 KB multibyte text, then 65,535 bytes of alternating
     // 4 KiB noise / 16-byte pattern blocks. Then random kinds and sizes.
     if (i === 0) return { kind: 'multibyte text', data: multibyte(r, 130000) };
     if (i === 1) return { kind: 'binary noise/pattern blocks', data: noiseAndPattern(r, 65535) };
