@@ -28,6 +28,7 @@ enum Command {
     ///
     /// Ctrl-C or SIGTERM stops it cleanly: close 1001 to every client, then up to 5 s for the
     /// closing handshakes.
+    #[command(display_name = "wsx")]
     Serve(ServeArgs),
 }
 
