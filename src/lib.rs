@@ -5,6 +5,7 @@ pub mod blocking;
 pub mod client;
 pub(crate) mod engine;
 pub mod error;
+mod handler;
 pub mod limits;
 pub mod protocol;
 pub mod server;

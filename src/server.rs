@@ -1,10 +1,9 @@
 //! The server: [`Server::builder`], the [`Handler`] trait, [`Conn`] inside callbacks and the
 //! [`ServerHandle`] for other threads.
 
-use std::fmt;
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -15,255 +14,15 @@ use crate::client::{ClientError, ClientOptions, Connector, Url};
 use crate::engine::inbox::{Command, InboxSender};
 use crate::engine::{self, Settings};
 use crate::limits::Limits;
-use crate::protocol::handshake::UpgradeRequest;
 use crate::protocol::{CloseCode, MessageKind};
 
 pub use crate::engine::conn::Conn;
-
-/// A complete message, borrowed from the read buffer (or from the connection's assembly buffer
-/// when it arrived in fragments).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Message<'a> {
-    /// A text message, valid UTF-8.
-    Text(&'a str),
-    /// A binary message.
-    Binary(&'a [u8]),
-}
-
-impl<'a> Message<'a> {
-    /// The payload bytes.
-    pub fn as_bytes(&self) -> &'a [u8] {
-        match self {
-            Message::Text(t) => t.as_bytes(),
-            Message::Binary(b) => b,
-        }
-    }
-
-    /// Text or binary.
-    pub fn kind(&self) -> MessageKind {
-        match self {
-            Message::Text(_) => MessageKind::Text,
-            Message::Binary(_) => MessageKind::Binary,
-        }
-    }
-}
-
-/// What became of a send: the Rust form of the callback of Node ws's `send`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[must_use = "a send can be dropped under backpressure"]
-pub enum SendStatus {
-    /// Nothing was waiting before it: it goes out in the write that ends the current callback
-    /// (or now, outside one).
-    Sent,
-    /// It waits behind unwritten bytes ([`Conn::buffered_amount`] was above zero); it will be
-    /// written as the peer reads, in order.
-    Queued,
-    /// Not sent: the connection's unwritten bytes were over
-    /// [`Builder::max_buffered`] already.
-    Dropped,
-}
-
-/// How a connection ended, given to [`Handler::on_close`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloseInfo {
-    /// The close code: the peer's when it sent a close frame, else ours (for a protocol error,
-    /// the error's), else [`CloseCode::ABNORMAL`] (1006) when the connection dropped.
-    pub code: CloseCode,
-    /// The reason that goes with the code.
-    pub reason: String,
-    /// Whether close frames went both ways (the closing handshake completed).
-    pub clean: bool,
-    /// The protocol error that ended the connection, if one did.
-    pub error: Option<crate::ProtocolError>,
-}
-
-/// Identifies a connection across the server: its worker, its slot and the slot's generation
-/// (so an id never reaches a later connection that reuses the slot).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId {
-    pub(crate) worker: u16,
-    pub(crate) key: u32,
-    pub(crate) gen: u32,
-}
-
-impl ConnId {
-    /// The index of the worker thread that owns the connection.
-    pub fn worker(&self) -> usize {
-        usize::from(self.worker)
-    }
-}
-
-impl fmt::Display for ConnId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.worker, self.key, self.gen)
-    }
-}
-
-/// The upgrade request as [`Handler::on_upgrade`] sees it, and the answer it shapes.
-#[derive(Debug)]
-pub struct Upgrade<'a> {
-    pub(crate) request: &'a UpgradeRequest,
-    pub(crate) peer: SocketAddr,
-    pub(crate) protocol: Option<String>,
-    pub(crate) headers: Vec<(String, String)>,
-}
-
-impl<'a> Upgrade<'a> {
-    /// The parsed request: path, query, headers, offered protocols and extensions, origin.
-    pub fn request(&self) -> &'a UpgradeRequest {
-        self.request
-    }
-
-    /// The request path, without the query.
-    pub fn path(&self) -> &'a str {
-        self.request.path()
-    }
-
-    /// The query string after `?`, if any.
-    pub fn query(&self) -> Option<&'a str> {
-        self.request.query()
-    }
-
-    /// A request header's value (the first, if repeated), by case-insensitive name.
-    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
-        self.request.header(name)
-    }
-
-    /// The TCP peer address (a proxy's, behind one).
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
-    }
-
-    /// The client address a proxy reported in the first entry of `X-Forwarded-For`, if any and
-    /// well-formed. Trust it only behind a proxy you run: a client can send any value.
-    pub fn forwarded_for(&self) -> Option<IpAddr> {
-        let value = std::str::from_utf8(self.request.header("x-forwarded-for")?).ok()?;
-        value.split(',').next()?.trim().parse().ok()
-    }
-
-    /// The subprotocols the client offered, in its order of preference.
-    pub fn protocols(&self) -> impl Iterator<Item = &'a str> + 'a {
-        self.request.protocols()
-    }
-
-    /// Chooses the subprotocol to answer with. Returns false (and chooses nothing) when the
-    /// client did not offer it.
-    pub fn select_protocol(&mut self, protocol: &str) -> bool {
-        if self.request.protocols().any(|p| p == protocol) {
-            self.protocol = Some(protocol.to_owned());
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Adds a header to the `101 Switching Protocols` response. Headers the handshake writes
-    /// itself, and names or values that are not valid, make the upgrade fail with 500.
-    pub fn add_header(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.headers.push((name.into(), value.into()));
-    }
-}
-
-/// A refused upgrade: the HTTP response the client gets instead of `101`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reject {
-    pub(crate) status: u16,
-    pub(crate) body: String,
-    pub(crate) headers: Vec<(String, String)>,
-}
-
-impl Reject {
-    /// A refusal with `status` (400–599) and the status's reason phrase as body.
-    pub fn new(status: u16) -> Self {
-        let status = if (400..=599).contains(&status) {
-            status
-        } else {
-            500
-        };
-        Reject {
-            status,
-            body: String::new(),
-            headers: Vec::new(),
-        }
-    }
-
-    /// Sets the plain-text body.
-    pub fn body(mut self, body: impl Into<String>) -> Self {
-        self.body = body.into();
-        self
-    }
-
-    /// Adds a response header (dropped if its name or value could break the response).
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// The status.
-    pub fn status(&self) -> u16 {
-        self.status
-    }
-}
-
-/// The application's side of a server: one instance per worker thread, created on that thread
-/// by the factory given to [`Builder::start`], so it needs neither `Send` nor locks.
-///
-/// Every callback gets a [`Conn`]; what it sends is corked and leaves in one write when the
-/// callbacks for the current read are done.
-pub trait Handler: 'static {
-    /// Per-connection state, kept in the worker's slab next to the connection.
-    type State: Default + 'static;
-
-    /// Decides on an upgrade request: accept with the connection's initial state (choosing a
-    /// subprotocol and adding headers through `upgrade`), or refuse with an HTTP status. The
-    /// default accepts every request with `State::default()`.
-    ///
-    /// # Errors
-    ///
-    /// A [`Reject`] refuses the upgrade with its status.
-    fn on_upgrade(&mut self, upgrade: &mut Upgrade<'_>) -> Result<Self::State, Reject> {
-        let _ = upgrade;
-        Ok(Self::State::default())
-    }
-
-    /// The connection is open (the `101` is on its way).
-    fn on_open(&mut self, conn: &mut Conn<'_, Self::State>) {
-        let _ = conn;
-    }
-
-    /// A complete message arrived.
-    fn on_message(&mut self, conn: &mut Conn<'_, Self::State>, message: Message<'_>) {
-        let _ = (conn, message);
-    }
-
-    /// A ping arrived (the pong is already queued).
-    fn on_ping(&mut self, conn: &mut Conn<'_, Self::State>, payload: &[u8]) {
-        let _ = (conn, payload);
-    }
-
-    /// A pong arrived.
-    fn on_pong(&mut self, conn: &mut Conn<'_, Self::State>, payload: &[u8]) {
-        let _ = (conn, payload);
-    }
-
-    /// Every byte that was waiting under backpressure has been written.
-    fn on_drain(&mut self, conn: &mut Conn<'_, Self::State>) {
-        let _ = conn;
-    }
-
-    /// A client connection opened with [`ServerHandle::connect`] failed before it opened
-    /// (TCP, proxy, handshake, timeout or a redirect that may not be followed). `tag` is the one
-    /// given to `connect`.
-    fn on_connect_error(&mut self, url: &Url, tag: u64, error: &ClientError) {
-        let _ = (url, tag, error);
-    }
-
-    /// The connection ended; sends now fail with [`crate::SendError::Closing`]. Called once for
-    /// every connection that was opened.
-    fn on_close(&mut self, conn: &mut Conn<'_, Self::State>, close: &CloseInfo) {
-        let _ = (conn, close);
-    }
-}
+pub use crate::engine::handler::Handler;
+#[doc(hidden)]
+pub use crate::engine::stats::Footprint;
+pub use crate::engine::stats::Stats;
+pub(crate) use crate::engine::stats::WorkerStats;
+pub use crate::handler::{CloseInfo, ConnId, Message, Reject, SendStatus, Upgrade};
 
 /// A client-only engine: workers without a listener, for many client connections per core
 /// (load tests, market-data consumers). Open connections with [`ServerHandle::connect`].
@@ -578,52 +337,6 @@ impl Builder {
             }),
         })
     }
-}
-
-/// Counters one worker publishes.
-#[derive(Debug, Default)]
-pub(crate) struct WorkerStats {
-    pub(crate) connections: AtomicU64,
-    pub(crate) messages_in: AtomicU64,
-    pub(crate) messages_out: AtomicU64,
-    pub(crate) bytes_in: AtomicU64,
-    pub(crate) bytes_out: AtomicU64,
-    pub(crate) shed: AtomicU64,
-    pub(crate) timer_entries: AtomicU64,
-    pub(crate) timer_capacity: AtomicU64,
-    pub(crate) slab_capacity: AtomicU64,
-}
-
-/// Server-wide counters, summed over the workers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Open connections (handshaking ones included).
-    pub connections: u64,
-    /// Messages received.
-    pub messages_in: u64,
-    /// Messages sent.
-    pub messages_out: u64,
-    /// Bytes read from sockets.
-    pub bytes_in: u64,
-    /// Bytes written to sockets.
-    pub bytes_out: u64,
-    /// Connections closed as soon as accepted, without a handshake: over
-    /// [`Builder::max_connections`], or shed while the process was out of descriptors (see
-    /// `docs/server.md`, "Descriptor limits").
-    pub shed: u64,
-}
-
-/// Sizes of the engine's per-worker structures, summed over the workers: for tests that check
-/// they stay flat under churn. Not a stable interface.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Footprint {
-    /// Entries in the timer wheels (stale ones included).
-    pub timer_entries: u64,
-    /// Entries the timer wheels have room for: what they hold in memory.
-    pub timer_capacity: u64,
-    /// Slots the connection slabs have room for.
-    pub slab_capacity: u64,
 }
 
 #[derive(Debug)]

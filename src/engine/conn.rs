@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use crate::engine::outbound::Outbound;
 use crate::engine::Settings;
 use crate::error::SendError;
+use crate::handler::{ConnId, Message, SendStatus};
 use crate::protocol::{CloseCode, CloseState, MessageKind, Role, WriteHalf};
-use crate::server::{ConnId, Message, SendStatus};
 
 /// Per-connection IO state (everything but the protocol session and the user's state).
 #[derive(Debug)]

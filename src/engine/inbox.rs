@@ -9,8 +9,8 @@ use bytes::Bytes;
 use mio::Waker;
 
 use crate::client::Connector;
+use crate::handler::ConnId;
 use crate::protocol::{CloseCode, MessageKind};
-use crate::server::ConnId;
 
 /// What another thread asks a worker to do.
 #[derive(Debug)]

@@ -15,8 +15,10 @@
 
 pub(crate) mod accept;
 pub(crate) mod conn;
+pub(crate) mod handler;
 pub(crate) mod inbox;
 pub(crate) mod outbound;
+pub(crate) mod stats;
 pub(crate) mod sys;
 pub(crate) mod timer;
 pub(crate) mod worker;

@@ -11,8 +11,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::{ticks, Slot, Stage, Worker};
 use crate::client::{ClientError, ConnectStep, Connector};
 use crate::engine::conn::ConnIo;
+use crate::engine::handler::Handler;
+use crate::handler::ConnId;
 use crate::protocol::Role;
-use crate::server::{ConnId, Handler};
 
 impl<H: Handler> Worker<H> {
     /// Opens a client connection for `connector` (a first attempt or a redirect's next hop).

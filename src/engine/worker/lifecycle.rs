@@ -7,8 +7,9 @@ use std::time::Instant;
 use super::{Ending, Stage, Worker};
 use crate::client::ClientError;
 use crate::engine::conn::Conn;
+use crate::engine::handler::Handler;
+use crate::handler::{CloseInfo, ConnId};
 use crate::protocol::{CloseCode, CloseState};
-use crate::server::{CloseInfo, ConnId, Handler};
 
 impl<H: Handler> Worker<H> {
     pub(super) fn on_eof(&mut self, key: usize) {

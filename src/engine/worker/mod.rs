@@ -19,11 +19,13 @@ use slab::Slab;
 use crate::client::{ClientError, Connector};
 use crate::engine::accept::Acceptor;
 use crate::engine::conn::{Conn, ConnIo, Ctx};
+use crate::engine::handler::Handler;
 use crate::engine::inbox::{self, Command, Inbox, InboxSender};
+use crate::engine::stats::WorkerStats;
 use crate::engine::timer::{Entry, TimerWheel};
 use crate::engine::Settings;
+use crate::handler::{CloseInfo, ConnId, Message};
 use crate::protocol::{CloseCode, CloseState, Config, Connection, Event, Role};
-use crate::server::{CloseInfo, ConnId, Handler, Message, WorkerStats};
 
 mod connect;
 mod lifecycle;

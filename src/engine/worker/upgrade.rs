@@ -3,10 +3,11 @@
 //! lingering close).
 
 use super::{Ending, Stage, Worker};
+use crate::engine::handler::Handler;
+use crate::handler::{Reject, Upgrade};
 use crate::protocol::deflate::negotiate;
 use crate::protocol::handshake::{self, AcceptOptions, ExtensionOffer, UpgradeRequest};
 use crate::protocol::{Connection, Role};
-use crate::server::{Handler, Reject, Upgrade};
 
 impl<H: Handler> Worker<H> {
     pub(super) fn on_handshake(&mut self, key: usize) {

@@ -1,0 +1,66 @@
+//! The [`Handler`] trait: the callbacks a worker makes into user code, with a [`Conn`] to act
+//! on the connection.
+
+use crate::client::{ClientError, Url};
+use crate::engine::conn::Conn;
+use crate::handler::{CloseInfo, Message, Reject, Upgrade};
+
+/// The application's side of a server: one instance per worker thread, created on that thread
+/// by the factory given to [`Builder::start`](crate::server::Builder::start), so it needs neither `Send` nor locks.
+///
+/// Every callback gets a [`Conn`]; what it sends is corked and leaves in one write when the
+/// callbacks for the current read are done.
+pub trait Handler: 'static {
+    /// Per-connection state, kept in the worker's slab next to the connection.
+    type State: Default + 'static;
+
+    /// Decides on an upgrade request: accept with the connection's initial state (choosing a
+    /// subprotocol and adding headers through `upgrade`), or refuse with an HTTP status. The
+    /// default accepts every request with `State::default()`.
+    ///
+    /// # Errors
+    ///
+    /// A [`Reject`] refuses the upgrade with its status.
+    fn on_upgrade(&mut self, upgrade: &mut Upgrade<'_>) -> Result<Self::State, Reject> {
+        let _ = upgrade;
+        Ok(Self::State::default())
+    }
+
+    /// The connection is open (the `101` is on its way).
+    fn on_open(&mut self, conn: &mut Conn<'_, Self::State>) {
+        let _ = conn;
+    }
+
+    /// A complete message arrived.
+    fn on_message(&mut self, conn: &mut Conn<'_, Self::State>, message: Message<'_>) {
+        let _ = (conn, message);
+    }
+
+    /// A ping arrived (the pong is already queued).
+    fn on_ping(&mut self, conn: &mut Conn<'_, Self::State>, payload: &[u8]) {
+        let _ = (conn, payload);
+    }
+
+    /// A pong arrived.
+    fn on_pong(&mut self, conn: &mut Conn<'_, Self::State>, payload: &[u8]) {
+        let _ = (conn, payload);
+    }
+
+    /// Every byte that was waiting under backpressure has been written.
+    fn on_drain(&mut self, conn: &mut Conn<'_, Self::State>) {
+        let _ = conn;
+    }
+
+    /// A client connection opened with [`ServerHandle::connect`](crate::ServerHandle::connect) failed before it opened
+    /// (TCP, proxy, handshake, timeout or a redirect that may not be followed). `tag` is the one
+    /// given to `connect`.
+    fn on_connect_error(&mut self, url: &Url, tag: u64, error: &ClientError) {
+        let _ = (url, tag, error);
+    }
+
+    /// The connection ended; sends now fail with [`crate::SendError::Closing`]. Called once for
+    /// every connection that was opened.
+    fn on_close(&mut self, conn: &mut Conn<'_, Self::State>, close: &CloseInfo) {
+        let _ = (conn, close);
+    }
+}

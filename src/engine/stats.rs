@@ -1,0 +1,50 @@
+//! Counters: what each worker publishes once per loop turn, and the sums a
+//! [`ServerHandle`](crate::ServerHandle) reads.
+
+use std::sync::atomic::AtomicU64;
+
+/// Counters one worker publishes.
+#[derive(Debug, Default)]
+pub(crate) struct WorkerStats {
+    pub(crate) connections: AtomicU64,
+    pub(crate) messages_in: AtomicU64,
+    pub(crate) messages_out: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+    pub(crate) shed: AtomicU64,
+    pub(crate) timer_entries: AtomicU64,
+    pub(crate) timer_capacity: AtomicU64,
+    pub(crate) slab_capacity: AtomicU64,
+}
+
+/// Server-wide counters, summed over the workers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Open connections (handshaking ones included).
+    pub connections: u64,
+    /// Messages received.
+    pub messages_in: u64,
+    /// Messages sent.
+    pub messages_out: u64,
+    /// Bytes read from sockets.
+    pub bytes_in: u64,
+    /// Bytes written to sockets.
+    pub bytes_out: u64,
+    /// Connections closed as soon as accepted, without a handshake: over
+    /// [`Builder::max_connections`](crate::server::Builder::max_connections), or shed while the process was out of descriptors (see
+    /// `docs/server.md`, "Descriptor limits").
+    pub shed: u64,
+}
+
+/// Sizes of the engine's per-worker structures, summed over the workers: for tests that check
+/// they stay flat under churn. Not a stable interface.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Entries in the timer wheels (stale ones included).
+    pub timer_entries: u64,
+    /// Entries the timer wheels have room for: what they hold in memory.
+    pub timer_capacity: u64,
+    /// Slots the connection slabs have room for.
+    pub slab_capacity: u64,
+}
