@@ -1,0 +1,59 @@
+//! Commands from other threads, taken from the inbox.
+
+use super::{Stage, Worker};
+use crate::client::ClientError;
+use crate::engine::conn::Conn;
+use crate::engine::handler::Handler;
+use crate::engine::inbox::Command;
+use crate::handler::ConnId;
+
+impl<H: Handler> Worker<H> {
+    pub(super) fn drain_inbox(&mut self) {
+        let mut commands = std::mem::take(&mut self.commands);
+        self.inbox.drain(&mut commands);
+        for cmd in commands.drain(..) {
+            match cmd {
+                Command::Send { id, kind, payload } => self.with_conn(id, |conn| {
+                    let _ = conn.send_shared(kind, payload);
+                }),
+                Command::Close { id, code, reason } => self.with_conn(id, |conn| {
+                    let _ = conn.close(code, &reason);
+                }),
+                Command::Terminate { id } => self.with_conn(id, |conn| conn.terminate()),
+                Command::Connect { connector, tag } => {
+                    if self.shutdown.is_some() {
+                        self.handler
+                            .on_connect_error(connector.url(), tag, &ClientError::Closed);
+                    } else {
+                        self.open_client(connector, tag);
+                    }
+                }
+                Command::Shutdown { deadline } => self.begin_shutdown(deadline),
+            }
+        }
+        self.commands = commands;
+    }
+
+    /// Runs `f` on the open connection `id`, if it still exists, then writes what it sent.
+    pub(super) fn with_conn(&mut self, id: ConnId, f: impl FnOnce(&mut Conn<'_, H::State>)) {
+        let key = id.key as usize;
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
+        if slot.gen != id.gen {
+            return;
+        }
+        let Stage::Open { proto, user } = &mut slot.stage else {
+            return;
+        };
+        let (_, tx) = proto.split();
+        let mut conn = Conn {
+            tx,
+            io: &mut slot.io,
+            user,
+            ctx: &mut self.ctx,
+        };
+        f(&mut conn);
+        self.after_callbacks(key);
+    }
+}

@@ -1,0 +1,183 @@
+//! Reading: from the socket into the worker's buffer, through the protocol core, into the
+//! handler (the hot path), and opening a connection once its handshake is done.
+
+use std::io::{self, Read};
+
+use super::{Slot, Stage, Worker, MAX_READS_PER_EVENT, READ_BUF};
+use crate::engine::conn::Conn;
+use crate::engine::handler::Handler;
+use crate::handler::Message;
+use crate::protocol::{CloseState, Connection, Event};
+
+impl<H: Handler> Worker<H> {
+    /// Reads what the socket holds. `read_closed`: the peer's FIN is already in (it brings no
+    /// new edge), so a short read does not mean drained; read on until EOF or `WouldBlock`.
+    pub(super) fn readable(&mut self, key: usize, read_closed: bool) {
+        for _ in 0..MAX_READS_PER_EVENT {
+            let Some(slot) = self.conns.get_mut(key) else {
+                return;
+            };
+            let r = slot.io.residue.len();
+            self.rbuf[..r].copy_from_slice(&slot.io.residue);
+            // During the handshake read no more than the head may hold, so that what follows
+            // the head always fits the read buffer.
+            let limit = match &slot.stage {
+                Stage::Handshake(buf) | Stage::Connecting { buf, .. } => {
+                    (self.settings.limits.max_head_size + 1)
+                        .saturating_sub(buf.len())
+                        .clamp(1, READ_BUF)
+                }
+                _ => self.rbuf.len() - r,
+            };
+            match slot.sock.read(&mut self.rbuf[r..r + limit]) {
+                Ok(0) => {
+                    self.on_eof(key);
+                    return;
+                }
+                Ok(n) => {
+                    if r > 0 {
+                        slot.io.residue = Vec::new();
+                    }
+                    self.local.bytes_in += n as u64;
+                    slot.io.last_read = self.now;
+                    slot.io.ping_sent = false;
+                    self.on_data(key, r + n);
+                    if n < limit && !read_closed {
+                        return; // drained: the next bytes bring a new edge
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.on_eof(key);
+                    return;
+                }
+            }
+        }
+        self.pending.push(key);
+    }
+
+    pub(super) fn on_data(&mut self, key: usize, len: usize) {
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
+        match &mut slot.stage {
+            Stage::Handshake(buf) => {
+                buf.extend_from_slice(&self.rbuf[..len]);
+                self.on_handshake(key);
+            }
+            Stage::Connecting { buf, .. } => {
+                buf.extend_from_slice(&self.rbuf[..len]);
+                self.on_connecting(key);
+            }
+            Stage::Open { .. } => self.on_frames(key, len),
+            Stage::Draining { .. } => {}
+        }
+    }
+
+    /// A handshake succeeded (either role): the slot becomes an open connection, the handler
+    /// hears `on_open`, and the `leftover` frames that followed the handshake (already copied
+    /// to the front of `rbuf`) are processed.
+    pub(super) fn open(
+        &mut self,
+        key: usize,
+        proto: Connection,
+        user: H::State,
+        protocol: Option<Box<str>>,
+        leftover: usize,
+    ) {
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
+        slot.io.protocol = protocol;
+        slot.io.last_read = self.now;
+        slot.stage = Stage::Open { proto, user };
+        if let Stage::Open { proto, user } = &mut slot.stage {
+            let (_, tx) = proto.split();
+            let mut conn = Conn {
+                tx,
+                io: &mut slot.io,
+                user,
+                ctx: &mut self.ctx,
+            };
+            self.handler.on_open(&mut conn);
+        }
+        if leftover > 0 {
+            self.on_frames(key, leftover);
+        } else {
+            self.after_callbacks(key);
+        }
+    }
+
+    /// The hot path: frames from `rbuf[..len]` through the protocol core into the handler.
+    pub(super) fn on_frames(&mut self, key: usize, len: usize) {
+        let Worker {
+            conns,
+            handler,
+            ctx,
+            rbuf,
+            local,
+            ..
+        } = self;
+        let Some(slot) = conns.get_mut(key) else {
+            return;
+        };
+        let Slot { io, stage, .. } = slot;
+        let Stage::Open { proto, user } = stage else {
+            return;
+        };
+        let data = &mut rbuf[..len];
+        let mut pos = 0;
+        loop {
+            let (rx, tx) = proto.split();
+            match rx.handle_read(tx, &mut data[pos..]) {
+                Ok(read) => {
+                    pos += read.consumed;
+                    // A peer that pings without reading would grow our queue with pongs: past
+                    // the backpressure limit its pings go unanswered (RFC 6455 §5.5.3 lets an
+                    // endpoint answer only the latest of several pings).
+                    let flooding = matches!(read.event, Some(Event::Ping(_)))
+                        && io.out.len() + ctx.cork.len() > ctx.settings.max_buffered;
+                    if flooding {
+                        tx.discard_transmit();
+                    } else {
+                        let _ = tx.poll_transmit(&mut ctx.cork);
+                    }
+                    let Some(event) = read.event else { break };
+                    let mut conn = Conn {
+                        tx,
+                        io: &mut *io,
+                        user: &mut *user,
+                        ctx: &mut *ctx,
+                    };
+                    match event {
+                        Event::Text(text) => {
+                            local.messages_in += 1;
+                            handler.on_message(&mut conn, Message::Text(text));
+                        }
+                        Event::Binary(bytes) => {
+                            local.messages_in += 1;
+                            handler.on_message(&mut conn, Message::Binary(bytes));
+                        }
+                        Event::Ping(payload) => handler.on_ping(&mut conn, payload),
+                        Event::Pong(payload) => handler.on_pong(&mut conn, payload),
+                        Event::Close { code, reason } => {
+                            conn.io.peer_close = Some(Box::new((code, reason.to_owned())));
+                        }
+                    }
+                    if io.terminate {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    let _ = tx.poll_transmit(&mut ctx.cork);
+                    break;
+                }
+            }
+        }
+        if pos < len && proto.close_state() != CloseState::Failed && !io.terminate {
+            io.residue.extend_from_slice(&data[pos..]);
+        }
+        self.after_callbacks(key);
+    }
+}

@@ -1,0 +1,151 @@
+//! Writing: the cork buffer after callbacks, the queue when the socket is writable again, and
+//! the step after callbacks that moves a closing connection on.
+
+use std::io::{self, Write};
+
+use super::lifecycle::abnormal;
+use super::{Ending, Stage, Worker, CORK_KEEP};
+use crate::engine::conn::Conn;
+use crate::engine::handler::Handler;
+use crate::handler::CloseInfo;
+use crate::protocol::{CloseCode, CloseState, Role};
+
+impl<H: Handler> Worker<H> {
+    /// Writes what the callbacks sent and moves the connection on if it is closing.
+    pub(super) fn after_callbacks(&mut self, key: usize) {
+        if self.uncork(key).is_err() {
+            self.end(key, abnormal("write failed"), Ending::Drop);
+            return;
+        }
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
+        match &mut slot.stage {
+            Stage::Handshake(_) | Stage::Connecting { .. } => {}
+            Stage::Open { proto, .. } => {
+                if slot.io.terminate {
+                    return self.end(key, abnormal("terminated"), Ending::Drop);
+                }
+                match proto.close_state() {
+                    CloseState::Open => {}
+                    CloseState::CloseSent => {}
+                    CloseState::Closed => {
+                        let (code, reason) = slot
+                            .io
+                            .peer_close
+                            .take()
+                            .map_or((CloseCode::NO_STATUS, String::new()), |b| *b);
+                        let info = CloseInfo {
+                            code,
+                            reason,
+                            clean: true,
+                            error: None,
+                        };
+                        // The server closes the TCP connection first (RFC 6455 §7.1.1).
+                        let ending = match slot.io.role {
+                            Role::Server => Ending::Flush,
+                            Role::Client => Ending::AwaitEof,
+                        };
+                        return self.end(key, info, ending);
+                    }
+                    CloseState::Failed => {
+                        let error = proto.error().cloned();
+                        let info = CloseInfo {
+                            code: error
+                                .as_ref()
+                                .map_or(CloseCode::PROTOCOL, |e| e.close_code()),
+                            reason: error.as_ref().map(ToString::to_string).unwrap_or_default(),
+                            clean: false,
+                            error,
+                        };
+                        return self.end(key, info, Ending::Linger);
+                    }
+                }
+            }
+            Stage::Draining { .. } => return self.drain_step(key),
+        }
+        self.schedule(key);
+    }
+
+    /// Writes the cork buffer for `key`: straight to the socket when nothing waits, else behind
+    /// the queue; what the socket does not take is queued.
+    pub(super) fn uncork(&mut self, key: usize) -> io::Result<()> {
+        let queued = std::mem::take(&mut self.ctx.queued);
+        let cork = &mut self.ctx.cork;
+        if cork.is_empty() && !queued {
+            return Ok(());
+        }
+        let Some(slot) = self.conns.get_mut(key) else {
+            cork.clear();
+            return Ok(());
+        };
+        let result = if slot.io.out.is_empty() {
+            loop {
+                match slot.sock.write(cork) {
+                    Ok(n) => {
+                        self.local.bytes_out += n as u64;
+                        if n < cork.len() {
+                            slot.io.out.push_copy(&cork[n..]);
+                            slot.io.backpressured = true;
+                        }
+                        break Ok(());
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        slot.io.out.push_copy(cork);
+                        slot.io.backpressured = true;
+                        break Ok(());
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            }
+        } else {
+            slot.io.out.push_copy(cork);
+            slot.io.backpressured = true;
+            slot.io
+                .out
+                .write_to(&mut slot.sock)
+                .map(|n| self.local.bytes_out += n as u64)
+        };
+        cork.clear();
+        if cork.capacity() > CORK_KEEP {
+            cork.shrink_to(CORK_KEEP / 16);
+        }
+        result
+    }
+
+    pub(super) fn writable(&mut self, key: usize) {
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
+        if matches!(slot.stage, Stage::Connecting { started: false, .. }) {
+            return self.on_connect_writable(key);
+        }
+        if slot.io.out.is_empty() {
+            return;
+        }
+        match slot.io.out.write_to(&mut slot.sock) {
+            Ok(n) => self.local.bytes_out += n as u64,
+            Err(_) => return self.end(key, abnormal("write failed"), Ending::Drop),
+        }
+        if !slot.io.out.is_empty() {
+            return;
+        }
+        match &mut slot.stage {
+            Stage::Open { proto, user } if slot.io.backpressured => {
+                slot.io.backpressured = false;
+                let (_, tx) = proto.split();
+                let mut conn = Conn {
+                    tx,
+                    io: &mut slot.io,
+                    user,
+                    ctx: &mut self.ctx,
+                };
+                self.handler.on_drain(&mut conn);
+                self.after_callbacks(key);
+            }
+            Stage::Draining { .. } => self.drain_step(key),
+            _ => {}
+        }
+    }
+}
