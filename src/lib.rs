@@ -2,6 +2,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod blocking;
+pub mod broadcast;
 pub mod client;
 pub(crate) mod engine;
 pub mod error;

@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::broadcast::directory::Directory;
+use crate::broadcast::frame::{Audience, Published};
+use crate::broadcast::{PublishOptions, TopicPolicy, TopicStats};
 use crate::client::{ClientError, ClientOptions, Connector, Url};
+use crate::engine::fanout::Hub;
 use crate::engine::inbox::{Command, InboxSender};
 use crate::engine::{self, Settings};
 use crate::limits::Limits;
@@ -236,6 +240,23 @@ impl Builder {
         self
     }
 
+    /// The slow-consumer policy of every topic (and of broadcasts to all) that no
+    /// [`Builder::topic_policy_for`] prefix matches. Default: [`TopicPolicy::default`] (drop
+    /// at `max_buffered`). See [`crate::broadcast`].
+    pub fn topic_policy(mut self, policy: TopicPolicy) -> Self {
+        Arc::make_mut(&mut self.settings.policies).default = policy;
+        self
+    }
+
+    /// The slow-consumer policy of topics whose name starts with `prefix` (the longest
+    /// matching prefix wins), e.g. `topic_policy_for("ticks.", TopicPolicy::conflate_at(64 << 10))`.
+    pub fn topic_policy_for(mut self, prefix: impl Into<String>, policy: TopicPolicy) -> Self {
+        Arc::make_mut(&mut self.settings.policies)
+            .by_prefix
+            .push((prefix.into(), policy));
+        self
+    }
+
     /// Most connections per worker; connections beyond it are closed as soon as accepted.
     /// Default 1,000,000.
     pub fn max_connections(mut self, per_worker: usize) -> Self {
@@ -277,6 +298,44 @@ impl Builder {
         H: Handler,
         F: Fn(usize) -> H + Send + Sync + 'static,
     {
+        self.start_with_handle(move |worker, _| factory(worker))
+    }
+
+    /// Starts the workers like [`Builder::start`], giving the factory the server's
+    /// [`ServerHandle`] too, so that a handler can keep it (to publish from a timer, to send
+    /// to a connection of another worker, to read the stats).
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::start`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use wsx::{Conn, Handler, Message, Server, ServerHandle};
+    ///
+    /// struct Feed {
+    ///     server: ServerHandle,
+    /// }
+    /// impl Handler for Feed {
+    ///     type State = ();
+    ///     fn on_message(&mut self, conn: &mut Conn<'_, ()>, _message: Message<'_>) {
+    ///         let subscribers = self.server.subscribers("ticks");
+    ///         let _ = conn.send_text(&format!("{subscribers} subscribers"));
+    ///     }
+    /// }
+    ///
+    /// let server = Server::builder().start_with_handle(|_worker, server| Feed {
+    ///     server: server.clone(),
+    /// })?;
+    /// server.wait();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn start_with_handle<H, F>(self, factory: F) -> io::Result<ServerHandle>
+    where
+        H: Handler,
+        F: Fn(usize, &ServerHandle) -> H + Send + Sync + 'static,
+    {
         let (listeners, local_addr) = match self.bind {
             Bind::Addr(addr) => {
                 let mut resolved = addr.to_socket_addrs()?;
@@ -306,42 +365,60 @@ impl Builder {
         } else {
             Vec::new()
         };
-        let settings = Arc::new(self.settings);
-        let factory = Arc::new(factory);
-        let mut workers = Vec::new();
-        let mut threads = Vec::new();
-        let mut stats = Vec::new();
-        for (i, listener) in listeners.into_iter().enumerate() {
-            let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
-            let worker_stats = Arc::new(WorkerStats::default());
-            let f = factory.clone();
-            let (inbox, thread) = engine::worker::spawn(
-                i,
-                settings.clone(),
-                listener,
-                move |i| f(i),
-                core,
-                worker_stats.clone(),
-            )?;
-            workers.push(inbox);
-            threads.push(thread);
-            stats.push(worker_stats);
+        // Every worker's inbox exists before any worker runs, so that each can publish to all.
+        let mut prepared = Vec::new();
+        let mut inboxes = Vec::new();
+        for listener in listeners {
+            let (p, inbox) = engine::worker::prepare(listener)?;
+            prepared.push(p);
+            inboxes.push(inbox);
         }
-        Ok(ServerHandle {
+        let hub = Arc::new(Hub {
+            directory: Arc::new(Directory::new(inboxes.len())),
+            inboxes,
+        });
+        let stats: Vec<Arc<WorkerStats>> = (0..prepared.len())
+            .map(|_| Arc::new(WorkerStats::default()))
+            .collect();
+        let handle = ServerHandle {
             inner: Arc::new(HandleInner {
-                workers,
-                stats,
-                threads: Mutex::new(threads),
+                hub: hub.clone(),
+                stats: stats.clone(),
+                threads: Mutex::new(Vec::new()),
                 local_addr,
                 next_worker: AtomicUsize::new(0),
             }),
-        })
+        };
+        let settings = Arc::new(self.settings);
+        let factory = Arc::new(factory);
+        let mut threads = Vec::new();
+        for (i, p) in prepared.into_iter().enumerate() {
+            let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
+            let f = factory.clone();
+            let h = handle.clone();
+            let thread = engine::worker::spawn(
+                i,
+                p,
+                settings.clone(),
+                hub.clone(),
+                move |i| f(i, &h),
+                core,
+                stats[i].clone(),
+            )?;
+            threads.push(thread);
+        }
+        *handle
+            .inner
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = threads;
+        Ok(handle)
     }
 }
 
 #[derive(Debug)]
 struct HandleInner {
-    workers: Vec<InboxSender>,
+    hub: Arc<Hub>,
     stats: Vec<Arc<WorkerStats>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     local_addr: SocketAddr,
@@ -375,12 +452,13 @@ impl ServerHandle {
 
     /// Number of worker threads.
     pub fn workers(&self) -> usize {
-        self.inner.workers.len()
+        self.inner.hub.inboxes.len()
     }
 
     fn inbox(&self, id: ConnId) -> Result<&InboxSender, HandleError> {
         self.inner
-            .workers
+            .hub
+            .inboxes
             .get(id.worker())
             .ok_or(HandleError::NoSuchConnection)
     }
@@ -467,17 +545,104 @@ impl ServerHandle {
     /// An invalid URL, `wss://` (no TLS yet), or a stopped engine, at once.
     pub fn connect(&self, url: &str, options: ClientOptions, tag: u64) -> Result<(), ClientError> {
         let connector = Connector::new(Url::parse(url)?, options)?;
-        let n = self.inner.workers.len();
+        let n = self.inner.hub.inboxes.len();
         let worker = self.inner.next_worker.fetch_add(1, Ordering::Relaxed) % n;
         let cmd = Command::Connect {
             connector: Box::new(connector),
             tag,
         };
-        if self.inner.workers[worker].send(cmd) {
+        if self.inner.hub.inboxes[worker].send(cmd) {
             Ok(())
         } else {
             Err(ClientError::Closed)
         }
+    }
+
+    /// Publishes `message` to every subscriber of `topic` on every worker: the frame is built
+    /// once on this thread, and each worker with subscribers gets one inbox push. A topic
+    /// nobody subscribes to costs a lookup and no allocation. Outcomes per subscriber are
+    /// counted in [`ServerHandle::topic_stats`].
+    ///
+    /// # Errors
+    ///
+    /// [`HandleError::ShutDown`] when a worker that should get it has stopped.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use wsx::{Message, Server};
+    ///
+    /// struct Subscriber;
+    /// impl wsx::Handler for Subscriber {
+    ///     type State = ();
+    ///     fn on_open(&mut self, conn: &mut wsx::Conn<'_, ()>) {
+    ///         conn.subscribe("ticks");
+    ///     }
+    /// }
+    /// let server = Server::builder().start(|_| Subscriber)?;
+    /// std::thread::spawn(move || loop {
+    ///     let _ = server.publish("ticks", Message::Text("{\"px\":1}"));
+    ///     std::thread::sleep(std::time::Duration::from_millis(100));
+    /// });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn publish(&self, topic: &str, message: Message<'_>) -> Result<(), HandleError> {
+        self.publish_with(topic, message, &PublishOptions::default())
+    }
+
+    /// [`ServerHandle::publish`] with `options` (`include_self` does not apply here).
+    ///
+    /// # Errors
+    ///
+    /// As [`ServerHandle::publish`].
+    pub fn publish_with(
+        &self,
+        topic: &str,
+        message: Message<'_>,
+        options: &PublishOptions<'_>,
+    ) -> Result<(), HandleError> {
+        let Some(shared) = self.inner.hub.directory.get(topic) else {
+            return Ok(());
+        };
+        shared.published.fetch_add(1, Ordering::Relaxed);
+        let message = Published::new(
+            Audience::Topic(shared.name.clone()),
+            options.key.map(Into::into),
+            message,
+            options.compress,
+            None,
+        );
+        if self.inner.hub.send_to_workers(&message, None) {
+            Ok(())
+        } else {
+            Err(HandleError::ShutDown)
+        }
+    }
+
+    /// Sends `message` to every open accepted connection on every worker (ws's
+    /// `wss.clients.forEach(c => c.send(m))`), framed once.
+    ///
+    /// # Errors
+    ///
+    /// As [`ServerHandle::publish`].
+    pub fn broadcast(&self, message: Message<'_>) -> Result<(), HandleError> {
+        let message = Published::new(Audience::All, None, message, true, None);
+        if self.inner.hub.send_to_workers(&message, None) {
+            Ok(())
+        } else {
+            Err(HandleError::ShutDown)
+        }
+    }
+
+    /// Connections subscribed to `topic`, over all workers.
+    pub fn subscribers(&self, topic: &str) -> u64 {
+        self.topic_stats(topic).map_or(0, |s| s.subscribers)
+    }
+
+    /// The counters of `topic`, while it has subscribers (a topic is forgotten, counters and
+    /// all, when its last subscriber leaves).
+    pub fn topic_stats(&self, topic: &str) -> Option<TopicStats> {
+        self.inner.hub.directory.get(topic).map(|t| t.stats())
     }
 
     /// Counters summed over the workers.
@@ -490,6 +655,11 @@ impl ServerHandle {
             s.bytes_in += w.bytes_in.load(Ordering::Relaxed);
             s.bytes_out += w.bytes_out.load(Ordering::Relaxed);
             s.shed += w.shed.load(Ordering::Relaxed);
+            s.delivered += w.delivered.load(Ordering::Relaxed);
+            s.delivery_dropped += w.delivery_dropped.load(Ordering::Relaxed);
+            s.conflated += w.conflated.load(Ordering::Relaxed);
+            s.slow_closed += w.slow_closed.load(Ordering::Relaxed);
+            s.compressed_per_subscriber += w.compressed_per_subscriber.load(Ordering::Relaxed);
         }
         s
     }
@@ -502,6 +672,8 @@ impl ServerHandle {
             f.timer_entries += w.timer_entries.load(Ordering::Relaxed);
             f.timer_capacity += w.timer_capacity.load(Ordering::Relaxed);
             f.slab_capacity += w.slab_capacity.load(Ordering::Relaxed);
+            f.topics += w.topics.load(Ordering::Relaxed);
+            f.topic_heap += w.topic_heap.load(Ordering::Relaxed);
         }
         f
     }
@@ -511,7 +683,7 @@ impl ServerHandle {
     /// is left. Returns at once; [`ServerHandle::wait`] waits for the end.
     pub fn shutdown(&self, grace: Duration) {
         let deadline = Instant::now() + grace;
-        for w in &self.inner.workers {
+        for w in &self.inner.hub.inboxes {
             let _ = w.send(Command::Shutdown { deadline });
         }
     }

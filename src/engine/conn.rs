@@ -2,6 +2,13 @@
 
 use std::net::SocketAddr;
 
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::broadcast::frame::Published;
+use crate::broadcast::local::{Subscriptions, Topics};
+use crate::engine::fanout::{Counts, Hub};
 use crate::engine::outbound::Outbound;
 use crate::engine::Settings;
 use crate::error::SendError;
@@ -33,6 +40,8 @@ pub(crate) struct ConnIo {
     pub(crate) backpressured: bool,
     /// The peer's close frame, once it arrived.
     pub(crate) peer_close: Option<Box<(CloseCode, String)>>,
+    /// Topics, counters and held-back messages, from the first subscribe on.
+    pub(crate) subs: Option<Box<Subscriptions>>,
 }
 
 impl ConnIo {
@@ -52,6 +61,7 @@ impl ConnIo {
             terminate: false,
             backpressured: false,
             peer_close: None,
+            subs: None,
         }
     }
 }
@@ -60,13 +70,27 @@ impl ConnIo {
 #[derive(Debug)]
 pub(crate) struct Ctx {
     pub(crate) cork: Vec<u8>,
-    pub(crate) settings: std::sync::Arc<Settings>,
+    pub(crate) settings: Arc<Settings>,
     pub(crate) messages_out: u64,
     /// The worker's current tick.
     pub(crate) now: u64,
     /// A send put bytes straight into the connection's queue: write it even if the cork is
     /// empty.
     pub(crate) queued: bool,
+    /// Shared frames corked without a copy: `(offset, frame)` goes after `cork[..offset]`.
+    pub(crate) chain: Vec<(usize, Bytes)>,
+    /// Bytes in `chain`.
+    pub(crate) chain_len: usize,
+    /// This worker's index.
+    pub(crate) index: usize,
+    /// This worker's topics.
+    pub(crate) topics: Topics,
+    /// Every worker, for publishes.
+    pub(crate) hub: Arc<Hub>,
+    /// Publishes of this loop turn, delivered to local recipients at its end.
+    pub(crate) outgoing: Vec<Arc<Published>>,
+    /// Counters of this worker's deliveries.
+    pub(crate) published: Counts,
 }
 
 /// A connection, inside a [`crate::Handler`] callback: send, ping, close, and the connection's
@@ -129,7 +153,7 @@ impl<S> Conn<'_, S> {
 
     /// Bytes sent but not yet written to the socket (corked in this callback or queued).
     pub fn buffered_amount(&self) -> usize {
-        self.io.out.len() + self.ctx.cork.len()
+        self.io.out.len() + self.ctx.cork.len() + self.ctx.chain_len
     }
 
     /// Whether the connection is open for sending (no close frame sent or received).
@@ -243,7 +267,7 @@ impl<S> Conn<'_, S> {
     pub(crate) fn send_shared(
         &mut self,
         kind: MessageKind,
-        payload: bytes::Bytes,
+        payload: Bytes,
     ) -> Result<SendStatus, SendError> {
         /// Below this a copy into the cork buffer is cheaper than another iovec.
         const SHARE_FROM: usize = 1024;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use mio::Waker;
 
+use crate::broadcast::frame::Published;
 use crate::client::Connector;
 use crate::handler::ConnId;
 use crate::protocol::{CloseCode, MessageKind};
@@ -27,6 +28,8 @@ pub(crate) enum Command {
         code: CloseCode,
         reason: String,
     },
+    /// Deliver a published message to this worker's recipients.
+    Publish(Arc<Published>),
     /// Drop one connection without a closing handshake.
     Terminate { id: ConnId },
     /// Open a client connection; `tag` comes back through `Conn::tag`.

@@ -8,16 +8,19 @@
 //!                                                   ▼
 //!                         one write per connection per read; the rest queues in the slot
 //! timer wheel ─► handshake deadline, heartbeat ping, idle timeout, close deadline
-//! inbox (mpsc + waker) ─► sends, closes and shutdown from other threads
+//! inbox (mpsc + waker) ─► sends, closes, publishes and shutdown from other threads
+//! publish ─► frame once ─► local subscribers (writev of shared frames) + one push per worker
 //! ```
 //!
 //! The IO backend contract is in [`sys`]; the worker owns the protocol logic above it.
 
 pub(crate) mod accept;
 pub(crate) mod conn;
+pub(crate) mod fanout;
 pub(crate) mod handler;
 pub(crate) mod inbox;
 pub(crate) mod outbound;
+pub(crate) mod publish;
 pub(crate) mod stats;
 pub(crate) mod sys;
 pub(crate) mod timer;
@@ -40,6 +43,8 @@ pub(crate) struct Settings {
     pub(crate) max_connections: usize,
     pub(crate) nodelay: bool,
     pub(crate) deflate: Option<std::sync::Arc<crate::protocol::deflate::DeflateOptions>>,
+    /// Slow-consumer policies of topics and broadcasts.
+    pub(crate) policies: std::sync::Arc<crate::broadcast::Policies>,
 }
 
 impl Default for Settings {
@@ -55,6 +60,7 @@ impl Default for Settings {
             max_connections: 1_000_000,
             nodelay: true,
             deflate: None,
+            policies: std::sync::Arc::default(),
         }
     }
 }

@@ -45,6 +45,23 @@ pub(crate) struct Outbound {
     len: usize,
 }
 
+/// A piece of bytes to write in order with others: shared (queued without a copy if the
+/// socket does not take it) or borrowed (copied into the queue then).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Part<'a> {
+    Shared(&'a Bytes),
+    Copy(&'a [u8]),
+}
+
+impl Part<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Part::Shared(b) => b,
+            Part::Copy(s) => s,
+        }
+    }
+}
+
 /// Owned segments smaller than this are merged into the previous owned segment.
 const MERGE_BELOW: usize = 4096;
 
@@ -80,6 +97,67 @@ impl Outbound {
         }
         self.len += bytes.len();
         self.segs.push_back(Segment::Shared(bytes));
+    }
+
+    /// Writes `parts` in order behind what is queued: when the queue is empty, as much as the
+    /// writer takes in vectored writes; the rest is queued (shared parts as slices, no copy).
+    /// Returns the bytes written.
+    ///
+    /// # Errors
+    ///
+    /// Any IO error of the writer but `WouldBlock`; nothing is queued then.
+    pub(crate) fn write_parts(
+        &mut self,
+        w: &mut impl Write,
+        parts: &[Part<'_>],
+    ) -> io::Result<usize> {
+        let (mut idx, mut off, mut total) = (0, 0, 0);
+        if self.is_empty() {
+            while idx < parts.len() {
+                let n = {
+                    let mut iov: [IoSlice<'_>; MAX_IOVECS] = [IoSlice::new(&[]); MAX_IOVECS];
+                    let mut count = 0;
+                    for (i, part) in parts[idx..].iter().take(MAX_IOVECS).enumerate() {
+                        let b = part.bytes();
+                        iov[count] = IoSlice::new(if i == 0 { &b[off..] } else { b });
+                        count += 1;
+                    }
+                    match w.write_vectored(&iov[..count]) {
+                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    }
+                };
+                total += n;
+                let mut n = n;
+                while n > 0 && idx < parts.len() {
+                    let rem = parts[idx].bytes().len() - off;
+                    if n >= rem {
+                        n -= rem;
+                        idx += 1;
+                        off = 0;
+                    } else {
+                        off += n;
+                        n = 0;
+                    }
+                }
+                // Skip empty parts so the loop ends when everything is written.
+                while idx < parts.len() && parts[idx].bytes().len() == off {
+                    idx += 1;
+                    off = 0;
+                }
+            }
+        }
+        for (i, part) in parts[idx.min(parts.len())..].iter().enumerate() {
+            let skip = if i == 0 { off } else { 0 };
+            match part {
+                Part::Shared(b) => self.push_shared(b.slice(skip..)),
+                Part::Copy(s) => self.push_copy(&s[skip..]),
+            }
+        }
+        Ok(total)
     }
 
     /// Writes as much as the writer takes, in vectored writes. Returns the bytes written;

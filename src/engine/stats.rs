@@ -15,6 +15,13 @@ pub(crate) struct WorkerStats {
     pub(crate) timer_entries: AtomicU64,
     pub(crate) timer_capacity: AtomicU64,
     pub(crate) slab_capacity: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) delivery_dropped: AtomicU64,
+    pub(crate) conflated: AtomicU64,
+    pub(crate) slow_closed: AtomicU64,
+    pub(crate) compressed_per_subscriber: AtomicU64,
+    pub(crate) topics: AtomicU64,
+    pub(crate) topic_heap: AtomicU64,
 }
 
 /// Server-wide counters, summed over the workers.
@@ -34,6 +41,19 @@ pub struct Stats {
     /// [`Builder::max_connections`](crate::server::Builder::max_connections), or shed while the process was out of descriptors (see
     /// `docs/server.md`, "Descriptor limits").
     pub shed: u64,
+    /// Published messages accepted into a recipient's queue (or written at once), over all
+    /// topics and broadcasts.
+    pub delivered: u64,
+    /// Published messages a slow recipient did not get ([`SlowConsumer::Drop`](crate::broadcast::SlowConsumer::Drop)).
+    pub delivery_dropped: u64,
+    /// Published messages replaced unsent by a newer one for a slow recipient
+    /// ([`SlowConsumer::Conflate`](crate::broadcast::SlowConsumer::Conflate)).
+    pub conflated: u64,
+    /// Recipients closed for being slow ([`SlowConsumer::Close`](crate::broadcast::SlowConsumer::Close)).
+    pub slow_closed: u64,
+    /// Deliveries compressed for one recipient alone instead of sharing the frame compressed
+    /// once (recipients that keep a compression context, or use a smaller window).
+    pub compressed_per_subscriber: u64,
 }
 
 /// Sizes of the engine's per-worker structures, summed over the workers: for tests that check
@@ -47,4 +67,8 @@ pub struct Footprint {
     pub timer_capacity: u64,
     /// Slots the connection slabs have room for.
     pub slab_capacity: u64,
+    /// Topics with local subscribers, summed over the workers.
+    pub topics: u64,
+    /// Heap bytes of the workers' topic indexes (subscriber lists and topic entries).
+    pub topic_heap: u64,
 }

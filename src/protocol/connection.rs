@@ -837,6 +837,21 @@ impl WriteHalf {
         self.deflater.is_some()
     }
 
+    /// Whether a whole message may be sent now: open, and not in the middle of a fragmented
+    /// message (a frame built elsewhere, such as a broadcast's, may then be written as is).
+    pub fn can_send_message(&self) -> bool {
+        self.state == CloseState::Open && self.sending.is_none()
+    }
+
+    /// Whether this side compresses each message alone with a 32 KiB window
+    /// (`send_no_context_takeover`, window 15): a message compressed once for many such
+    /// connections is valid on each of them.
+    pub fn compresses_alone(&self) -> bool {
+        self.deflater
+            .as_ref()
+            .is_some_and(|d| d.params.send_no_context_takeover && d.params.send_window_bits >= 15)
+    }
+
     /// Whether a whole message of `len` bytes would be compressed (permessage-deflate
     /// negotiated, size within the threshold and cap).
     pub fn would_compress(&self, len: usize) -> bool {

@@ -19,6 +19,7 @@ impl<H: Handler> Worker<H> {
                 Command::Close { id, code, reason } => self.with_conn(id, |conn| {
                     let _ = conn.close(code, &reason);
                 }),
+                Command::Publish(message) => self.ctx.outgoing.push(message),
                 Command::Terminate { id } => self.with_conn(id, |conn| conn.terminate()),
                 Command::Connect { connector, tag } => {
                     if self.shutdown.is_some() {

@@ -48,6 +48,11 @@ impl<H: Handler> Worker<H> {
             };
             self.handler.on_close(&mut conn, &info);
             self.ctx.cork.clear();
+            self.ctx.chain.clear();
+            self.ctx.chain_len = 0;
+        }
+        if let Some(subs) = slot.io.subs.take() {
+            self.ctx.topics.unsubscribe_all(key as u32, *subs);
         }
         slot.stage = Stage::Draining {
             ending,
@@ -81,6 +86,7 @@ impl<H: Handler> Worker<H> {
     }
 
     pub(super) fn remove(&mut self, key: usize) {
+        self.leave_topics(key);
         if self.conns.contains(key) {
             let mut slot = self.conns.remove(key);
             let _ = self.poll.registry().deregister(&mut slot.sock);

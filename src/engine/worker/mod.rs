@@ -17,9 +17,11 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
+use crate::broadcast::local::Topics;
 use crate::client::Connector;
 use crate::engine::accept::Acceptor;
 use crate::engine::conn::{ConnIo, Ctx};
+use crate::engine::fanout::{Counts, Hub};
 use crate::engine::handler::Handler;
 use crate::engine::inbox::{self, Command, Inbox, InboxSender};
 use crate::engine::stats::WorkerStats;
@@ -30,6 +32,7 @@ use crate::protocol::{Config, Connection};
 
 mod commands;
 mod connect;
+mod fanout;
 mod lifecycle;
 mod read;
 mod timers;
@@ -52,19 +55,18 @@ const MAX_READS_PER_EVENT: usize = 8;
 /// A cork buffer that grew past this (one huge send) is shrunk back after use.
 const CORK_KEEP: usize = 1 << 20;
 
-/// Starts worker `index` on its own thread. `factory` makes the handler on that thread.
-pub(crate) fn spawn<H, F>(
-    index: usize,
-    settings: Arc<Settings>,
+/// A worker made but not started: its poller, listener and inbox exist, so that every
+/// worker's inbox can be known (the [`Hub`]) before any of them runs.
+pub(crate) struct Prepared {
+    poll: Poll,
+    acceptor: Option<Acceptor>,
+    inbox: Inbox,
+}
+
+/// Makes worker's poller, listener registration and inbox; the sender goes into the [`Hub`].
+pub(crate) fn prepare(
     listener: Option<std::net::TcpListener>,
-    factory: F,
-    core: Option<core_affinity::CoreId>,
-    stats: Arc<WorkerStats>,
-) -> io::Result<(InboxSender, JoinHandle<()>)>
-where
-    H: Handler,
-    F: FnOnce(usize) -> H + Send + 'static,
-{
+) -> io::Result<(Prepared, InboxSender)> {
     let poll = Poll::new()?;
     let waker = Waker::new(poll.registry(), WAKER)?;
     let (sender, inbox) = inbox::inbox(waker);
@@ -73,17 +75,40 @@ where
         poll.registry()
             .register(acceptor.listener_mut(), LISTENER, Interest::READABLE)?;
     }
-    let thread = std::thread::Builder::new()
+    Ok((
+        Prepared {
+            poll,
+            acceptor,
+            inbox,
+        },
+        sender,
+    ))
+}
+
+/// Starts worker `index` on its own thread. `factory` makes the handler on that thread.
+pub(crate) fn spawn<H, F>(
+    index: usize,
+    prepared: Prepared,
+    settings: Arc<Settings>,
+    hub: Arc<Hub>,
+    factory: F,
+    core: Option<core_affinity::CoreId>,
+    stats: Arc<WorkerStats>,
+) -> io::Result<JoinHandle<()>>
+where
+    H: Handler,
+    F: FnOnce(usize) -> H + Send + 'static,
+{
+    std::thread::Builder::new()
         .name(format!("wsx-worker-{index}"))
         .spawn(move || {
             if let Some(core) = core {
                 core_affinity::set_for_current(core);
             }
             let handler = factory(index);
-            let mut worker = Worker::new(index, poll, acceptor, handler, settings, inbox, stats);
+            let mut worker = Worker::new(index, prepared, handler, settings, hub, stats);
             worker.run();
-        })?;
-    Ok((sender, thread))
+        })
 }
 
 /// How a connection ends once it is over.
@@ -161,6 +186,7 @@ struct Worker<H: Handler> {
     /// Connections with more to read than one event's share.
     pending: Vec<usize>,
     shutdown: Option<Instant>,
+    fan: fanout::FanScratch,
 }
 
 /// Ticks to wait for `d`: rounded up, plus one because the current tick began up to one tick
@@ -172,13 +198,18 @@ fn ticks(d: Duration) -> u64 {
 impl<H: Handler> Worker<H> {
     fn new(
         index: usize,
-        poll: Poll,
-        acceptor: Option<Acceptor>,
+        prepared: Prepared,
         handler: H,
         settings: Arc<Settings>,
-        inbox: Inbox,
+        hub: Arc<Hub>,
         stats: Arc<WorkerStats>,
     ) -> Self {
+        let Prepared {
+            poll,
+            acceptor,
+            inbox,
+        } = prepared;
+        let topics = Topics::new(index, hub.directory.clone(), settings.policies.clone());
         let proto_config = Config {
             limits: settings.limits,
             ..Config::default()
@@ -195,6 +226,13 @@ impl<H: Handler> Worker<H> {
                 messages_out: 0,
                 now: 0,
                 queued: false,
+                chain: Vec::new(),
+                chain_len: 0,
+                index,
+                topics,
+                hub,
+                outgoing: Vec::new(),
+                published: Counts::default(),
             },
             settings,
             proto_config,
@@ -209,6 +247,7 @@ impl<H: Handler> Worker<H> {
             next_gen: 0,
             pending: Vec::new(),
             shutdown: None,
+            fan: fanout::FanScratch::default(),
         }
     }
 
@@ -254,6 +293,10 @@ impl<H: Handler> Worker<H> {
                 // The event that put it here may have carried the peer's FIN: read to the end.
                 self.readable(key, true);
             }
+            if !self.ctx.outgoing.is_empty() {
+                // Every publish of this turn, batched: one vectored write per subscriber.
+                self.flush_outgoing();
+            }
             due.clear();
             self.wheel.advance(self.now, &mut due);
             for entry in &due {
@@ -292,6 +335,13 @@ impl<H: Handler> Worker<H> {
         if let Some(acceptor) = &self.acceptor {
             s.shed.store(acceptor.shed(), Ordering::Relaxed);
         }
+        let p = &self.ctx.published;
+        s.delivered.store(p.delivered, Ordering::Relaxed);
+        s.delivery_dropped.store(p.dropped, Ordering::Relaxed);
+        s.conflated.store(p.conflated, Ordering::Relaxed);
+        s.slow_closed.store(p.closed, Ordering::Relaxed);
+        s.compressed_per_subscriber
+            .store(p.compressed_per_subscriber, Ordering::Relaxed);
     }
 
     /// Sizes of the worker's structures, for the tests that check they stay flat.
@@ -303,6 +353,10 @@ impl<H: Handler> Worker<H> {
             .store(self.wheel.capacity() as u64, Ordering::Relaxed);
         s.slab_capacity
             .store(self.conns.capacity() as u64, Ordering::Relaxed);
+        s.topics
+            .store(self.ctx.topics.len() as u64, Ordering::Relaxed);
+        s.topic_heap
+            .store(self.ctx.topics.heap_size() as u64, Ordering::Relaxed);
     }
 
     /// Accepts what is queued (see engine/accept.rs for what happens when descriptors run out).

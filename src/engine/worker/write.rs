@@ -7,6 +7,7 @@ use super::lifecycle::abnormal;
 use super::{Ending, Stage, Worker, CORK_KEEP};
 use crate::engine::conn::Conn;
 use crate::engine::handler::Handler;
+use crate::engine::outbound::Part;
 use crate::handler::CloseInfo;
 use crate::protocol::{CloseCode, CloseState, Role};
 
@@ -71,6 +72,9 @@ impl<H: Handler> Worker<H> {
     /// the queue; what the socket does not take is queued.
     pub(super) fn uncork(&mut self, key: usize) -> io::Result<()> {
         let queued = std::mem::take(&mut self.ctx.queued);
+        if !self.ctx.chain.is_empty() {
+            return self.uncork_chain(key);
+        }
         let cork = &mut self.ctx.cork;
         if cork.is_empty() && !queued {
             return Ok(());
@@ -131,6 +135,19 @@ impl<H: Handler> Worker<H> {
         if !slot.io.out.is_empty() {
             return;
         }
+        if slot.io.subs.as_ref().is_some_and(|s| !s.held.is_empty()) {
+            // Messages held back for a slow subscriber go now; drain comes when they are out.
+            self.flush_held(key);
+            let Some(slot) = self.conns.get_mut(key) else {
+                return;
+            };
+            if !slot.io.out.is_empty() {
+                return;
+            }
+        }
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
         match &mut slot.stage {
             Stage::Open { proto, user } if slot.io.backpressured => {
                 slot.io.backpressured = false;
@@ -147,5 +164,51 @@ impl<H: Handler> Worker<H> {
             Stage::Draining { .. } => self.drain_step(key),
             _ => {}
         }
+    }
+
+    /// [`Worker::uncork`] when shared frames were corked: the cork's pieces and the frames in
+    /// their order, in one vectored write, the rest queued without copying the frames.
+    fn uncork_chain(&mut self, key: usize) -> io::Result<()> {
+        let chain = std::mem::take(&mut self.ctx.chain);
+        self.ctx.chain_len = 0;
+        let cork = &mut self.ctx.cork;
+        let result = match self.conns.get_mut(key) {
+            None => Ok(()),
+            Some(slot) => {
+                let mut parts = Vec::with_capacity(chain.len() * 2 + 1);
+                let mut at = 0;
+                for (offset, frame) in &chain {
+                    if *offset > at {
+                        parts.push(Part::Copy(&cork[at..*offset]));
+                    }
+                    parts.push(Part::Shared(frame));
+                    at = *offset;
+                }
+                if cork.len() > at {
+                    parts.push(Part::Copy(&cork[at..]));
+                }
+                let was_empty = slot.io.out.is_empty();
+                let r = slot
+                    .io
+                    .out
+                    .write_parts(&mut slot.sock, &parts)
+                    .and_then(|n| {
+                        if was_empty {
+                            Ok(n)
+                        } else {
+                            slot.io.out.write_to(&mut slot.sock).map(|m| n + m)
+                        }
+                    });
+                if !slot.io.out.is_empty() {
+                    slot.io.backpressured = true;
+                }
+                r.map(|n| self.local.bytes_out += n as u64)
+            }
+        };
+        cork.clear();
+        let mut chain = chain;
+        chain.clear();
+        self.ctx.chain = chain;
+        result
     }
 }

@@ -1,0 +1,250 @@
+//! One worker's topics: name → subscribers (slab keys of its connections), and each
+//! connection's own subscriptions, counters and conflated messages.
+//!
+//! Memory: a subscription costs a `u32` in the topic's subscriber list and a `u32` in the
+//! connection's topic list (plus the lists' spare capacity); a connection that never subscribes
+//! holds one null pointer. Unsubscribing scans the topic's list (a dense `u32` array): a close
+//! costs O(subscribers of each of its topics), measured in `docs/performance.md`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use slab::Slab;
+
+use super::directory::{Directory, SharedTopic};
+use super::frame::Published;
+use super::policy::{Policies, TopicPolicy};
+
+/// A topic this worker has subscribers of.
+#[derive(Debug)]
+pub(crate) struct LocalTopic {
+    pub(crate) shared: Arc<SharedTopic>,
+    /// Slab keys of the subscribed connections, in subscription order.
+    pub(crate) subscribers: Vec<u32>,
+    pub(crate) policy: TopicPolicy,
+}
+
+/// The topics of one worker.
+#[derive(Debug)]
+pub(crate) struct Topics {
+    worker: usize,
+    directory: Arc<Directory>,
+    by_name: HashMap<Arc<str>, u32>,
+    entries: Slab<LocalTopic>,
+    policies: Arc<Policies>,
+}
+
+/// Counters of one subscriber, exact.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SubscriberStats {
+    /// Published messages accepted into this connection's queue (or written at once).
+    pub delivered: u64,
+    /// Published messages it did not get (over its limit under
+    /// [`SlowConsumer::Drop`](crate::broadcast::SlowConsumer::Drop)).
+    pub dropped: u64,
+    /// Published messages replaced by a newer one of the same key before it got them.
+    pub conflated: u64,
+}
+
+/// A connection's subscriptions, allocated on its first subscribe.
+#[derive(Debug, Default)]
+pub(crate) struct Subscriptions {
+    /// Local topic ids.
+    pub(crate) topics: Vec<u32>,
+    pub(crate) stats: SubscriberStats,
+    /// The newest message per (topic, key) held back while the connection is slow, in the
+    /// order their keys were first held back. Empty unless a conflating topic found it slow.
+    pub(crate) held: Vec<Held>,
+}
+
+/// A message held back for a slow subscriber of a conflating topic.
+#[derive(Debug)]
+pub(crate) struct Held {
+    pub(crate) topic: u32,
+    pub(crate) message: Arc<Published>,
+}
+
+impl Subscriptions {
+    /// Holds `message` back, replacing the one of the same topic and key; true when one was
+    /// replaced (it is conflated, never sent).
+    pub(crate) fn hold(&mut self, topic: u32, message: Arc<Published>) -> bool {
+        let same = |h: &Held| h.topic == topic && h.message.key == message.key;
+        if let Some(h) = self.held.iter_mut().find(|h| same(h)) {
+            h.message = message;
+            true
+        } else {
+            self.held.push(Held { topic, message });
+            false
+        }
+    }
+}
+
+impl Topics {
+    pub(crate) fn new(worker: usize, directory: Arc<Directory>, policies: Arc<Policies>) -> Self {
+        Topics {
+            worker,
+            directory,
+            by_name: HashMap::new(),
+            entries: Slab::new(),
+            policies,
+        }
+    }
+
+    /// The local id of `name`, if this worker has subscribers of it.
+    pub(crate) fn id(&self, name: &str) -> Option<u32> {
+        self.by_name.get(name).copied()
+    }
+
+    pub(crate) fn get(&self, id: u32) -> Option<&LocalTopic> {
+        self.entries.get(id as usize)
+    }
+
+    /// The directory shared with the other workers.
+    pub(crate) fn directory(&self) -> &Arc<Directory> {
+        &self.directory
+    }
+
+    /// Subscribes connection `key` (whose subscriptions are `subs`) to `name`. False if it
+    /// already was.
+    pub(crate) fn subscribe(&mut self, name: &str, key: u32, subs: &mut Subscriptions) -> bool {
+        let id = match self.by_name.get(name) {
+            Some(&id) => id,
+            None => {
+                let shared = self.directory.join(name, self.worker);
+                let policy = self.policies.for_topic(name);
+                let id = self.entries.insert(LocalTopic {
+                    shared: shared.clone(),
+                    subscribers: Vec::new(),
+                    policy,
+                }) as u32;
+                self.by_name.insert(shared.name.clone(), id);
+                id
+            }
+        };
+        if subs.topics.contains(&id) {
+            return false;
+        }
+        subs.topics.push(id);
+        let topic = &mut self.entries[id as usize];
+        topic.subscribers.push(key);
+        topic
+            .shared
+            .subscribers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        true
+    }
+
+    /// Unsubscribes connection `key` from local topic `id`. False if it was not subscribed.
+    pub(crate) fn unsubscribe(&mut self, id: u32, key: u32, subs: &mut Subscriptions) -> bool {
+        let Some(at) = subs.topics.iter().position(|&t| t == id) else {
+            return false;
+        };
+        subs.topics.swap_remove(at);
+        subs.held.retain(|h| h.topic != id);
+        self.remove_subscriber(id, key);
+        true
+    }
+
+    /// Unsubscribes connection `key` from everything (it closed).
+    pub(crate) fn unsubscribe_all(&mut self, key: u32, subs: Subscriptions) {
+        for id in subs.topics {
+            self.remove_subscriber(id, key);
+        }
+    }
+
+    fn remove_subscriber(&mut self, id: u32, key: u32) {
+        let Some(topic) = self.entries.get_mut(id as usize) else {
+            return;
+        };
+        if let Some(at) = topic.subscribers.iter().position(|&k| k == key) {
+            // Order among subscribers is not part of the contract; keep the list dense.
+            topic.subscribers.swap_remove(at);
+            topic
+                .shared
+                .subscribers
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if topic.subscribers.is_empty() {
+            let topic = self.entries.remove(id as usize);
+            self.by_name.remove(&topic.shared.name);
+            self.directory.leave(&topic.shared, self.worker);
+        } else if topic.subscribers.capacity() > 64
+            && topic.subscribers.len() < topic.subscribers.capacity() / 4
+        {
+            topic.subscribers.shrink_to(topic.subscribers.len() * 2);
+        }
+    }
+
+    /// Number of topics with local subscribers.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Heap bytes of the subscriber lists (for the memory figures).
+    pub(crate) fn heap_size(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|(_, t)| t.subscribers.capacity() * 4)
+            .sum::<usize>()
+            + self.entries.capacity() * size_of::<LocalTopic>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topics(workers: usize) -> (Arc<Directory>, Topics) {
+        let d = Arc::new(Directory::new(workers));
+        let t = Topics::new(0, d.clone(), Arc::new(Policies::default()));
+        (d, t)
+    }
+
+    #[test]
+    fn subscribe_unsubscribe_and_close() {
+        let (d, mut t) = topics(1);
+        let mut a = Subscriptions::default();
+        let mut b = Subscriptions::default();
+        assert!(t.subscribe("x", 1, &mut a));
+        assert!(!t.subscribe("x", 1, &mut a), "twice is once");
+        assert!(t.subscribe("x", 2, &mut b));
+        assert!(t.subscribe("y", 1, &mut a));
+        let x = t.id("x").unwrap();
+        assert_eq!(t.get(x).unwrap().subscribers, [1, 2]);
+        assert_eq!(d.get("x").unwrap().stats().subscribers, 2);
+        assert!(t.unsubscribe(x, 1, &mut a));
+        assert!(!t.unsubscribe(x, 1, &mut a));
+        assert_eq!(t.get(x).unwrap().subscribers, [2]);
+        t.unsubscribe_all(2, b);
+        assert!(t.id("x").is_none(), "no subscriber left: forgotten");
+        assert!(d.get("x").is_none());
+        t.unsubscribe_all(1, a);
+        assert_eq!(t.len(), 0);
+        assert_eq!(d.len(), 0);
+    }
+
+    #[test]
+    fn holding_keeps_the_newest_per_topic_and_key() {
+        use crate::broadcast::frame::Audience;
+        use crate::Message;
+        let mut s = Subscriptions::default();
+        let msg = |key: Option<&str>, text: &str| {
+            Published::new(
+                Audience::Topic("t".into()),
+                key.map(Into::into),
+                Message::Text(text),
+                false,
+                None,
+            )
+        };
+        assert!(!s.hold(0, msg(Some("A"), "a1")));
+        assert!(!s.hold(0, msg(Some("B"), "b1")));
+        assert!(s.hold(0, msg(Some("A"), "a2")));
+        assert!(!s.hold(1, msg(Some("A"), "other topic")));
+        assert!(!s.hold(0, msg(None, "n1")));
+        assert!(s.hold(0, msg(None, "n2")));
+        let held: Vec<&[u8]> = s.held.iter().map(|h| h.message.payload()).collect();
+        assert_eq!(held, [&b"a2"[..], b"b1", b"other topic", b"n2"]);
+    }
+}
