@@ -1,5 +1,5 @@
-//! The server the neutral benchmark harness in `../shared/bench` drives: an echo server written
-//! only against the public API.
+//! The server the neutral benchmark harness in `../shared/bench` drives: an echo server and
+//! broadcaster written only against the public API.
 //!
 //! ```sh
 //! cargo run --release --example bench_server -- --port 9001 [--threads 1] [--deflate] [--deflate-level 1-12]
@@ -9,17 +9,34 @@
 //! harness's compressed scenarios `g` and `h` start every peer that way); every message at or
 //! above the threshold is then sent compressed.
 //!
-//! (The harness's `B`-prefix broadcast rule arrives with broadcast support.)
+//! The harness's broadcast rule (scenarios `d` and `f`): a text message `B<payload>` is sent as
+//! `<payload>` to every connected client, the sender included. Every connection subscribes to
+//! one topic when it opens, and `B` messages are published to it through the public API: the
+//! frame is built once and every subscriber's write points at it.
 
 use wsx::{Conn, Handler, Message, Server};
 
-struct Echo;
+/// The topic every connection subscribes to.
+const ALL: &str = "bench";
 
-impl Handler for Echo {
+struct Bench;
+
+impl Handler for Bench {
     type State = ();
 
+    fn on_open(&mut self, conn: &mut Conn<'_, ()>) {
+        conn.subscribe(ALL);
+    }
+
     fn on_message(&mut self, conn: &mut Conn<'_, ()>, message: Message<'_>) {
-        let _ = conn.send(message);
+        match message {
+            Message::Text(text) if text.starts_with('B') => {
+                conn.publish(ALL, Message::Text(&text[1..]));
+            }
+            _ => {
+                let _ = conn.send(message);
+            }
+        }
     }
 }
 
@@ -58,7 +75,7 @@ fn main() -> std::io::Result<()> {
         .threads(threads)
         .pin_threads(false)
         .idle_timeout(None)
-        .start(|_| Echo)?;
+        .start(|_| Bench)?;
     eprintln!("bench_server listening on {}", server.local_addr());
     server.wait();
     Ok(())

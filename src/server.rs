@@ -3,7 +3,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use crate::broadcast::directory::Directory;
 use crate::broadcast::frame::{Audience, Published};
 use crate::broadcast::{PublishOptions, TopicPolicy, TopicStats};
 use crate::client::{ClientError, ClientOptions, Connector, Url};
-use crate::engine::fanout::Hub;
+use crate::engine::fanout::{Hub, Reach};
 use crate::engine::inbox::{Command, InboxSender};
 use crate::engine::{self, Settings};
 use crate::limits::Limits;
@@ -257,6 +257,15 @@ impl Builder {
         self
     }
 
+    /// Most publishes waiting in one worker's inbox (from other threads and other workers);
+    /// past it a publish skips that worker ([`HandleError::Backlogged`],
+    /// [`Stats::publish_backlogged`]) instead of growing its memory without bound. Default
+    /// 65,536.
+    pub fn publish_backlog(mut self, publishes: usize) -> Self {
+        self.settings.publish_backlog = publishes.max(1);
+        self
+    }
+
     /// Most connections per worker; connections beyond it are closed as soon as accepted.
     /// Default 1,000,000.
     pub fn max_connections(mut self, per_worker: usize) -> Self {
@@ -376,6 +385,8 @@ impl Builder {
         let hub = Arc::new(Hub {
             directory: Arc::new(Directory::new(inboxes.len())),
             inboxes,
+            backlog: self.settings.publish_backlog,
+            refused: AtomicU64::new(0),
         });
         let stats: Vec<Arc<WorkerStats>> = (0..prepared.len())
             .map(|_| Arc::new(WorkerStats::default()))
@@ -442,6 +453,20 @@ pub enum HandleError {
     /// The worker has stopped.
     #[error("server is shut down")]
     ShutDown,
+    /// A publish did not reach a worker whose inbox holds more than
+    /// [`Builder::publish_backlog`] publishes already (the publisher is faster than that
+    /// worker delivers); that worker's subscribers miss it. Counted in
+    /// [`Stats::publish_backlogged`].
+    #[error("a worker's publish backlog is full")]
+    Backlogged,
+}
+
+fn reach_result(reach: Reach) -> Result<(), HandleError> {
+    match reach {
+        Reach::All => Ok(()),
+        Reach::Backlogged => Err(HandleError::Backlogged),
+        Reach::ShutDown => Err(HandleError::ShutDown),
+    }
 }
 
 impl ServerHandle {
@@ -612,11 +637,7 @@ impl ServerHandle {
             options.compress,
             None,
         );
-        if self.inner.hub.send_to_workers(&message, None) {
-            Ok(())
-        } else {
-            Err(HandleError::ShutDown)
-        }
+        reach_result(self.inner.hub.send_to_workers(&message, None))
     }
 
     /// Sends `message` to every open accepted connection on every worker (ws's
@@ -627,11 +648,7 @@ impl ServerHandle {
     /// As [`ServerHandle::publish`].
     pub fn broadcast(&self, message: Message<'_>) -> Result<(), HandleError> {
         let message = Published::new(Audience::All, None, message, true, None);
-        if self.inner.hub.send_to_workers(&message, None) {
-            Ok(())
-        } else {
-            Err(HandleError::ShutDown)
-        }
+        reach_result(self.inner.hub.send_to_workers(&message, None))
     }
 
     /// Connections subscribed to `topic`, over all workers.
@@ -661,6 +678,7 @@ impl ServerHandle {
             s.slow_closed += w.slow_closed.load(Ordering::Relaxed);
             s.compressed_per_subscriber += w.compressed_per_subscriber.load(Ordering::Relaxed);
         }
+        s.publish_backlogged = self.inner.hub.refused.load(Ordering::Relaxed);
         s
     }
 

@@ -6,6 +6,7 @@
 //! `Conn` methods that subscribe and publish are in `engine/publish.rs`.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,7 +15,7 @@ use crate::broadcast::directory::Directory;
 use crate::broadcast::frame::{Audience, Published};
 use crate::broadcast::local::Subscriptions;
 use crate::broadcast::{SlowConsumer, TopicPolicy, SLOW_CONSUMER_CLOSE};
-use crate::engine::inbox::{Command, InboxSender};
+use crate::engine::inbox::{Command, InboxSender, Refused};
 use crate::protocol::deflate::DeflateOptions;
 use crate::protocol::{Role, WriteHalf};
 
@@ -24,19 +25,44 @@ use crate::protocol::{Role, WriteHalf};
 pub(crate) struct Hub {
     pub(crate) inboxes: Vec<InboxSender>,
     pub(crate) directory: Arc<Directory>,
+    /// Most publishes waiting in one worker's inbox; past it a publish skips that worker.
+    pub(crate) backlog: usize,
+    /// Publishes that skipped a worker whose inbox was full (once per worker skipped).
+    pub(crate) refused: AtomicU64,
+}
+
+/// What became of a publish on its way to the workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// Queued for every worker that should see it.
+    All,
+    /// At least one worker's inbox was over the backlog limit: it does not get this one.
+    Backlogged,
+    /// At least one worker has stopped.
+    ShutDown,
 }
 
 impl Hub {
     /// Sends `message` to every worker that should see it but `except` (the publishing
-    /// worker, which delivers its own share): one inbox push per worker. False if a worker was
-    /// gone.
-    pub(crate) fn send_to_workers(&self, message: &Arc<Published>, except: Option<usize>) -> bool {
-        let mut ok = true;
+    /// worker, which delivers its own share): one inbox push per worker.
+    pub(crate) fn send_to_workers(&self, message: &Arc<Published>, except: Option<usize>) -> Reach {
+        let mut reach = Reach::All;
         let mut push = |w: usize| {
-            if Some(w) != except {
-                if let Some(inbox) = self.inboxes.get(w) {
-                    ok &= inbox.send(Command::Publish(message.clone()));
+            if Some(w) == except {
+                return;
+            }
+            let Some(inbox) = self.inboxes.get(w) else {
+                return;
+            };
+            match inbox.send_bounded(Command::Publish(message.clone()), self.backlog) {
+                Ok(()) => {}
+                Err(Refused::Full) => {
+                    self.refused.fetch_add(1, Ordering::Relaxed);
+                    if reach == Reach::All {
+                        reach = Reach::Backlogged;
+                    }
                 }
+                Err(Refused::Gone) => reach = Reach::ShutDown,
             }
         };
         match &message.audience {
@@ -47,7 +73,7 @@ impl Hub {
                 }
             }
         }
-        ok
+        reach
     }
 }
 

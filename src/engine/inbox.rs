@@ -1,6 +1,6 @@
 //! Commands from other threads to a worker, and the wake-up that makes it look.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::Instant;
@@ -46,6 +46,17 @@ pub(crate) struct InboxSender {
     waker: Arc<Waker>,
     /// Set when a wake-up is in flight, so that a burst of commands costs one wake-up.
     woken: Arc<AtomicBool>,
+    /// Commands queued and not yet taken.
+    depth: Arc<AtomicUsize>,
+}
+
+/// Why a bounded send did not queue its command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The worker has more than the limit waiting.
+    Full,
+    /// The worker is gone.
+    Gone,
 }
 
 /// The receiving end, owned by the worker.
@@ -53,26 +64,31 @@ pub(crate) struct InboxSender {
 pub(crate) struct Inbox {
     rx: Receiver<Command>,
     woken: Arc<AtomicBool>,
+    depth: Arc<AtomicUsize>,
 }
 
 /// A connected inbox pair.
 pub(crate) fn inbox(waker: Waker) -> (InboxSender, Inbox) {
     let (tx, rx) = std::sync::mpsc::channel();
     let woken = Arc::new(AtomicBool::new(false));
+    let depth = Arc::new(AtomicUsize::new(0));
     (
         InboxSender {
             tx,
             waker: Arc::new(waker),
             woken: woken.clone(),
+            depth: depth.clone(),
         },
-        Inbox { rx, woken },
+        Inbox { rx, woken, depth },
     )
 }
 
 impl InboxSender {
     /// Queues `cmd` and wakes the worker. False when the worker is gone.
     pub(crate) fn send(&self, cmd: Command) -> bool {
+        self.depth.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(cmd).is_err() {
+            self.depth.fetch_sub(1, Ordering::Relaxed);
             return false;
         }
         if !self.woken.swap(true, Ordering::AcqRel) {
@@ -80,13 +96,29 @@ impl InboxSender {
         }
         true
     }
+
+    /// Queues `cmd` unless more than `limit` commands wait already (publishes: a publisher
+    /// faster than the worker delivers must not grow its inbox without bound).
+    pub(crate) fn send_bounded(&self, cmd: Command, limit: usize) -> Result<(), Refused> {
+        if self.depth.load(Ordering::Relaxed) >= limit {
+            return Err(Refused::Full);
+        }
+        if self.send(cmd) {
+            Ok(())
+        } else {
+            Err(Refused::Gone)
+        }
+    }
 }
 
 impl Inbox {
-    /// Takes every queued command. Clears the wake-up flag first so that a command sent while
-    /// draining wakes the worker again.
-    pub(crate) fn drain(&self, out: &mut Vec<Command>) {
+    /// Takes up to `max` queued commands; returns whether more wait. Clears the wake-up flag
+    /// first so that a command sent while draining wakes the worker again.
+    pub(crate) fn drain(&self, out: &mut Vec<Command>, max: usize) -> bool {
         self.woken.store(false, Ordering::Release);
-        out.extend(self.rx.try_iter());
+        let before = out.len();
+        out.extend(self.rx.try_iter().take(max));
+        let taken = out.len() - before;
+        self.depth.fetch_sub(taken, Ordering::Relaxed) > taken
     }
 }

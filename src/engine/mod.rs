@@ -45,6 +45,8 @@ pub(crate) struct Settings {
     pub(crate) deflate: Option<std::sync::Arc<crate::protocol::deflate::DeflateOptions>>,
     /// Slow-consumer policies of topics and broadcasts.
     pub(crate) policies: std::sync::Arc<crate::broadcast::Policies>,
+    /// Most publishes waiting in one worker's inbox.
+    pub(crate) publish_backlog: usize,
 }
 
 impl Default for Settings {
@@ -61,6 +63,7 @@ impl Default for Settings {
             nodelay: true,
             deflate: None,
             policies: std::sync::Arc::default(),
+            publish_backlog: 65_536,
         }
     }
 }

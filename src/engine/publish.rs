@@ -126,7 +126,8 @@ impl<S> Conn<'_, S> {
             options.compress,
             Some(self.io.id),
         );
-        self.ctx.hub.send_to_workers(&message, Some(self.ctx.index));
+        // A worker whose inbox is over the backlog misses it (counted in Stats).
+        let _ = self.ctx.hub.send_to_workers(&message, Some(self.ctx.index));
         let Some(id) = local else {
             return; // no local subscriber, this connection included
         };
@@ -165,7 +166,8 @@ impl<S> Conn<'_, S> {
             options.compress,
             Some(self.io.id),
         );
-        self.ctx.hub.send_to_workers(&message, Some(self.ctx.index));
+        // A worker whose inbox is over the backlog misses it (counted in Stats).
+        let _ = self.ctx.hub.send_to_workers(&message, Some(self.ctx.index));
         if options.include_self && self.io.role == crate::protocol::Role::Server {
             self.deliver_own(&message, None);
         }

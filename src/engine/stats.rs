@@ -54,6 +54,9 @@ pub struct Stats {
     /// Deliveries compressed for one recipient alone instead of sharing the frame compressed
     /// once (recipients that keep a compression context, or use a smaller window).
     pub compressed_per_subscriber: u64,
+    /// Publishes that skipped a worker whose inbox was over
+    /// [`Builder::publish_backlog`](crate::server::Builder::publish_backlog), once per worker skipped.
+    pub publish_backlogged: u64,
 }
 
 /// Sizes of the engine's per-worker structures, summed over the workers: for tests that check

@@ -7,10 +7,15 @@ use crate::engine::handler::Handler;
 use crate::engine::inbox::Command;
 use crate::handler::ConnId;
 
+/// Commands taken from the inbox per loop turn.
+const MAX_COMMANDS: usize = 4096;
+
 impl<H: Handler> Worker<H> {
+    /// Runs up to [`MAX_COMMANDS`] commands; if more wait, the loop comes back for them next
+    /// turn without sleeping, after serving its sockets and timers.
     pub(super) fn drain_inbox(&mut self) {
         let mut commands = std::mem::take(&mut self.commands);
-        self.inbox.drain(&mut commands);
+        self.inbox_more = self.inbox.drain(&mut commands, MAX_COMMANDS);
         for cmd in commands.drain(..) {
             match cmd {
                 Command::Send { id, kind, payload } => self.with_conn(id, |conn| {

@@ -187,6 +187,8 @@ struct Worker<H: Handler> {
     pending: Vec<usize>,
     shutdown: Option<Instant>,
     fan: fanout::FanScratch,
+    /// Commands were left in the inbox last turn.
+    inbox_more: bool,
 }
 
 /// Ticks to wait for `d`: rounded up, plus one because the current tick began up to one tick
@@ -248,6 +250,7 @@ impl<H: Handler> Worker<H> {
             pending: Vec::new(),
             shutdown: None,
             fan: fanout::FanScratch::default(),
+            inbox_more: false,
         }
     }
 
@@ -255,7 +258,7 @@ impl<H: Handler> Worker<H> {
         let mut events = Events::with_capacity(1024);
         let mut due = Vec::new();
         loop {
-            let timeout = if self.pending.is_empty() {
+            let timeout = if self.pending.is_empty() && !self.inbox_more {
                 Some(TICK)
             } else {
                 Some(Duration::ZERO)
@@ -274,6 +277,9 @@ impl<H: Handler> Worker<H> {
             if ticked && self.acceptor.as_ref().is_some_and(Acceptor::stalled) {
                 // No readiness event follows a failed accept (see engine/accept.rs).
                 self.accept();
+            }
+            if self.inbox_more {
+                self.drain_inbox();
             }
             for event in events.iter() {
                 match event.token() {
