@@ -15,7 +15,7 @@ pub use limits::Limits;
 pub use protocol::{CloseCode, MessageKind, Role};
 pub use server::Builder as ServerBuilder;
 pub use server::{
-    Client, CloseInfo, Conn, ConnId, HandleError, Handler, Message, Reject, SendStatus, Server,
+    Client, CloseInfo, Conn, ConnId, DeflatePoolStats, HandleError, Handler, Message, Reject, SendStatus, Server,
     ServerHandle, Stats, Upgrade,
 };
 

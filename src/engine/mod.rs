@@ -9,12 +9,15 @@
 //!                         one write per connection per read; the rest queues in the slot
 //! timer wheel ─► handshake deadline, heartbeat ping, idle timeout, close deadline
 //! inbox (mpsc + waker) ─► sends, closes and shutdown from other threads
+//! deflate pool (threads shared by the workers) ─► large messages compressed off the worker,
+//!                                                  back through the inbox, in order
 //! ```
 //!
 //! The IO backend contract is in [`sys`]; the worker owns the protocol logic above it.
 
 pub(crate) mod accept;
 pub(crate) mod conn;
+pub(crate) mod deflate_pool;
 pub(crate) mod handler;
 pub(crate) mod inbox;
 pub(crate) mod outbound;
@@ -40,6 +43,35 @@ pub(crate) struct Settings {
     pub(crate) max_connections: usize,
     pub(crate) nodelay: bool,
     pub(crate) deflate: Option<std::sync::Arc<crate::protocol::deflate::DeflateOptions>>,
+    /// How the deflate pool is sized and used.
+    pub(crate) pool: PoolSettings,
+    /// The running deflate pool (set when the server starts, if deflate is on and threads > 0).
+    pub(crate) deflate_pool: Option<std::sync::Arc<deflate_pool::DeflatePool>>,
+}
+
+/// The deflate pool's settings (see `Builder::deflate_threads` and the other `deflate_*`
+/// methods of the server's builder).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PoolSettings {
+    /// Pool threads; 0 compresses every message inline on its worker.
+    pub(crate) threads: usize,
+    /// Most jobs waiting in the queue.
+    pub(crate) queue: usize,
+    /// Messages at or above this size go to the pool.
+    pub(crate) threshold: usize,
+    /// Messages above this size are not compressed on the pool (a memory bound).
+    pub(crate) max_size: usize,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            threads: 1,
+            queue: 64,
+            threshold: 128 << 10,
+            max_size: 64 << 20,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -55,6 +87,8 @@ impl Default for Settings {
             max_connections: 1_000_000,
             nodelay: true,
             deflate: None,
+            pool: PoolSettings::default(),
+            deflate_pool: None,
         }
     }
 }

@@ -19,7 +19,7 @@ use slab::Slab;
 
 use crate::client::Connector;
 use crate::engine::accept::Acceptor;
-use crate::engine::conn::{ConnIo, Ctx};
+use crate::engine::conn::{ConnIo, Ctx, PoolCtx};
 use crate::engine::handler::Handler;
 use crate::engine::inbox::{self, Command, Inbox, InboxSender};
 use crate::engine::stats::WorkerStats;
@@ -68,6 +68,7 @@ where
     let poll = Poll::new()?;
     let waker = Waker::new(poll.registry(), WAKER)?;
     let (sender, inbox) = inbox::inbox(waker);
+    let own = sender.clone();
     let mut acceptor = listener.map(|l| Acceptor::new(TcpListener::from_std(l)));
     if let Some(acceptor) = &mut acceptor {
         poll.registry()
@@ -81,6 +82,13 @@ where
             }
             let handler = factory(index);
             let mut worker = Worker::new(index, poll, acceptor, handler, settings, inbox, stats);
+            worker.ctx.pool = worker.settings.deflate_pool.clone().map(|pool| PoolCtx {
+                pool,
+                inbox: own,
+                threshold: worker.settings.pool.threshold,
+                max_size: worker.settings.pool.max_size,
+                next_ticket: 0,
+            });
             worker.run();
         })?;
     Ok((sender, thread))
@@ -195,6 +203,7 @@ impl<H: Handler> Worker<H> {
                 messages_out: 0,
                 now: 0,
                 queued: false,
+                pool: None,
             },
             settings,
             proto_config,
