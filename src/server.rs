@@ -348,10 +348,8 @@ impl Builder {
         };
         let mut settings = self.settings;
         if settings.deflate.is_some() && settings.pool.threads > 0 {
-            let pool = engine::deflate_pool::DeflatePool::new(
-                settings.pool.threads,
-                settings.pool.queue,
-            )?;
+            let pool =
+                engine::deflate_pool::DeflatePool::new(settings.pool.threads, settings.pool.queue)?;
             settings.deflate_pool = Some(Arc::new(pool));
         }
         let pool = settings.deflate_pool.clone();

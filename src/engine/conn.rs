@@ -225,7 +225,11 @@ impl<S> Conn<'_, S> {
         if status == SendStatus::Dropped {
             return Ok(status);
         }
-        if compress && self.offload(kind, payload.len(), || bytes::Bytes::copy_from_slice(payload))? {
+        if compress
+            && self.offload(kind, payload.len(), || {
+                bytes::Bytes::copy_from_slice(payload)
+            })?
+        {
             return Ok(SendStatus::Queued);
         }
         self.tx

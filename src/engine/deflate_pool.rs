@@ -317,7 +317,10 @@ mod tests {
                     Ok(()) => break,
                     Err(t) => task = t,
                 }
-                assert!(std::time::Instant::now() < deadline, "the thread takes a job");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the thread takes a job"
+                );
                 std::thread::yield_now();
             }
             taken += 1;

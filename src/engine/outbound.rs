@@ -37,7 +37,9 @@ impl Segment {
             Segment::Shared(b) => {
                 let _ = b.split_to(n);
             }
-            Segment::Pending { .. } => debug_assert_eq!(n, 0, "nothing is written past a pending frame"),
+            Segment::Pending { .. } => {
+                debug_assert_eq!(n, 0, "nothing is written past a pending frame")
+            }
         }
     }
 }
@@ -259,7 +261,11 @@ mod tests {
         };
         assert_eq!(out.write_to(&mut w).unwrap(), 6);
         assert!(out.blocked() && !out.is_empty());
-        assert_eq!(out.write_to(&mut w).unwrap(), 0, "nothing passes the pending frame");
+        assert_eq!(
+            out.write_to(&mut w).unwrap(),
+            0,
+            "nothing passes the pending frame"
+        );
         // The second finishes first: still nothing is written past the first.
         assert!(out.fill(8, b"[frame 8]".to_vec()));
         assert!(!out.fill(8, b"twice".to_vec()), "a ticket is filled once");

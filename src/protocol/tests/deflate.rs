@@ -117,10 +117,12 @@ fn a_detached_frame_encoded_later_keeps_its_place_and_inflates() {
         let text = json(300_000);
         // Server to client: the detached message, then a ping and a small message sent after it;
         // the frame is encoded last (as a pool thread would) and put back in its place.
-        let detached = sv
-            .detach_compressed(MessageKind::Text, text.len())
-            .unwrap();
-        assert_eq!(detached.is_some(), fast, "only the context-free mode detaches");
+        let detached = sv.detach_compressed(MessageKind::Text, text.len()).unwrap();
+        assert_eq!(
+            detached.is_some(),
+            fast,
+            "only the context-free mode detaches"
+        );
         let Some(frame) = detached else {
             assert_eq!(sv.detach_compressed(MessageKind::Text, 10).unwrap(), None);
             continue;
@@ -163,7 +165,10 @@ fn a_detached_frame_encoded_later_keeps_its_place_and_inflates() {
         .unwrap();
         assert!(headers(&wire)[0].mask.is_some());
         let (events, _, err) = feed(&mut sv, &wire);
-        assert_eq!((events, err), (vec![Owned::Binary(text.into_bytes())], None));
+        assert_eq!(
+            (events, err),
+            (vec![Owned::Binary(text.into_bytes())], None)
+        );
     }
 }
 
