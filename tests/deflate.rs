@@ -144,6 +144,30 @@ fn a_decompression_bomb_closes_with_1009() {
     stop(&server);
 }
 
+/// A short description of a message, for assertion failures that would print megabytes.
+fn brief(m: &Message) -> String {
+    let (kind, bytes): (&str, &[u8]) = match m {
+        Message::Text(t) => ("text", t.as_bytes()),
+        Message::Binary(b) => ("binary", b),
+        Message::Ping(p) => ("ping", p),
+        Message::Pong(p) => ("pong", p),
+        Message::Close(c, r) => return format!("close {} {r:?}", c.0),
+    };
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(24)]).into_owned();
+    format!("{kind} of {} bytes {head:?}", bytes.len())
+}
+
+/// Receives the next message and checks it is `want`.
+fn expect(ws: &mut wsx::blocking::WebSocket, want: Message) {
+    let got = ws.recv().unwrap();
+    assert!(
+        got == want,
+        "got {}, expected {}",
+        brief(&got),
+        brief(&want)
+    );
+}
+
 /// A distinct JSON-like text of `len` bytes for message `n`.
 fn big(n: usize, len: usize) -> String {
     let mut s = format!("[{n}]");
@@ -223,7 +247,7 @@ fn a_pooled_message_keeps_its_place_among_small_messages_pings_and_the_close() {
         Message::Text("c".into()),
     ];
     for want in expected {
-        assert_eq!(ws.recv().unwrap(), want);
+        expect(&mut ws, want);
     }
     // From another thread through the handle: a shared payload goes to the pool too.
     ws.send_text("id").unwrap();
@@ -243,10 +267,10 @@ fn a_pooled_message_keeps_its_place_among_small_messages_pings_and_the_close() {
     );
     // The close frame leaves after the pooled message sent before it.
     ws.send_text("bye").unwrap();
-    assert_eq!(ws.recv().unwrap(), Message::Text(big(3, 300_000)));
-    assert_eq!(
-        ws.recv().unwrap(),
-        Message::Close(wsx::CloseCode::NORMAL, "done".into())
+    expect(&mut ws, Message::Text(big(3, 300_000)));
+    expect(
+        &mut ws,
+        Message::Close(wsx::CloseCode::NORMAL, "done".into()),
     );
     let pool = server.deflate_pool_stats();
     assert_eq!(
@@ -386,7 +410,7 @@ fn a_connection_dropped_while_its_job_runs_discards_the_frame() {
     ws.set_read_timeout(Some(TIMEOUT)).unwrap();
     let t = big(8, 500_000);
     ws.send_text(&t).unwrap();
-    assert_eq!(ws.recv().unwrap(), Message::Text(t));
+    expect(&mut ws, Message::Text(t));
     assert_eq!(server.deflate_pool_stats().jobs, 2);
     assert_eq!(server.stats().connections, 1);
     stop(&server);
@@ -410,7 +434,7 @@ fn the_pool_shuts_down_with_the_server() {
     ws.set_read_timeout(Some(TIMEOUT)).unwrap();
     let t = big(9, 1 << 20);
     ws.send_text(&t).unwrap();
-    assert_eq!(ws.recv().unwrap(), Message::Text(t));
+    expect(&mut ws, Message::Text(t));
     assert_eq!(server.deflate_pool_stats().jobs, 1);
     // `stop` returns once `wait` has joined the workers and then the pool's threads.
     stop(&server);
@@ -434,4 +458,64 @@ fn the_pool_shuts_down_with_the_server() {
         );
         stop(&server);
     }
+}
+
+/// An engine client: on open sends a large message then a small one; reports what comes back.
+struct BigClient(std::sync::mpsc::Sender<String>);
+
+impl Handler for BigClient {
+    type State = ();
+
+    fn on_open(&mut self, conn: &mut Conn<'_, ()>) {
+        let _ = conn.send_text(&big(11, 600_000));
+        let _ = conn.send_text("small after");
+    }
+
+    fn on_message(&mut self, _conn: &mut Conn<'_, ()>, message: wsx::Message<'_>) {
+        if let wsx::Message::Text(t) = message {
+            let _ = self.0.send(t.to_owned());
+        }
+    }
+}
+
+#[test]
+fn an_engine_client_masks_its_pooled_frames_and_both_pools_keep_order() {
+    let server = start_server(
+        Server::builder()
+            .threads(1)
+            .deflate(DeflateOptions::default()),
+        |_| Echo,
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let engine = wsx::Client::builder()
+        .threads(1)
+        .pin_threads(false)
+        .deflate(DeflateOptions::default())
+        .start(move |_| BigClient(tx.clone()))
+        .expect("client engine starts");
+    let options = ClientOptions::new()
+        .no_proxy()
+        .deflate(DeflateOptions::default());
+    engine
+        .connect(&format!("ws://{}/", server.local_addr()), options, 1)
+        .unwrap();
+    // The server reads the client's masked, pooled frame (a bad mask or frame would close the
+    // connection) and echoes it through its own pool, in order with the small message.
+    let got = rx.recv_timeout(TIMEOUT).unwrap();
+    assert!(
+        got == big(11, 600_000),
+        "got {} bytes {:?}",
+        got.len(),
+        &got[..got.len().min(24)]
+    );
+    assert_eq!(rx.recv_timeout(TIMEOUT).unwrap(), "small after");
+    assert_eq!(
+        engine.deflate_pool_stats().jobs,
+        1,
+        "the client's pool compressed"
+    );
+    let served = server.deflate_pool_stats();
+    assert_eq!(served.jobs + served.queue_full, 1, "{served:?}");
+    stop(&engine);
+    stop(&server);
 }
