@@ -225,12 +225,13 @@ impl<S> Conn<'_, S> {
         if status == SendStatus::Dropped {
             return Ok(status);
         }
-        if compress
-            && self.offload(kind, payload.len(), || {
-                bytes::Bytes::copy_from_slice(payload)
-            })?
-        {
-            return Ok(SendStatus::Queued);
+        if compress {
+            let copy = || bytes::Bytes::copy_from_slice(payload);
+            match self.offload(kind, payload.len(), copy)? {
+                Some(true) => return Ok(SendStatus::Queued),
+                Some(false) => return Ok(status),
+                None => {}
+            }
         }
         self.tx
             .send_message_with(kind, payload, compress, &mut self.ctx.cork)?;
@@ -242,22 +243,22 @@ impl<S> Conn<'_, S> {
     /// enough and the connection's parameters let it be compressed alone: its place is kept in
     /// the queue (what is corked goes first, what is sent later waits behind it) and the frame
     /// is written when it comes back. When the pool's queue is full, the message is compressed
-    /// here, in its place. True when the message was sent this way; false (nothing done):
-    /// send it inline.
+    /// here, in its place. `Some(true)`: sent through the pool; `Some(false)`: sent, compressed
+    /// here; `None` (nothing done): send it inline.
     fn offload(
         &mut self,
         kind: MessageKind,
         len: usize,
         payload: impl FnOnce() -> bytes::Bytes,
-    ) -> Result<bool, SendError> {
+    ) -> Result<Option<bool>, SendError> {
         let Some(pool) = &mut self.ctx.pool else {
-            return Ok(false);
+            return Ok(None);
         };
         if len < pool.threshold || len > pool.max_size {
-            return Ok(false);
+            return Ok(None);
         }
         let Some(frame) = self.tx.detach_compressed(kind, len)? else {
-            return Ok(false);
+            return Ok(None);
         };
         pool.next_ticket += 1;
         let job = FrameJob {
@@ -267,20 +268,24 @@ impl<S> Conn<'_, S> {
             ticket: pool.next_ticket,
             inbox: pool.inbox.clone(),
         };
-        match pool.pool.try_run(job) {
+        let pooled = match pool.pool.try_run(job) {
             Ok(()) => {
                 let cork = &mut self.ctx.cork;
                 self.io.out.push_copy(cork);
                 cork.clear();
                 self.io.out.push_pending(pool.next_ticket, len);
                 self.ctx.queued = true;
+                true
             }
             // The pool is behind: compressing here is the backpressure (this worker reads no
             // more until it is done), and nothing is dropped.
-            Err(job) => job.frame.encode(&job.payload, &mut self.ctx.cork),
-        }
+            Err(job) => {
+                job.frame.encode(&job.payload, &mut self.ctx.cork);
+                false
+            }
+        };
         self.ctx.messages_out += 1;
-        Ok(true)
+        Ok(Some(pooled))
     }
 
     /// Whether permessage-deflate is in force on this connection.
@@ -345,8 +350,10 @@ impl<S> Conn<'_, S> {
         }
         let len = payload.len();
         let mut shared = Some(payload);
-        if self.offload(kind, len, || shared.take().unwrap_or_default())? {
-            return Ok(SendStatus::Queued);
+        match self.offload(kind, len, || shared.take().unwrap_or_default())? {
+            Some(true) => return Ok(SendStatus::Queued),
+            Some(false) => return Ok(status),
+            None => {}
         }
         let payload = shared.unwrap_or_default();
         if self.tx.would_compress(payload.len()) {
