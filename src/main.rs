@@ -72,6 +72,10 @@ struct ServeArgs {
     /// Messages smaller than this many bytes go out uncompressed [default: 1024].
     #[arg(long, value_name = "BYTES", requires = "deflate")]
     deflate_threshold: Option<usize>,
+    /// Threads of the deflate pool that compresses large messages off the workers; 0
+    /// compresses every message inline [default: 1].
+    #[arg(long, value_name = "N", requires = "deflate")]
+    deflate_threads: Option<usize>,
 }
 
 impl ServeArgs {
@@ -147,6 +151,9 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
     }
     if let Some(options) = args.deflate_options() {
         builder = builder.deflate(options);
+    }
+    if let Some(n) = args.deflate_threads {
+        builder = builder.deflate_threads(n);
     }
     // Handlers first: once the address is printed, a signal must stop the server cleanly.
     let mut signals = signal_hook::iterator::Signals::new([

@@ -8,12 +8,14 @@ use bytes::Bytes;
 
 use crate::broadcast::frame::Published;
 use crate::broadcast::local::{Subscriptions, Topics};
+use crate::engine::deflate_pool::{DeflatePool, Task};
 use crate::engine::fanout::{Counts, Hub};
+use crate::engine::inbox::{Command, InboxSender};
 use crate::engine::outbound::Outbound;
 use crate::engine::Settings;
 use crate::error::SendError;
 use crate::handler::{ConnId, Message, SendStatus};
-use crate::protocol::{CloseCode, CloseState, MessageKind, Role, WriteHalf};
+use crate::protocol::{CloseCode, CloseState, DetachedFrame, MessageKind, Role, WriteHalf};
 
 /// Per-connection IO state (everything but the protocol session and the user's state).
 #[derive(Debug)]
@@ -91,6 +93,43 @@ pub(crate) struct Ctx {
     pub(crate) outgoing: Vec<Arc<Published>>,
     /// Counters of this worker's deliveries.
     pub(crate) published: Counts,
+    /// The deflate pool, when the server has one.
+    pub(crate) pool: Option<PoolCtx>,
+}
+
+/// What a worker needs to hand large messages to the deflate pool.
+#[derive(Debug)]
+pub(crate) struct PoolCtx {
+    pub(crate) pool: Arc<DeflatePool>,
+    /// The worker's own inbox, where compressed frames come back.
+    pub(crate) inbox: InboxSender,
+    pub(crate) threshold: usize,
+    pub(crate) max_size: usize,
+    /// Names the pending places in outbound queues.
+    pub(crate) next_ticket: u64,
+}
+
+/// A message compressed on the pool, whose frame goes back to its connection's worker.
+struct FrameJob {
+    frame: DetachedFrame,
+    payload: Bytes,
+    id: ConnId,
+    ticket: u64,
+    inbox: InboxSender,
+}
+
+impl Task for FrameJob {
+    fn run(self: Box<Self>) {
+        let mut out = Vec::new();
+        self.frame.encode(&self.payload, &mut out);
+        drop(self.payload);
+        // A worker that is gone has no connection to write it to.
+        let _ = self.inbox.send(Command::Deflated {
+            id: self.id,
+            ticket: self.ticket,
+            frame: out,
+        });
+    }
 }
 
 /// A connection, inside a [`crate::Handler`] callback: send, ping, close, and the connection's
@@ -151,7 +190,8 @@ impl<S> Conn<'_, S> {
         self.user
     }
 
-    /// Bytes sent but not yet written to the socket (corked in this callback or queued).
+    /// Bytes sent but not yet written to the socket (corked in this callback or queued). A
+    /// message still being compressed on the deflate pool counts with its uncompressed size.
     pub fn buffered_amount(&self) -> usize {
         self.io.out.len() + self.ctx.cork.len() + self.ctx.chain_len
     }
@@ -209,10 +249,67 @@ impl<S> Conn<'_, S> {
         if status == SendStatus::Dropped {
             return Ok(status);
         }
+        if compress {
+            let copy = || Bytes::copy_from_slice(payload);
+            match self.offload(kind, payload.len(), copy)? {
+                Some(true) => return Ok(SendStatus::Queued),
+                Some(false) => return Ok(status),
+                None => {}
+            }
+        }
         self.tx
             .send_message_with(kind, payload, compress, &mut self.ctx.cork)?;
         self.ctx.messages_out += 1;
         Ok(status)
+    }
+
+    /// Hands a whole message to the deflate pool when there is one, the message is large
+    /// enough and the connection's parameters let it be compressed alone: its place is kept in
+    /// the queue (what is corked goes first, what is sent later waits behind it) and the frame
+    /// is written when it comes back. When the pool's queue is full, the message is compressed
+    /// here, in its place. `Some(true)`: sent through the pool; `Some(false)`: sent, compressed
+    /// here; `None` (nothing done): send it inline.
+    fn offload(
+        &mut self,
+        kind: MessageKind,
+        len: usize,
+        payload: impl FnOnce() -> Bytes,
+    ) -> Result<Option<bool>, SendError> {
+        let Some(pool) = &mut self.ctx.pool else {
+            return Ok(None);
+        };
+        if len < pool.threshold || len > pool.max_size {
+            return Ok(None);
+        }
+        let Some(frame) = self.tx.detach_compressed(kind, len)? else {
+            return Ok(None);
+        };
+        pool.next_ticket += 1;
+        let job = FrameJob {
+            frame,
+            payload: payload(),
+            id: self.io.id,
+            ticket: pool.next_ticket,
+            inbox: pool.inbox.clone(),
+        };
+        let pooled = match pool.pool.try_run(job) {
+            Ok(()) => {
+                let cork = &mut self.ctx.cork;
+                self.io.out.push_copy(cork);
+                cork.clear();
+                self.io.out.push_pending(pool.next_ticket, len);
+                self.ctx.queued = true;
+                true
+            }
+            // The pool is behind: compressing here is the backpressure (this worker reads no
+            // more until it is done), and nothing is dropped.
+            Err(job) => {
+                job.frame.encode(&job.payload, &mut self.ctx.cork);
+                false
+            }
+        };
+        self.ctx.messages_out += 1;
+        Ok(Some(pooled))
     }
 
     /// Whether permessage-deflate is in force on this connection.
@@ -271,12 +368,20 @@ impl<S> Conn<'_, S> {
     ) -> Result<SendStatus, SendError> {
         /// Below this a copy into the cork buffer is cheaper than another iovec.
         const SHARE_FROM: usize = 1024;
-        if self.tx.would_compress(payload.len()) {
-            return self.send_whole(kind, &payload, true);
-        }
         let status = self.admit()?;
         if status == SendStatus::Dropped {
             return Ok(status);
+        }
+        let len = payload.len();
+        let mut shared = Some(payload);
+        match self.offload(kind, len, || shared.take().unwrap_or_default())? {
+            Some(true) => return Ok(SendStatus::Queued),
+            Some(false) => return Ok(status),
+            None => {}
+        }
+        let payload = shared.unwrap_or_default();
+        if self.tx.would_compress(payload.len()) {
+            return self.send_whole(kind, &payload, true);
         }
         let header = self
             .tx

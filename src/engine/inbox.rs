@@ -34,6 +34,13 @@ pub(crate) enum Command {
     Terminate { id: ConnId },
     /// Open a client connection; `tag` comes back through `Conn::tag`.
     Connect { connector: Box<Connector>, tag: u64 },
+    /// A frame compressed on the deflate pool, for the place `ticket` keeps in connection
+    /// `id`'s queue.
+    Deflated {
+        id: ConnId,
+        ticket: u64,
+        frame: Vec<u8>,
+    },
     /// Stop accepting, close every connection with 1001, wait for the closing handshakes until
     /// the deadline, then terminate what is left and end the worker.
     Shutdown { deadline: Instant },

@@ -9,6 +9,8 @@
 //!                         one write per connection per read; the rest queues in the slot
 //! timer wheel ─► handshake deadline, heartbeat ping, idle timeout, close deadline
 //! inbox (mpsc + waker) ─► sends, closes, publishes and shutdown from other threads
+//! deflate pool (threads shared by the workers) ─► large messages compressed off the worker,
+//!                                                  back through the inbox, in order
 //! publish ─► frame once ─► local subscribers (writev of shared frames) + one push per worker
 //! ```
 //!
@@ -16,6 +18,7 @@
 
 pub(crate) mod accept;
 pub(crate) mod conn;
+pub(crate) mod deflate_pool;
 pub(crate) mod fanout;
 pub(crate) mod handler;
 pub(crate) mod inbox;
@@ -47,6 +50,35 @@ pub(crate) struct Settings {
     pub(crate) policies: std::sync::Arc<crate::broadcast::Policies>,
     /// Most publishes waiting in one worker's inbox.
     pub(crate) publish_backlog: usize,
+    /// How the deflate pool is sized and used.
+    pub(crate) pool: PoolSettings,
+    /// The running deflate pool (set when the server starts, if deflate is on and threads > 0).
+    pub(crate) deflate_pool: Option<std::sync::Arc<deflate_pool::DeflatePool>>,
+}
+
+/// The deflate pool's settings (see `Builder::deflate_threads` and the other `deflate_*`
+/// methods of the server's builder).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PoolSettings {
+    /// Pool threads; 0 compresses every message inline on its worker.
+    pub(crate) threads: usize,
+    /// Most jobs waiting in the queue.
+    pub(crate) queue: usize,
+    /// Messages at or above this size go to the pool.
+    pub(crate) threshold: usize,
+    /// Messages above this size are not compressed on the pool (a memory bound).
+    pub(crate) max_size: usize,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            threads: 1,
+            queue: 64,
+            threshold: 128 << 10,
+            max_size: 64 << 20,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -64,6 +96,8 @@ impl Default for Settings {
             deflate: None,
             policies: std::sync::Arc::default(),
             publish_backlog: 65_536,
+            pool: PoolSettings::default(),
+            deflate_pool: None,
         }
     }
 }

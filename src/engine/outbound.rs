@@ -16,6 +16,10 @@ pub(crate) enum Segment {
     Owned(Vec<u8>, usize),
     /// A slice of an immutable frame shared with other connections (broadcast).
     Shared(Bytes),
+    /// The place of a frame being compressed on the deflate pool: writing stops here until
+    /// [`Outbound::fill`] puts the frame in. `len` is the message's uncompressed size, what it
+    /// counts for in [`Outbound::len`] meanwhile.
+    Pending { ticket: u64, len: usize },
 }
 
 impl Segment {
@@ -23,6 +27,7 @@ impl Segment {
         match self {
             Segment::Owned(v, at) => &v[*at..],
             Segment::Shared(b) => b,
+            Segment::Pending { .. } => &[],
         }
     }
 
@@ -31,6 +36,9 @@ impl Segment {
             Segment::Owned(_, at) => *at += n,
             Segment::Shared(b) => {
                 let _ = b.split_to(n);
+            }
+            Segment::Pending { .. } => {
+                debug_assert_eq!(n, 0, "nothing is written past a pending frame")
             }
         }
     }
@@ -66,13 +74,48 @@ impl Part<'_> {
 const MERGE_BELOW: usize = 4096;
 
 impl Outbound {
-    /// Unwritten bytes.
+    /// Unwritten bytes; a frame still being compressed counts with its uncompressed size.
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.segs.is_empty()
+    }
+
+    /// Appends the place of a frame being compressed elsewhere, for a message of `len` bytes:
+    /// what is appended later waits behind it.
+    pub(crate) fn push_pending(&mut self, ticket: u64, len: usize) {
+        self.len += len;
+        self.segs.push_back(Segment::Pending { ticket, len });
+    }
+
+    /// Puts the compressed `frame` in the place `ticket` holds. False when no such place is
+    /// queued (the frame is then dropped by the caller).
+    pub(crate) fn fill(&mut self, ticket: u64, frame: Vec<u8>) -> bool {
+        let Some(i) = self
+            .segs
+            .iter()
+            .position(|s| matches!(s, Segment::Pending { ticket: t, .. } if *t == ticket))
+        else {
+            return false;
+        };
+        if let Some(Segment::Pending { len, .. }) = self.segs.get(i) {
+            self.len = self.len - len + frame.len();
+        }
+        if frame.is_empty() {
+            // (a frame is never empty; an empty segment would stall `write_to`)
+            self.segs.remove(i);
+        } else if let Some(seg) = self.segs.get_mut(i) {
+            *seg = Segment::Owned(frame, 0);
+        }
+        true
+    }
+
+    /// Whether the next bytes to write wait for a frame still being compressed.
+    #[cfg(test)]
+    pub(crate) fn blocked(&self) -> bool {
+        matches!(self.segs.front(), Some(Segment::Pending { .. }))
     }
 
     /// Appends a copy of `bytes`.
@@ -180,8 +223,15 @@ impl Outbound {
                 let mut iov: [IoSlice<'_>; MAX_IOVECS] = [IoSlice::new(&[]); MAX_IOVECS];
                 let mut count = 0;
                 for seg in self.segs.iter().take(MAX_IOVECS) {
+                    if matches!(seg, Segment::Pending { .. }) {
+                        break;
+                    }
                     iov[count] = IoSlice::new(seg.remaining());
                     count += 1;
+                }
+                if count == 0 {
+                    // A frame still being compressed comes first: the rest waits for it.
+                    break;
                 }
                 match w.write_vectored(&iov[..count]) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -207,6 +257,9 @@ impl Outbound {
             let Some(front) = self.segs.front_mut() else {
                 break;
             };
+            if matches!(front, Segment::Pending { .. }) {
+                break;
+            }
             let rem = front.remaining().len();
             if n >= rem {
                 n -= rem;
@@ -227,7 +280,7 @@ impl Outbound {
                 .iter()
                 .map(|s| match s {
                     Segment::Owned(v, _) => v.capacity(),
-                    Segment::Shared(_) => 0,
+                    Segment::Shared(_) | Segment::Pending { .. } => 0,
                 })
                 .sum::<usize>()
     }
@@ -275,6 +328,40 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn a_pending_frame_holds_back_what_follows_until_filled() {
+        let mut out = Outbound::default();
+        out.push_copy(b"before");
+        out.push_pending(7, 1000);
+        out.push_copy(b"after");
+        out.push_pending(8, 2000);
+        out.push_shared(Bytes::from_static(b"last"));
+        assert_eq!(out.len(), 6 + 1000 + 5 + 2000 + 4);
+        let mut w = Trickle {
+            got: Vec::new(),
+            cap: 1 << 20,
+            calls_left: usize::MAX,
+        };
+        assert_eq!(out.write_to(&mut w).unwrap(), 6);
+        assert!(out.blocked() && !out.is_empty());
+        assert_eq!(
+            out.write_to(&mut w).unwrap(),
+            0,
+            "nothing passes the pending frame"
+        );
+        // The second finishes first: still nothing is written past the first.
+        assert!(out.fill(8, b"[frame 8]".to_vec()));
+        assert!(!out.fill(8, b"twice".to_vec()), "a ticket is filled once");
+        assert!(!out.fill(9, b"unknown".to_vec()));
+        assert_eq!(out.write_to(&mut w).unwrap(), 0);
+        assert!(out.fill(7, b"[frame 7]".to_vec()));
+        assert_eq!(out.len(), 9 + 5 + 9 + 4);
+        out.write_to(&mut w).unwrap();
+        assert_eq!(w.got, b"before[frame 7]after[frame 8]last");
+        assert!(out.is_empty());
+        assert_eq!(out.len(), 0);
     }
 
     #[test]

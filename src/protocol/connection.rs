@@ -120,6 +120,71 @@ impl fmt::Debug for EncodedHeader {
     }
 }
 
+/// A compressed data frame whose payload is compressed apart from its connection: the opcode,
+/// the masking key (client role) and the level were fixed when it was sent
+/// ([`WriteHalf::detach_compressed`]), so [`DetachedFrame::encode`] needs nothing of the
+/// connection and may run on another thread, later. The frame must then be written in the
+/// place of the send (the caller keeps the order of frames).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DetachedFrame {
+    opcode: OpCode,
+    mask: Option<[u8; 4]>,
+    level: u8,
+}
+
+impl DetachedFrame {
+    /// Appends the whole frame to `out`: the header (RSV1 set) and `payload` compressed alone
+    /// ([`compress_alone`](crate::protocol::deflate::codec::compress_alone)), masked in the
+    /// client role. `payload` must be the message whose length was given to
+    /// [`WriteHalf::detach_compressed`] (the header is sized from the compressed length, so
+    /// another payload still makes a valid frame, of another message).
+    pub fn encode(&self, payload: &[u8], out: &mut Vec<u8>) {
+        write_compressed_frame(self.opcode, self.mask, out, |out| {
+            crate::protocol::deflate::codec::compress_alone(self.level, payload, out);
+        });
+    }
+
+    /// The compression level the payload is compressed with.
+    pub fn level(&self) -> u8 {
+        self.level
+    }
+}
+
+/// Appends a compressed data frame: `compress` appends the compressed payload behind room for
+/// the longest header, then the payload slides down to the header's real length (no scratch
+/// buffer), and is masked with `mask` when given.
+fn write_compressed_frame(
+    opcode: OpCode,
+    mask: Option<[u8; 4]>,
+    out: &mut Vec<u8>,
+    compress: impl FnOnce(&mut Vec<u8>),
+) {
+    let room = if mask.is_some() {
+        MAX_HEADER_LEN
+    } else {
+        MAX_HEADER_LEN - 4
+    };
+    let start = out.len();
+    out.resize(start + room, 0);
+    compress(out);
+    let clen = out.len() - start - room;
+    let header = FrameHeader {
+        fin: true,
+        rsv: RSV1,
+        opcode,
+        mask,
+        payload_len: clen as u64,
+    };
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let hlen = header.encode(&mut head);
+    out.copy_within(start + room.., start + hlen);
+    out.truncate(start + hlen + clen);
+    out[start..start + hlen].copy_from_slice(&head[..hlen]);
+    if let Some(key) = mask {
+        apply_mask(&mut out[start + hlen..], key, 0);
+    }
+}
+
 /// Where a client's masking keys come from.
 enum Masker {
     /// A cryptographically strong generator seeded from the OS (RFC 6455 §5.3 asks for
@@ -204,6 +269,13 @@ struct Deflate {
 impl Deflate {
     fn should_compress(&self, len: usize) -> bool {
         DeflateState::new(self.params, &self.options).should_compress(len)
+    }
+
+    /// Whether a message of `len` bytes may be compressed alone, away from this connection:
+    /// above the threshold, and parameters that keep no context and use the full window.
+    fn detachable(&self, len: usize) -> bool {
+        let state = DeflateState::new(self.params, &self.options);
+        state.fast_send() && len >= self.options.threshold
     }
 
     fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) {
@@ -499,6 +571,8 @@ impl Connection {
         fn send_fragment(&mut self, kind: Option<MessageKind>, payload: &[u8], fin: bool, out: &mut Vec<u8>) -> Result<(), SendError>;
         /// See [`WriteHalf::encode_data_header`].
         fn encode_data_header(&mut self, kind: Option<MessageKind>, fin: bool, len: usize) -> Result<EncodedHeader, SendError>;
+        /// See [`WriteHalf::detach_compressed`].
+        fn detach_compressed(&mut self, kind: MessageKind, len: usize) -> Result<Option<DetachedFrame>, SendError>;
         /// See [`WriteHalf::send_ping`].
         fn send_ping(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError>;
         /// See [`WriteHalf::send_pong`].
@@ -881,34 +955,42 @@ impl WriteHalf {
         let Some(deflater) = self.deflater.as_mut() else {
             return Err(SendError::FragmentOrder); // unreachable: would_compress checked it
         };
-        // Compress behind room for the longest header, then slide the payload down to the
-        // header's real length: no scratch buffer.
         let mask = self.out.next_mask();
-        let room = if mask.is_some() {
-            MAX_HEADER_LEN
-        } else {
-            MAX_HEADER_LEN - 4
-        };
-        let start = out.len();
-        out.resize(start + room, 0);
-        deflater.compress(payload, out);
-        let clen = out.len() - start - room;
-        let header = FrameHeader {
-            fin: true,
-            rsv: RSV1,
-            opcode,
-            mask,
-            payload_len: clen as u64,
-        };
-        let mut head = [0u8; MAX_HEADER_LEN];
-        let hlen = header.encode(&mut head);
-        out.copy_within(start + room.., start + hlen);
-        out.truncate(start + hlen + clen);
-        out[start..start + hlen].copy_from_slice(&head[..hlen]);
-        if let Some(key) = mask {
-            apply_mask(&mut out[start + hlen..], key, 0);
-        }
+        write_compressed_frame(opcode, mask, out, |out| deflater.compress(payload, out));
         Ok(())
+    }
+
+    /// Takes the next frame's place for a whole message of `len` bytes to be compressed away
+    /// from this connection (on another thread): `Some` when permessage-deflate is negotiated,
+    /// `len` is at or above the threshold and the parameters let each message be compressed
+    /// alone (`send_no_context_takeover`, window 15). The connection then counts the message as
+    /// sent; the caller encodes it with [`DetachedFrame::encode`] and writes it in this place,
+    /// before any frame sent after this call. `None` (nothing changed): send it with
+    /// [`WriteHalf::send_message_with`]. The size cap of
+    /// [`DeflateOptions::max_compress_size`] is not applied: the caller bounds what it detaches.
+    ///
+    /// # Errors
+    ///
+    /// As [`WriteHalf::send_fragment`].
+    pub fn detach_compressed(
+        &mut self,
+        kind: MessageKind,
+        len: usize,
+    ) -> Result<Option<DetachedFrame>, SendError> {
+        let Some(level) = self
+            .deflater
+            .as_ref()
+            .filter(|d| d.detachable(len))
+            .map(|d| d.options.level)
+        else {
+            return Ok(None);
+        };
+        let opcode = self.begin_send(Some(kind), true)?;
+        Ok(Some(DetachedFrame {
+            opcode,
+            mask: self.out.next_mask(),
+            level,
+        }))
     }
 
     /// Checks a data frame may be sent now and returns its opcode.

@@ -24,7 +24,7 @@ mod tests;
 
 pub use close::CloseCode;
 pub use connection::{
-    CloseState, Config, Connection, EncodedHeader, Event, Read, ReadHalf, WriteHalf,
+    CloseState, Config, Connection, DetachedFrame, EncodedHeader, Event, Read, ReadHalf, WriteHalf,
 };
 pub use message::MessageKind;
 

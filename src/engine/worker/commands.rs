@@ -34,10 +34,29 @@ impl<H: Handler> Worker<H> {
                         self.open_client(connector, tag);
                     }
                 }
+                Command::Deflated { id, ticket, frame } => self.deflated(id, ticket, frame),
                 Command::Shutdown { deadline } => self.begin_shutdown(deadline),
             }
         }
         self.commands = commands;
+    }
+
+    /// Puts a frame compressed on the deflate pool in its place and writes what it held back.
+    /// The frame is discarded if its connection is gone (closed, dropped, or its slot reused);
+    /// a closing connection still gets it, before its close frame.
+    fn deflated(&mut self, id: ConnId, ticket: u64, frame: Vec<u8>) {
+        let key = id.key as usize;
+        let filled = self
+            .conns
+            .get_mut(key)
+            .is_some_and(|slot| slot.gen == id.gen && slot.io.out.fill(ticket, frame));
+        if !filled {
+            if let Some(pool) = &self.ctx.pool {
+                pool.pool.count_discarded();
+            }
+            return;
+        }
+        self.writable(key);
     }
 
     /// Runs `f` on the open connection `id`, if it still exists, then writes what it sent.

@@ -20,7 +20,7 @@ use slab::Slab;
 use crate::broadcast::local::Topics;
 use crate::client::Connector;
 use crate::engine::accept::Acceptor;
-use crate::engine::conn::{ConnIo, Ctx};
+use crate::engine::conn::{ConnIo, Ctx, PoolCtx};
 use crate::engine::fanout::{Counts, Hub};
 use crate::engine::handler::Handler;
 use crate::engine::inbox::{self, Command, Inbox, InboxSender};
@@ -107,6 +107,14 @@ where
             }
             let handler = factory(index);
             let mut worker = Worker::new(index, prepared, handler, settings, hub, stats);
+            worker.ctx.pool = worker.settings.deflate_pool.clone().map(|pool| PoolCtx {
+                pool,
+                // The worker's own inbox, where compressed frames come back.
+                inbox: worker.ctx.hub.inboxes[index].clone(),
+                threshold: worker.settings.pool.threshold,
+                max_size: worker.settings.pool.max_size,
+                next_ticket: 0,
+            });
             worker.run();
         })
 }
@@ -235,6 +243,7 @@ impl<H: Handler> Worker<H> {
                 hub,
                 outgoing: Vec::new(),
                 published: Counts::default(),
+                pool: None,
             },
             settings,
             proto_config,

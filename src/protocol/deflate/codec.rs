@@ -164,13 +164,7 @@ impl DeflateState {
             return;
         }
         if self.fast_send() {
-            let level = i32::from(self.options.level.clamp(1, 12));
-            let done = with_pool(|pool| pool.compress(level, input, out));
-            if !done {
-                debug_assert!(false, "libdeflate output exceeded its own bound");
-                stored(input, out);
-            }
-            return;
+            return compress_alone(self.options.level, input, out);
         }
         let level = u32::from(self.options.level.clamp(1, 9));
         let bits = self.params.send_window_bits.clamp(9, 15);
@@ -240,6 +234,26 @@ impl DeflateState {
             None => 0,
         };
         c + d
+    }
+}
+
+/// Appends the compressed form of the whole message `input` to `out`, compressed alone (no
+/// context from earlier messages, window 15), without the final `00 00 ff ff`: the fast path of
+/// [`DeflateState::compress`], free of any connection, so that it can run on another thread
+/// (the engine's deflate pool) and its output be sent to every peer whose parameters allow it
+/// (`send_no_context_takeover`, window 15). `level` is clamped to 1–12. Uses this thread's
+/// pooled libdeflate compressor.
+pub fn compress_alone(level: u8, input: &[u8], out: &mut Vec<u8>) {
+    if input.is_empty() {
+        // As in `DeflateState::compress`: the empty message is an empty stored block's header.
+        out.push(0x00);
+        return;
+    }
+    let level = i32::from(level.clamp(1, 12));
+    let done = with_pool(|pool| pool.compress(level, input, out));
+    if !done {
+        debug_assert!(false, "libdeflate output exceeded its own bound");
+        stored(input, out);
     }
 }
 

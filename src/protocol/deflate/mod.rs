@@ -47,9 +47,12 @@ pub struct DeflateOptions {
     /// `client_max_window_bits`). Client: offer `client_max_window_bits` (with this value, or
     /// bare when `None`). `None` on a server: no limit.
     pub client_max_window_bits: Option<u8>,
-    /// Messages larger than this are sent uncompressed so that one huge message does not stall
-    /// a worker's other connections while it is deflated (ws's `concurrencyLimit` guards the
-    /// same thing with a thread pool). Default 4 MiB.
+    /// Messages larger than this are sent uncompressed when compressed inline, so that one
+    /// huge message does not stall a worker's other connections while it is deflated. A
+    /// server's deflate pool (`Builder::deflate_threads`, on by default) compresses large
+    /// messages off the worker and is bounded by `Builder::deflate_pool_max_size` instead; this
+    /// cap then applies to what stays inline (connections that keep a context, a pool turned
+    /// off) and to the blocking client. Default 4 MiB.
     pub max_compress_size: usize,
 }
 

@@ -107,6 +107,72 @@ fn round_trips_around_the_threshold_in_every_mode() {
 }
 
 #[test]
+fn a_detached_frame_encoded_later_keeps_its_place_and_inflates() {
+    for (c, s) in [
+        (DeflateOptions::default(), DeflateOptions::default()),
+        (takeover(), takeover()),
+    ] {
+        let fast = s.server_no_context_takeover;
+        let (mut cl, mut sv) = pair(c, s);
+        let text = json(300_000);
+        // Server to client: the detached message, then a ping and a small message sent after it;
+        // the frame is encoded last (as a pool thread would) and put back in its place.
+        let detached = sv.detach_compressed(MessageKind::Text, text.len()).unwrap();
+        assert_eq!(
+            detached.is_some(),
+            fast,
+            "only the context-free mode detaches"
+        );
+        let Some(frame) = detached else {
+            assert_eq!(sv.detach_compressed(MessageKind::Text, 10).unwrap(), None);
+            continue;
+        };
+        assert_eq!(
+            sv.detach_compressed(MessageKind::Text, 1023).unwrap(),
+            None,
+            "under the threshold"
+        );
+        let mut after = Vec::new();
+        sv.send_ping(b"p", &mut after).unwrap();
+        sv.send_text("small", &mut after).unwrap();
+        let mut wire = Vec::new();
+        frame.encode(text.as_bytes(), &mut wire);
+        assert!(headers(&wire)[0].rsv & RSV1 != 0);
+        assert!(wire.len() < text.len() / 4, "compressed: {}", wire.len());
+        wire.extend_from_slice(&after);
+        let (events, _, err) = feed(&mut cl, &wire);
+        assert_eq!(err, None);
+        assert_eq!(
+            events,
+            vec![
+                Owned::Text(text.clone()),
+                Owned::Ping(b"p".to_vec()),
+                Owned::Text("small".into())
+            ]
+        );
+        // Client to server: masked, and encoded on another thread.
+        let frame = cl
+            .detach_compressed(MessageKind::Binary, text.len())
+            .unwrap()
+            .expect("client sends without context too");
+        let payload = text.clone().into_bytes();
+        let wire = std::thread::spawn(move || {
+            let mut wire = Vec::new();
+            frame.encode(&payload, &mut wire);
+            wire
+        })
+        .join()
+        .unwrap();
+        assert!(headers(&wire)[0].mask.is_some());
+        let (events, _, err) = feed(&mut sv, &wire);
+        assert_eq!(
+            (events, err),
+            (vec![Owned::Binary(text.into_bytes())], None)
+        );
+    }
+}
+
+#[test]
 fn compression_can_be_refused_per_message() {
     let (mut cl, mut sv) = pair(DeflateOptions::default(), DeflateOptions::default());
     let text = json(5000);
