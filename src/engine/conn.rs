@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use crate::engine::outbound::Outbound;
+use crate::engine::sent::Sent;
 use crate::engine::Settings;
 use crate::error::SendError;
 use crate::handler::{ConnId, Message, SendStatus};
@@ -31,8 +32,19 @@ pub(crate) struct ConnIo {
     pub(crate) terminate: bool,
     /// Unwritten bytes waited in `out` (so `on_drain` is due when it empties).
     pub(crate) backpressured: bool,
+    /// Reading is paused: the queue is full (see `worker/flow.rs`).
+    pub(crate) paused: bool,
+    /// What few connections need, allocated on first use: one pointer on an idle connection.
+    pub(crate) rare: Option<Box<Rare>>,
+}
+
+/// Per-connection state that most connections never need.
+#[derive(Debug, Default)]
+pub(crate) struct Rare {
     /// The peer's close frame, once it arrived.
-    pub(crate) peer_close: Option<Box<(CloseCode, String)>>,
+    pub(crate) peer_close: Option<(CloseCode, String)>,
+    /// Tracked sends, from the first one on (see `engine/sent.rs`).
+    pub(crate) sent: Sent,
 }
 
 impl ConnIo {
@@ -51,9 +63,51 @@ impl ConnIo {
             ping_sent: false,
             terminate: false,
             backpressured: false,
-            peer_close: None,
+            paused: false,
+            rare: None,
         }
     }
+
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// Keeps the peer's close frame.
+    pub(crate) fn set_peer_close(&mut self, code: CloseCode, reason: &str) {
+        self.rare_mut().peer_close = Some((code, reason.to_owned()));
+    }
+
+    /// Takes the peer's close frame, if one arrived.
+    pub(crate) fn take_peer_close(&mut self) -> Option<(CloseCode, String)> {
+        self.rare.as_mut()?.peer_close.take()
+    }
+
+    /// The tracked sends, if any was ever made.
+    pub(crate) fn sent_mut(&mut self) -> Option<&mut Sent> {
+        self.rare.as_mut().map(|r| &mut r.sent)
+    }
+
+    /// Forgets the tracked sends (once the connection ended: nothing is reported after it).
+    pub(crate) fn forget_sent(&mut self) {
+        if let Some(r) = &mut self.rare {
+            r.sent = Sent::default();
+        }
+    }
+
+    /// `n` bytes of this connection's output were written to the kernel.
+    pub(crate) fn wrote(&mut self, n: usize) {
+        if let Some(sent) = self.sent_mut() {
+            sent.wrote(n);
+        }
+    }
+}
+
+/// The most bytes a data frame of `len` payload bytes can take on the wire: the longest header,
+/// plus, when it may be compressed, deflate's worst case on incompressible input (stored blocks
+/// cost 5 bytes per 64 KiB; libdeflate's and zlib's bounds are within `len / 512 + 64`).
+fn frame_bound(len: usize, compressed: bool) -> usize {
+    let expansion = if compressed { len / 512 + 64 } else { 0 };
+    crate::protocol::frame::MAX_HEADER_LEN + len + expansion
 }
 
 /// Per-worker state a `Conn` writes to: the cork buffer and local counters.
@@ -62,6 +116,8 @@ pub(crate) struct Ctx {
     pub(crate) cork: Vec<u8>,
     pub(crate) settings: std::sync::Arc<Settings>,
     pub(crate) messages_out: u64,
+    /// Sends dropped by backpressure.
+    pub(crate) dropped: u64,
     /// The worker's current tick.
     pub(crate) now: u64,
     /// A send put bytes straight into the connection's queue: write it even if the cork is
@@ -137,12 +193,19 @@ impl<S> Conn<'_, S> {
         self.tx.close_state() == CloseState::Open && !self.io.terminate
     }
 
-    fn admit(&self) -> Result<SendStatus, SendError> {
+    /// Admits a data frame of at most `frame` bytes: when what is unwritten (queued and
+    /// corked) plus the frame fits in `max_buffered`, or when nothing at all is unwritten (so one
+    /// message larger than the limit still goes to a peer that keeps up); else it is dropped.
+    fn admit(&mut self, frame: usize) -> Result<SendStatus, SendError> {
         if !self.is_open() {
             return Err(SendError::Closing);
         }
         let waiting = self.io.out.len();
-        if waiting + self.ctx.cork.len() > self.ctx.settings.max_buffered {
+        let unwritten = waiting + self.ctx.cork.len();
+        if unwritten > 0 && unwritten.saturating_add(frame) > self.ctx.settings.max_buffered {
+            self.ctx.dropped += 1;
+            // The queue is full: stop reading from the peer (see worker/flow.rs).
+            self.io.paused = true;
             return Ok(SendStatus::Dropped);
         }
         Ok(if waiting > 0 {
@@ -150,6 +213,27 @@ impl<S> Conn<'_, S> {
         } else {
             SendStatus::Sent
         })
+    }
+
+    /// Control frames (pings, pongs) are never dropped by backpressure: the read pause bounds
+    /// what a peer can make us queue.
+    fn admit_control(&self) -> Result<SendStatus, SendError> {
+        if !self.is_open() {
+            return Err(SendError::Closing);
+        }
+        Ok(if self.io.out.is_empty() {
+            SendStatus::Sent
+        } else {
+            SendStatus::Queued
+        })
+    }
+
+    /// Records `token` for the message just encoded (its last byte is the last unwritten one).
+    fn track(&mut self, token: Option<u64>) {
+        if let Some(token) = token {
+            let unwritten = self.io.out.len() + self.ctx.cork.len();
+            self.io.rare_mut().sent.track(unwritten, token);
+        }
     }
 
     /// Sends a message.
@@ -172,7 +256,70 @@ impl<S> Conn<'_, S> {
         message: Message<'_>,
         compress: bool,
     ) -> Result<SendStatus, SendError> {
-        self.send_whole(message.kind(), message.as_bytes(), compress)
+        self.send_whole(message.kind(), message.as_bytes(), compress, None)
+    }
+
+    /// Sends a message and reports back when it has gone: [`crate::Handler::on_sent`] gets
+    /// `token` once the message's last byte has been written to the kernel (Node ws's send
+    /// callback). Tokens are the caller's; they are reported in send order, each once.
+    ///
+    /// A send dropped by backpressure returns [`SendStatus::Dropped`] and is not tracked (no
+    /// `on_sent` follows). A tracked message still unwritten when the connection ends is
+    /// listed by [`Conn::unsent_tokens`] in [`crate::Handler::on_close`], and no `on_sent`
+    /// follows for it.
+    ///
+    /// A connection holds no tracking state until its first tracked send.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wsx::{Conn, Handler, Message, SendStatus};
+    ///
+    /// /// Sends each message on, numbered, and logs when it has left.
+    /// struct Relay {
+    ///     next: u64,
+    /// }
+    ///
+    /// impl Handler for Relay {
+    ///     type State = ();
+    ///
+    ///     fn on_message(&mut self, conn: &mut Conn<'_, ()>, message: Message<'_>) {
+    ///         self.next += 1;
+    ///         if let Ok(SendStatus::Dropped) = conn.send_tracked(message, self.next) {
+    ///             eprintln!("message {} dropped: the peer is not reading", self.next);
+    ///         }
+    ///     }
+    ///
+    ///     fn on_sent(&mut self, _conn: &mut Conn<'_, ()>, token: u64) {
+    ///         eprintln!("message {token} written");
+    ///     }
+    ///
+    ///     fn on_close(&mut self, conn: &mut Conn<'_, ()>, _close: &wsx::CloseInfo) {
+    ///         for token in conn.unsent_tokens() {
+    ///             eprintln!("message {token} never went");
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Conn::send`] (the token is not tracked).
+    pub fn send_tracked(
+        &mut self,
+        message: Message<'_>,
+        token: u64,
+    ) -> Result<SendStatus, SendError> {
+        self.send_whole(message.kind(), message.as_bytes(), true, Some(token))
+    }
+
+    /// The tokens of tracked sends ([`Conn::send_tracked`],
+    /// [`crate::ServerHandle::send_tracked`]) not yet reported by
+    /// [`crate::Handler::on_sent`], in send order. In [`crate::Handler::on_close`]: the
+    /// tracked messages that never went (they may or may not reach the peer; no `on_sent`
+    /// follows for them).
+    pub fn unsent_tokens(&self) -> impl Iterator<Item = u64> + '_ {
+        self.io.rare.iter().flat_map(|r| r.sent.unsent())
     }
 
     fn send_whole(
@@ -180,14 +327,17 @@ impl<S> Conn<'_, S> {
         kind: MessageKind,
         payload: &[u8],
         compress: bool,
+        token: Option<u64>,
     ) -> Result<SendStatus, SendError> {
-        let status = self.admit()?;
+        let compressed = compress && self.tx.would_compress(payload.len());
+        let status = self.admit(frame_bound(payload.len(), compressed))?;
         if status == SendStatus::Dropped {
             return Ok(status);
         }
         self.tx
             .send_message_with(kind, payload, compress, &mut self.ctx.cork)?;
         self.ctx.messages_out += 1;
+        self.track(token);
         Ok(status)
     }
 
@@ -226,7 +376,7 @@ impl<S> Conn<'_, S> {
         payload: &[u8],
         fin: bool,
     ) -> Result<SendStatus, SendError> {
-        let status = self.admit()?;
+        let status = self.admit(frame_bound(payload.len(), false))?;
         if status == SendStatus::Dropped {
             return Ok(status);
         }
@@ -245,12 +395,22 @@ impl<S> Conn<'_, S> {
         kind: MessageKind,
         payload: bytes::Bytes,
     ) -> Result<SendStatus, SendError> {
+        self.send_shared_tracked(kind, payload, None)
+    }
+
+    /// [`Conn::send_shared`], reporting `token` (if any) through `on_sent`.
+    pub(crate) fn send_shared_tracked(
+        &mut self,
+        kind: MessageKind,
+        payload: bytes::Bytes,
+        token: Option<u64>,
+    ) -> Result<SendStatus, SendError> {
         /// Below this a copy into the cork buffer is cheaper than another iovec.
         const SHARE_FROM: usize = 1024;
         if self.tx.would_compress(payload.len()) {
-            return self.send_whole(kind, &payload, true);
+            return self.send_whole(kind, &payload, true, token);
         }
-        let status = self.admit()?;
+        let status = self.admit(frame_bound(payload.len(), false))?;
         if status == SendStatus::Dropped {
             return Ok(status);
         }
@@ -275,27 +435,29 @@ impl<S> Conn<'_, S> {
             }
         }
         self.ctx.messages_out += 1;
+        self.track(token);
         Ok(status)
     }
 
-    /// Sends a ping (at most 125 bytes).
+    /// Sends a ping (at most 125 bytes). Control frames are never dropped by backpressure:
+    /// the status is `Sent` or `Queued`.
     ///
     /// # Errors
     ///
     /// [`SendError::ControlTooLong`], [`SendError::Closing`].
     pub fn ping(&mut self, payload: &[u8]) -> Result<SendStatus, SendError> {
-        let status = self.admit()?;
+        let status = self.admit_control()?;
         self.tx.send_ping(payload, &mut self.ctx.cork)?;
         Ok(status)
     }
 
-    /// Sends an unsolicited pong (at most 125 bytes).
+    /// Sends an unsolicited pong (at most 125 bytes), never dropped by backpressure.
     ///
     /// # Errors
     ///
     /// As [`Conn::ping`].
     pub fn pong(&mut self, payload: &[u8]) -> Result<SendStatus, SendError> {
-        let status = self.admit()?;
+        let status = self.admit_control()?;
         self.tx.send_pong(payload, &mut self.ctx.cork)?;
         Ok(status)
     }
@@ -319,5 +481,21 @@ impl<S> Conn<'_, S> {
     /// corked is still written first, if the socket takes it at once).
     pub fn terminate(&mut self) {
         self.io.terminate = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Idle connections pay for tracking with one pointer, nothing more (the slab slot was 455 B
+    /// with a 168-byte `ConnIo` before tokens and the read pause).
+    #[test]
+    fn tracking_costs_an_idle_connection_one_pointer() {
+        assert!(
+            size_of::<ConnIo>() <= 168 + 8,
+            "ConnIo is {} bytes",
+            size_of::<ConnIo>()
+        );
     }
 }

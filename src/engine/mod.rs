@@ -18,6 +18,7 @@ pub(crate) mod conn;
 pub(crate) mod handler;
 pub(crate) mod inbox;
 pub(crate) mod outbound;
+pub(crate) mod sent;
 pub(crate) mod stats;
 pub(crate) mod sys;
 pub(crate) mod timer;

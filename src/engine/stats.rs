@@ -12,6 +12,10 @@ pub(crate) struct WorkerStats {
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
     pub(crate) shed: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) queued_bytes: AtomicU64,
+    pub(crate) queued_peak: AtomicU64,
+    pub(crate) conn_queued_peak: AtomicU64,
     pub(crate) timer_entries: AtomicU64,
     pub(crate) timer_capacity: AtomicU64,
     pub(crate) slab_capacity: AtomicU64,
@@ -34,6 +38,9 @@ pub struct Stats {
     /// [`Builder::max_connections`](crate::server::Builder::max_connections), or shed while the process was out of descriptors (see
     /// `docs/server.md`, "Descriptor limits").
     pub shed: u64,
+    /// Sends dropped by backpressure ([`SendStatus::Dropped`](crate::SendStatus::Dropped)), from
+    /// [`Conn`](crate::Conn) and from [`ServerHandle`](crate::ServerHandle) alike. Exact.
+    pub dropped: u64,
 }
 
 /// Sizes of the engine's per-worker structures, summed over the workers: for tests that check
@@ -47,4 +54,11 @@ pub struct Footprint {
     pub timer_capacity: u64,
     /// Slots the connection slabs have room for.
     pub slab_capacity: u64,
+    /// Unwritten bytes in the connections' queues now (what the kernel did not take).
+    pub queued_bytes: u64,
+    /// The most each worker's queues held at once, summed over the workers.
+    pub queued_peak: u64,
+    /// The most one connection's queue ever held (the largest over the workers): what the
+    /// per-connection memory bound of `docs/server.md` ("Backpressure") caps.
+    pub conn_queued_peak: u64,
 }

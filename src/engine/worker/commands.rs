@@ -5,7 +5,8 @@ use crate::client::ClientError;
 use crate::engine::conn::Conn;
 use crate::engine::handler::Handler;
 use crate::engine::inbox::Command;
-use crate::handler::ConnId;
+use crate::error::SendError;
+use crate::handler::{ConnId, DropReason, SendStatus};
 
 impl<H: Handler> Worker<H> {
     pub(super) fn drain_inbox(&mut self) {
@@ -13,13 +14,36 @@ impl<H: Handler> Worker<H> {
         self.inbox.drain(&mut commands);
         for cmd in commands.drain(..) {
             match cmd {
-                Command::Send { id, kind, payload } => self.with_conn(id, |conn| {
-                    let _ = conn.send_shared(kind, payload);
-                }),
-                Command::Close { id, code, reason } => self.with_conn(id, |conn| {
-                    let _ = conn.close(code, &reason);
-                }),
-                Command::Terminate { id } => self.with_conn(id, |conn| conn.terminate()),
+                Command::Send {
+                    id,
+                    kind,
+                    payload,
+                    token,
+                } => {
+                    let outcome = self.with_conn(id, |conn| match token {
+                        None => conn.send_shared(kind, payload),
+                        Some(_) => conn.send_shared_tracked(kind, payload, token),
+                    });
+                    if let Some(token) = token {
+                        let reason = match outcome {
+                            Some(Ok(SendStatus::Dropped)) => Some(DropReason::Backpressure),
+                            Some(Ok(_)) => None,
+                            None | Some(Err(SendError::Closing)) => Some(DropReason::Closed),
+                            Some(Err(e)) => Some(DropReason::Refused(e)),
+                        };
+                        if let Some(reason) = reason {
+                            self.handler.on_send_dropped(id, token, reason);
+                        }
+                    }
+                }
+                Command::Close { id, code, reason } => {
+                    self.with_conn(id, |conn| {
+                        let _ = conn.close(code, &reason);
+                    });
+                }
+                Command::Terminate { id } => {
+                    self.with_conn(id, |conn| conn.terminate());
+                }
                 Command::Connect { connector, tag } => {
                     if self.shutdown.is_some() {
                         self.handler
@@ -35,16 +59,19 @@ impl<H: Handler> Worker<H> {
     }
 
     /// Runs `f` on the open connection `id`, if it still exists, then writes what it sent.
-    pub(super) fn with_conn(&mut self, id: ConnId, f: impl FnOnce(&mut Conn<'_, H::State>)) {
+    /// `None` when there is no such open connection.
+    pub(super) fn with_conn<R>(
+        &mut self,
+        id: ConnId,
+        f: impl FnOnce(&mut Conn<'_, H::State>) -> R,
+    ) -> Option<R> {
         let key = id.key as usize;
-        let Some(slot) = self.conns.get_mut(key) else {
-            return;
-        };
+        let slot = self.conns.get_mut(key)?;
         if slot.gen != id.gen {
-            return;
+            return None;
         }
         let Stage::Open { proto, user } = &mut slot.stage else {
-            return;
+            return None;
         };
         let (_, tx) = proto.split();
         let mut conn = Conn {
@@ -53,7 +80,8 @@ impl<H: Handler> Worker<H> {
             user,
             ctx: &mut self.ctx,
         };
-        f(&mut conn);
+        let r = f(&mut conn);
         self.after_callbacks(key);
+        Some(r)
     }
 }

@@ -46,8 +46,18 @@ impl<H: Handler> Worker<H> {
                 user,
                 ctx: &mut self.ctx,
             };
+            // Tracked messages already written are reported before the close; the rest are
+            // `unsent_tokens` in `on_close`, and nothing is reported after it.
+            let due = conn.io.sent_mut().map(|s| s.take_due());
+            for token in due.into_iter().flatten() {
+                self.handler.on_sent(&mut conn, token);
+            }
             self.handler.on_close(&mut conn, &info);
             self.ctx.cork.clear();
+        }
+        slot.io.forget_sent();
+        if std::mem::take(&mut slot.io.paused) {
+            self.pending.push(key); // a draining connection reads until the peer's FIN
         }
         slot.stage = Stage::Draining {
             ending,
