@@ -557,6 +557,7 @@ impl ServerHandle {
     pub fn footprint(&self) -> Footprint {
         let mut f = Footprint::default();
         for w in &self.inner.stats {
+            f.paused += w.paused.load(Ordering::Acquire);
             f.timer_entries += w.timer_entries.load(Ordering::Relaxed);
             f.timer_capacity += w.timer_capacity.load(Ordering::Relaxed);
             f.slab_capacity += w.slab_capacity.load(Ordering::Relaxed);

@@ -118,6 +118,8 @@ pub(crate) struct Ctx {
     pub(crate) messages_out: u64,
     /// Sends dropped by backpressure.
     pub(crate) dropped: u64,
+    /// Connections whose reading is paused.
+    pub(crate) paused: u64,
     /// The worker's current tick.
     pub(crate) now: u64,
     /// A send put bytes straight into the connection's queue: write it even if the cork is
@@ -205,7 +207,9 @@ impl<S> Conn<'_, S> {
         if unwritten > 0 && unwritten.saturating_add(frame) > self.ctx.settings.max_buffered {
             self.ctx.dropped += 1;
             // The queue is full: stop reading from the peer (see worker/flow.rs).
-            self.io.paused = true;
+            if !std::mem::replace(&mut self.io.paused, true) {
+                self.ctx.paused += 1;
+            }
             return Ok(SendStatus::Dropped);
         }
         Ok(if waiting > 0 {

@@ -16,6 +16,7 @@ pub(crate) struct WorkerStats {
     pub(crate) queued_bytes: AtomicU64,
     pub(crate) queued_peak: AtomicU64,
     pub(crate) conn_queued_peak: AtomicU64,
+    pub(crate) paused: AtomicU64,
     pub(crate) timer_entries: AtomicU64,
     pub(crate) timer_capacity: AtomicU64,
     pub(crate) slab_capacity: AtomicU64,
@@ -61,4 +62,6 @@ pub struct Footprint {
     /// The most one connection's queue ever held (the largest over the workers): what the
     /// per-connection memory bound of `docs/server.md` ("Backpressure") caps.
     pub conn_queued_peak: u64,
+    /// Connections whose reading is paused because their queue is full.
+    pub paused: u64,
 }

@@ -31,6 +31,7 @@ impl<H: Handler> Worker<H> {
             }
         } else if open && queued > self.settings.max_buffered {
             slot.io.paused = true;
+            self.ctx.paused += 1;
         }
     }
 
@@ -55,6 +56,7 @@ impl<H: Handler> Worker<H> {
     pub(super) fn resume(&mut self, key: usize) {
         if let Some(slot) = self.conns.get_mut(key) {
             if std::mem::take(&mut slot.io.paused) {
+                self.ctx.paused -= 1;
                 self.pending.push(key);
             }
         }

@@ -57,6 +57,7 @@ impl<H: Handler> Worker<H> {
         }
         slot.io.forget_sent();
         if std::mem::take(&mut slot.io.paused) {
+            self.ctx.paused -= 1;
             self.pending.push(key); // a draining connection reads until the peer's FIN
         }
         slot.stage = Stage::Draining {

@@ -195,6 +195,7 @@ impl<H: Handler> Worker<H> {
                 settings: settings.clone(),
                 messages_out: 0,
                 dropped: 0,
+                paused: 0,
                 now: 0,
                 queued: false,
             },
@@ -297,6 +298,8 @@ impl<H: Handler> Worker<H> {
         s.queued_peak.store(queued.peak as u64, Ordering::Relaxed);
         s.conn_queued_peak
             .store(queued.conn_peak as u64, Ordering::Relaxed);
+        // Release: a reader that sees a connection paused sees the bytes read before it.
+        s.paused.store(self.ctx.paused, Ordering::Release);
         if let Some(acceptor) = &self.acceptor {
             s.shed.store(acceptor.shed(), Ordering::Relaxed);
         }
