@@ -229,8 +229,19 @@ impl Builder {
         self
     }
 
-    /// Backpressure limit: sends to a connection with more unwritten bytes than this are
-    /// dropped ([`SendStatus::Dropped`]). Default 16 MiB.
+    /// Backpressure limit on a connection's unwritten output. Default 16 MiB.
+    ///
+    /// A data frame is admitted when the connection's unwritten bytes plus the frame fit in
+    /// `bytes`, or when nothing is unwritten (so one larger message still goes to a peer that
+    /// keeps up); else the send is dropped ([`SendStatus::Dropped`], counted in
+    /// [`Stats::dropped`]). Control frames are never dropped; instead the worker stops reading
+    /// from a connection whose queue passes `bytes` (or refused a send), until it drains to half
+    /// of it. One connection then holds at most its message being assembled
+    /// (≤ `max_message_size`), the 139-byte residue of a read, and unwritten output of at most
+    /// `max(bytes, F) + P`: `F` the largest frame the handler sends while nothing is unwritten
+    /// (an echo: `max_message_size` + 14), `P` the control frames answering one read
+    /// (≤ 256 KiB + 400 B on a server connection, 3 × that on a client one). See
+    /// `docs/server.md`, "Backpressure".
     pub fn max_buffered(mut self, bytes: usize) -> Self {
         self.settings.max_buffered = bytes;
         self

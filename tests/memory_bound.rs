@@ -233,10 +233,13 @@ fn a_peer_that_sends_without_reading_is_paused_and_bounded() {
         );
         std::thread::sleep(Duration::from_millis(1));
     }
-    let dropped = server.stats().dropped;
-    assert!(
-        dropped > 0,
-        "some echoes were dropped while the peer did not read"
+    // Drops are possible (an echo that did not fit while the queue was not yet over the
+    // limit), not required: the pause keeps most requests unread instead.
+    eprintln!(
+        "{} of {COUNT} echoed, {} dropped, queue peak {} bytes (bound {bound})",
+        got.len(),
+        server.stats().dropped,
+        server.footprint().conn_queued_peak
     );
     assert!(
         server.footprint().conn_queued_peak <= bound,
