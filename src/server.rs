@@ -456,8 +456,11 @@ impl ServerHandle {
     /// }
     ///
     /// let server = Server::builder().port(0).start(|_| Report)?;
-    /// # let id: ConnId = unimplemented!();
+    /// // Later, with an id the application kept (from `on_open`):
+    /// # fn later(server: &wsx::ServerHandle, id: ConnId) {
     /// server.send_tracked(id, MessageKind::Text, "tick", 7).unwrap();
+    /// # }
+    /// # let _ = (later, server);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     ///

@@ -276,8 +276,8 @@ impl<S> Conn<'_, S> {
     ///
     /// # Examples
     ///
-    /// ```
-    /// use wsx::{Conn, Handler, Message, SendStatus};
+    /// ```no_run
+    /// use wsx::{Conn, Handler, Message, SendStatus, Server};
     ///
     /// /// Sends each message on, numbered, and logs when it has left.
     /// struct Relay {
@@ -304,6 +304,10 @@ impl<S> Conn<'_, S> {
     ///         }
     ///     }
     /// }
+    ///
+    /// let server = Server::builder().port(9001).start(|_| Relay { next: 0 })?;
+    /// server.wait();
+    /// # Ok::<(), std::io::Error>(())
     /// ```
     ///
     /// # Errors

@@ -21,7 +21,7 @@ impl Sent {
     /// (everything queued and corked before it, plus itself).
     pub(crate) fn track(&mut self, unwritten: usize, token: u64) {
         let end = self.written + unwritten as u64;
-        debug_assert!(self.pending.back().is_none_or(|&(last, _)| last <= end));
+        debug_assert!(self.pending.back().map_or(true, |&(last, _)| last <= end));
         self.pending.push_back((end, token));
     }
 
