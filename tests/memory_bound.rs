@@ -313,3 +313,18 @@ fn a_ping_flood_gets_every_pong_once_the_peer_reads() {
     assert!(server.footprint().conn_queued_peak <= LIMIT as u64 + ONE_READ);
     stop(&server);
 }
+
+#[test]
+fn a_message_larger_than_the_limit_still_reaches_a_peer_that_reads() {
+    const LIMIT: usize = 64 << 10;
+    let server = start_server(Server::builder().threads(1).max_buffered(LIMIT), |_| Echo);
+    let mut client = Client::connect(server.local_addr());
+    for seq in 0..5 {
+        let data = message(seq, 1 << 20); // 16 times the limit
+        client.send_binary(&data);
+        assert_eq!(client.recv(), Some(Ev::Binary(data)), "echo {seq}");
+    }
+    assert_eq!(server.stats().dropped, 0);
+    assert!(wait_paused(&server, 0));
+    stop(&server);
+}
