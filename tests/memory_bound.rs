@@ -328,3 +328,56 @@ fn a_message_larger_than_the_limit_still_reaches_a_peer_that_reads() {
     assert!(wait_paused(&server, 0));
     stop(&server);
 }
+
+/// Echoes, and records how each connection ended.
+struct EchoLog {
+    closes: common::Shared<String>,
+}
+
+impl wsx::Handler for EchoLog {
+    type State = ();
+
+    fn on_message(&mut self, conn: &mut wsx::Conn<'_, ()>, message: wsx::Message<'_>) {
+        let _ = conn.send(message);
+    }
+
+    fn on_close(&mut self, _conn: &mut wsx::Conn<'_, ()>, close: &wsx::CloseInfo) {
+        self.closes.push(close.reason.clone());
+    }
+}
+
+#[test]
+fn a_paused_peer_that_never_reads_is_dropped_by_the_idle_timeout() {
+    let closes = common::Shared::default();
+    let c = closes.clone();
+    let server = start_server(
+        Server::builder()
+            .threads(1)
+            .max_buffered(64 << 10)
+            .idle_timeout(Some(Duration::from_secs(1))),
+        move |_| EchoLog { closes: c.clone() },
+    );
+    let mut slow = Raw::connect(server.local_addr());
+    let deadline = Instant::now() + LONG;
+    let mut seq = 0;
+    loop {
+        if slow.out.is_empty() {
+            slow.queue(&common::masked(true, 0x2, &message(seq, 256 << 10)));
+            seq += 1;
+        }
+        if slow.flush() && server.footprint().paused == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no pause");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Nothing more is read from it, it reads nothing: the idle timeout ends it.
+    assert_eq!(
+        closes.wait_for(|_| true).as_deref(),
+        Some("idle timeout"),
+        "dropped by the idle timeout"
+    );
+    assert!(wait_paused(&server, 0));
+    assert!(common::wait_until(LONG, || server.stats().connections == 0));
+    stop(&server);
+}
