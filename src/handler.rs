@@ -48,9 +48,25 @@ pub enum SendStatus {
     /// It waits behind unwritten bytes ([`Conn::buffered_amount`](crate::Conn::buffered_amount) was above zero); it will be
     /// written as the peer reads, in order.
     Queued,
-    /// Not sent: the connection's unwritten bytes were over
-    /// [`Builder::max_buffered`](crate::server::Builder::max_buffered) already.
+    /// Not sent: bytes were unwritten and the message's frame would have taken them past
+    /// [`Builder::max_buffered`](crate::server::Builder::max_buffered). Counted in
+    /// [`Stats::dropped`](crate::Stats::dropped).
     Dropped,
+}
+
+/// Why a tracked send from another thread did not go, given to
+/// [`Handler::on_send_dropped`](crate::Handler::on_send_dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// Backpressure: what the connection has unwritten left no room for it
+    /// ([`SendStatus::Dropped`]).
+    Backpressure,
+    /// The connection was closing (a close frame was sent or received) or is gone.
+    Closed,
+    /// The send was refused for another reason (a fragmented message in progress on the
+    /// connection).
+    Refused(crate::SendError),
 }
 
 /// How a connection ended, given to [`Handler::on_close`](crate::Handler::on_close).

@@ -27,7 +27,7 @@ pub use crate::engine::handler::Handler;
 pub use crate::engine::stats::Footprint;
 pub use crate::engine::stats::Stats;
 pub(crate) use crate::engine::stats::WorkerStats;
-pub use crate::handler::{CloseInfo, ConnId, Message, Reject, SendStatus, Upgrade};
+pub use crate::handler::{CloseInfo, ConnId, DropReason, Message, Reject, SendStatus, Upgrade};
 
 /// A client-only engine: workers without a listener, for many client connections per core
 /// (load tests, market-data consumers). Open connections with [`ServerHandle::connect`].
@@ -234,8 +234,19 @@ impl Builder {
         self
     }
 
-    /// Backpressure limit: sends to a connection with more unwritten bytes than this are
-    /// dropped ([`SendStatus::Dropped`]). Default 16 MiB.
+    /// Backpressure limit on a connection's unwritten output. Default 16 MiB.
+    ///
+    /// A data frame is admitted when the connection's unwritten bytes plus the frame fit in
+    /// `bytes`, or when nothing is unwritten (so one larger message still goes to a peer that
+    /// keeps up); else the send is dropped ([`SendStatus::Dropped`], counted in
+    /// [`Stats::dropped`]). Control frames are never dropped; instead the worker stops reading
+    /// from a connection whose queue passes `bytes` (or refused a send), until it drains to half
+    /// of it. One connection then holds at most its message being assembled
+    /// (≤ `max_message_size`), the 139-byte residue of a read, and unwritten output of at most
+    /// `max(bytes, F) + P`: `F` the largest frame the handler sends while nothing is unwritten
+    /// (an echo: `max_message_size` + 14), `P` the control frames answering one read
+    /// (≤ 256 KiB + 400 B on a server connection, 3 × that on a client one). See
+    /// `docs/server.md`, "Backpressure".
     pub fn max_buffered(mut self, bytes: usize) -> Self {
         self.settings.max_buffered = bytes;
         self
@@ -547,7 +558,9 @@ impl ServerHandle {
     }
 
     /// Sends a message to connection `id` from any thread. Delivery is asynchronous: a
-    /// connection that is gone by the time the worker looks is skipped.
+    /// connection that is gone by the time the worker looks is skipped, and a send the
+    /// connection's backpressure refuses is dropped (counted in [`Stats::dropped`]); use
+    /// [`ServerHandle::send_tracked`] to hear of either.
     ///
     /// # Errors
     ///
@@ -564,6 +577,63 @@ impl ServerHandle {
                 id,
                 kind,
                 payload: payload.into(),
+                token: None,
+            },
+        )
+    }
+
+    /// Sends a message to connection `id` from any thread and reports what became of it to
+    /// the worker's [`Handler`]: [`Handler::on_sent`] with `token` once its last byte has been
+    /// written to the kernel, or [`Handler::on_send_dropped`] with `token` and a
+    /// [`DropReason`] if it did not go (backpressure, or the connection was closing or gone).
+    /// A message accepted but still unwritten when the connection ends is listed by
+    /// [`Conn::unsent_tokens`] in [`Handler::on_close`] instead.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use wsx::{Conn, ConnId, DropReason, Handler, MessageKind, Server};
+    ///
+    /// struct Report;
+    /// impl Handler for Report {
+    ///     type State = ();
+    ///     fn on_open(&mut self, conn: &mut Conn<'_, ()>) {
+    ///         println!("open: {}", conn.id());
+    ///     }
+    ///     fn on_sent(&mut self, conn: &mut Conn<'_, ()>, token: u64) {
+    ///         println!("{token} went to {}", conn.id());
+    ///     }
+    ///     fn on_send_dropped(&mut self, id: ConnId, token: u64, reason: DropReason) {
+    ///         println!("{token} did not go to {id}: {reason:?}");
+    ///     }
+    /// }
+    ///
+    /// let server = Server::builder().port(0).start(|_| Report)?;
+    /// // Later, with an id the application kept (from `on_open`):
+    /// # fn later(server: &wsx::ServerHandle, id: ConnId) {
+    /// server.send_tracked(id, MessageKind::Text, "tick", 7).unwrap();
+    /// # }
+    /// # let _ = (later, server);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`HandleError`] when the command cannot reach the worker (no callback follows then).
+    pub fn send_tracked(
+        &self,
+        id: ConnId,
+        kind: MessageKind,
+        payload: impl Into<Bytes>,
+        token: u64,
+    ) -> Result<(), HandleError> {
+        self.command(
+            id,
+            Command::Send {
+                id,
+                kind,
+                payload: payload.into(),
+                token: Some(token),
             },
         )
     }
@@ -727,21 +797,29 @@ impl ServerHandle {
             s.conflated += w.conflated.load(Ordering::Relaxed);
             s.slow_closed += w.slow_closed.load(Ordering::Relaxed);
             s.compressed_per_subscriber += w.compressed_per_subscriber.load(Ordering::Relaxed);
+            s.dropped += w.dropped.load(Ordering::Relaxed);
         }
         s.publish_backlogged = self.inner.hub.refused.load(Ordering::Relaxed);
         s
     }
 
-    /// Sizes of the workers' structures, published once per timer tick (100 ms).
+    /// Sizes of the workers' structures: the wheel and slab sizes published once per timer
+    /// tick (100 ms), the queue counts once per turn of each worker's loop.
     #[doc(hidden)]
     pub fn footprint(&self) -> Footprint {
         let mut f = Footprint::default();
         for w in &self.inner.stats {
+            f.paused += w.paused.load(Ordering::Acquire);
             f.timer_entries += w.timer_entries.load(Ordering::Relaxed);
             f.timer_capacity += w.timer_capacity.load(Ordering::Relaxed);
             f.slab_capacity += w.slab_capacity.load(Ordering::Relaxed);
             f.topics += w.topics.load(Ordering::Relaxed);
             f.topic_heap += w.topic_heap.load(Ordering::Relaxed);
+            f.queued_bytes += w.queued_bytes.load(Ordering::Relaxed);
+            f.queued_peak += w.queued_peak.load(Ordering::Relaxed);
+            f.conn_queued_peak = f
+                .conn_queued_peak
+                .max(w.conn_queued_peak.load(Ordering::Relaxed));
         }
         f
     }

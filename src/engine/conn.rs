@@ -12,6 +12,7 @@ use crate::engine::deflate_pool::{DeflatePool, Task};
 use crate::engine::fanout::{Counts, Hub};
 use crate::engine::inbox::{Command, InboxSender};
 use crate::engine::outbound::Outbound;
+use crate::engine::sent::Sent;
 use crate::engine::Settings;
 use crate::error::SendError;
 use crate::handler::{ConnId, Message, SendStatus};
@@ -40,10 +41,21 @@ pub(crate) struct ConnIo {
     pub(crate) terminate: bool,
     /// Unwritten bytes waited in `out` (so `on_drain` is due when it empties).
     pub(crate) backpressured: bool,
+    /// Reading is paused: the queue is full (see `worker/flow.rs`).
+    pub(crate) paused: bool,
+    /// What few connections need, allocated on first use: one pointer on an idle connection.
+    pub(crate) rare: Option<Box<Rare>>,
+}
+
+/// Per-connection state that most connections never need.
+#[derive(Debug, Default)]
+pub(crate) struct Rare {
     /// The peer's close frame, once it arrived.
-    pub(crate) peer_close: Option<Box<(CloseCode, String)>>,
+    pub(crate) peer_close: Option<(CloseCode, String)>,
+    /// Tracked sends, from the first one on (see `engine/sent.rs`).
+    pub(crate) sent: Sent,
     /// Topics, counters and held-back messages, from the first subscribe on.
-    pub(crate) subs: Option<Box<Subscriptions>>,
+    pub(crate) subs: Subscriptions,
 }
 
 impl ConnIo {
@@ -62,10 +74,67 @@ impl ConnIo {
             ping_sent: false,
             terminate: false,
             backpressured: false,
-            peer_close: None,
-            subs: None,
+            paused: false,
+            rare: None,
         }
     }
+
+    pub(crate) fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// The connection's subscriptions, if it ever subscribed.
+    pub(crate) fn subs(&self) -> Option<&Subscriptions> {
+        self.rare.as_deref().map(|r| &r.subs)
+    }
+
+    /// The connection's subscriptions, if it ever subscribed, mutably.
+    pub(crate) fn subs_mut(&mut self) -> Option<&mut Subscriptions> {
+        self.rare.as_deref_mut().map(|r| &mut r.subs)
+    }
+
+    /// Takes the subscriptions (the connection ended).
+    pub(crate) fn take_subs(&mut self) -> Option<Subscriptions> {
+        let rare = self.rare.as_deref_mut()?;
+        (!rare.subs.topics.is_empty()).then(|| std::mem::take(&mut rare.subs))
+    }
+
+    /// Keeps the peer's close frame.
+    pub(crate) fn set_peer_close(&mut self, code: CloseCode, reason: &str) {
+        self.rare_mut().peer_close = Some((code, reason.to_owned()));
+    }
+
+    /// Takes the peer's close frame, if one arrived.
+    pub(crate) fn take_peer_close(&mut self) -> Option<(CloseCode, String)> {
+        self.rare.as_mut()?.peer_close.take()
+    }
+
+    /// The tracked sends, if any was ever made.
+    pub(crate) fn sent_mut(&mut self) -> Option<&mut Sent> {
+        self.rare.as_mut().map(|r| &mut r.sent)
+    }
+
+    /// Forgets the tracked sends (once the connection ended: nothing is reported after it).
+    pub(crate) fn forget_sent(&mut self) {
+        if let Some(r) = &mut self.rare {
+            r.sent = Sent::default();
+        }
+    }
+
+    /// `n` bytes of this connection's output were written to the kernel.
+    pub(crate) fn wrote(&mut self, n: usize) {
+        if let Some(sent) = self.sent_mut() {
+            sent.wrote(n);
+        }
+    }
+}
+
+/// The most bytes a data frame of `len` payload bytes can take on the wire: the longest header,
+/// plus, when it may be compressed, deflate's worst case on incompressible input (stored blocks
+/// cost 5 bytes per 64 KiB; libdeflate's and zlib's bounds are within `len / 512 + 64`).
+fn frame_bound(len: usize, compressed: bool) -> usize {
+    let expansion = if compressed { len / 512 + 64 } else { 0 };
+    crate::protocol::frame::MAX_HEADER_LEN + len + expansion
 }
 
 /// Per-worker state a `Conn` writes to: the cork buffer and local counters.
@@ -74,6 +143,10 @@ pub(crate) struct Ctx {
     pub(crate) cork: Vec<u8>,
     pub(crate) settings: Arc<Settings>,
     pub(crate) messages_out: u64,
+    /// Sends dropped by backpressure.
+    pub(crate) dropped: u64,
+    /// Connections whose reading is paused.
+    pub(crate) paused: u64,
     /// The worker's current tick.
     pub(crate) now: u64,
     /// A send put bytes straight into the connection's queue: write it even if the cork is
@@ -201,12 +274,21 @@ impl<S> Conn<'_, S> {
         self.tx.close_state() == CloseState::Open && !self.io.terminate
     }
 
-    fn admit(&self) -> Result<SendStatus, SendError> {
+    /// Admits a data frame of at most `frame` bytes: when what is unwritten (queued and
+    /// corked) plus the frame fits in `max_buffered`, or when nothing at all is unwritten (so one
+    /// message larger than the limit still goes to a peer that keeps up); else it is dropped.
+    fn admit(&mut self, frame: usize) -> Result<SendStatus, SendError> {
         if !self.is_open() {
             return Err(SendError::Closing);
         }
         let waiting = self.io.out.len();
-        if waiting + self.ctx.cork.len() > self.ctx.settings.max_buffered {
+        let unwritten = waiting + self.ctx.cork.len() + self.ctx.chain_len;
+        if unwritten > 0 && unwritten.saturating_add(frame) > self.ctx.settings.max_buffered {
+            self.ctx.dropped += 1;
+            // The queue is full: stop reading from the peer (see worker/flow.rs).
+            if !std::mem::replace(&mut self.io.paused, true) {
+                self.ctx.paused += 1;
+            }
             return Ok(SendStatus::Dropped);
         }
         Ok(if waiting > 0 {
@@ -214,6 +296,27 @@ impl<S> Conn<'_, S> {
         } else {
             SendStatus::Sent
         })
+    }
+
+    /// Control frames (pings, pongs) are never dropped by backpressure: the read pause bounds
+    /// what a peer can make us queue.
+    fn admit_control(&self) -> Result<SendStatus, SendError> {
+        if !self.is_open() {
+            return Err(SendError::Closing);
+        }
+        Ok(if self.io.out.is_empty() {
+            SendStatus::Sent
+        } else {
+            SendStatus::Queued
+        })
+    }
+
+    /// Records `token` for the message just encoded (its last byte is the last unwritten one).
+    fn track(&mut self, token: Option<u64>) {
+        if let Some(token) = token {
+            let unwritten = self.io.out.len() + self.ctx.cork.len() + self.ctx.chain_len;
+            self.io.rare_mut().sent.track(unwritten, token);
+        }
     }
 
     /// Sends a message.
@@ -236,7 +339,74 @@ impl<S> Conn<'_, S> {
         message: Message<'_>,
         compress: bool,
     ) -> Result<SendStatus, SendError> {
-        self.send_whole(message.kind(), message.as_bytes(), compress)
+        self.send_whole(message.kind(), message.as_bytes(), compress, None)
+    }
+
+    /// Sends a message and reports back when it has gone: [`crate::Handler::on_sent`] gets
+    /// `token` once the message's last byte has been written to the kernel (Node ws's send
+    /// callback). Tokens are the caller's; they are reported in send order, each once.
+    ///
+    /// A send dropped by backpressure returns [`SendStatus::Dropped`] and is not tracked (no
+    /// `on_sent` follows). A tracked message still unwritten when the connection ends is
+    /// listed by [`Conn::unsent_tokens`] in [`crate::Handler::on_close`], and no `on_sent`
+    /// follows for it.
+    ///
+    /// A connection holds no tracking state until its first tracked send.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use wsx::{Conn, Handler, Message, SendStatus, Server};
+    ///
+    /// /// Sends each message on, numbered, and logs when it has left.
+    /// struct Relay {
+    ///     next: u64,
+    /// }
+    ///
+    /// impl Handler for Relay {
+    ///     type State = ();
+    ///
+    ///     fn on_message(&mut self, conn: &mut Conn<'_, ()>, message: Message<'_>) {
+    ///         self.next += 1;
+    ///         if let Ok(SendStatus::Dropped) = conn.send_tracked(message, self.next) {
+    ///             eprintln!("message {} dropped: the peer is not reading", self.next);
+    ///         }
+    ///     }
+    ///
+    ///     fn on_sent(&mut self, _conn: &mut Conn<'_, ()>, token: u64) {
+    ///         eprintln!("message {token} written");
+    ///     }
+    ///
+    ///     fn on_close(&mut self, conn: &mut Conn<'_, ()>, _close: &wsx::CloseInfo) {
+    ///         for token in conn.unsent_tokens() {
+    ///             eprintln!("message {token} never went");
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let server = Server::builder().port(9001).start(|_| Relay { next: 0 })?;
+    /// server.wait();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Conn::send`] (the token is not tracked).
+    pub fn send_tracked(
+        &mut self,
+        message: Message<'_>,
+        token: u64,
+    ) -> Result<SendStatus, SendError> {
+        self.send_whole(message.kind(), message.as_bytes(), true, Some(token))
+    }
+
+    /// The tokens of tracked sends ([`Conn::send_tracked`],
+    /// [`crate::ServerHandle::send_tracked`]) not yet reported by
+    /// [`crate::Handler::on_sent`], in send order. In [`crate::Handler::on_close`]: the
+    /// tracked messages that never went (they may or may not reach the peer; no `on_sent`
+    /// follows for them).
+    pub fn unsent_tokens(&self) -> impl Iterator<Item = u64> + '_ {
+        self.io.rare.iter().flat_map(|r| r.sent.unsent())
     }
 
     fn send_whole(
@@ -244,22 +414,26 @@ impl<S> Conn<'_, S> {
         kind: MessageKind,
         payload: &[u8],
         compress: bool,
+        token: Option<u64>,
     ) -> Result<SendStatus, SendError> {
-        let status = self.admit()?;
+        let compressed = compress && self.tx.would_compress(payload.len());
+        let status = self.admit(frame_bound(payload.len(), compressed))?;
         if status == SendStatus::Dropped {
             return Ok(status);
         }
         if compress {
             let copy = || Bytes::copy_from_slice(payload);
-            match self.offload(kind, payload.len(), copy)? {
-                Some(true) => return Ok(SendStatus::Queued),
-                Some(false) => return Ok(status),
-                None => {}
+            if let Some(pooled) = self.offload(kind, payload.len(), copy)? {
+                // A pooled message's token counts its uncompressed size until the frame comes
+                // back (`Sent::shrink_after`).
+                self.track(token);
+                return Ok(if pooled { SendStatus::Queued } else { status });
             }
         }
         self.tx
             .send_message_with(kind, payload, compress, &mut self.ctx.cork)?;
         self.ctx.messages_out += 1;
+        self.track(token);
         Ok(status)
     }
 
@@ -347,7 +521,7 @@ impl<S> Conn<'_, S> {
         payload: &[u8],
         fin: bool,
     ) -> Result<SendStatus, SendError> {
-        let status = self.admit()?;
+        let status = self.admit(frame_bound(payload.len(), false))?;
         if status == SendStatus::Dropped {
             return Ok(status);
         }
@@ -366,22 +540,38 @@ impl<S> Conn<'_, S> {
         kind: MessageKind,
         payload: Bytes,
     ) -> Result<SendStatus, SendError> {
+        self.send_shared_tracked(kind, payload, None)
+    }
+
+    /// [`Conn::send_shared`], reporting `token` (if any) through `on_sent`.
+    pub(crate) fn send_shared_tracked(
+        &mut self,
+        kind: MessageKind,
+        payload: Bytes,
+        token: Option<u64>,
+    ) -> Result<SendStatus, SendError> {
         /// Below this a copy into the cork buffer is cheaper than another iovec.
         const SHARE_FROM: usize = 1024;
-        let status = self.admit()?;
+        let status = self.admit(frame_bound(
+            payload.len(),
+            self.tx.would_compress(payload.len()),
+        ))?;
         if status == SendStatus::Dropped {
             return Ok(status);
         }
         let len = payload.len();
         let mut shared = Some(payload);
-        match self.offload(kind, len, || shared.take().unwrap_or_default())? {
-            Some(true) => return Ok(SendStatus::Queued),
-            Some(false) => return Ok(status),
-            None => {}
+        if let Some(pooled) = self.offload(kind, len, || shared.take().unwrap_or_default())? {
+            self.track(token);
+            return Ok(if pooled { SendStatus::Queued } else { status });
         }
         let payload = shared.unwrap_or_default();
         if self.tx.would_compress(payload.len()) {
-            return self.send_whole(kind, &payload, true);
+            self.tx
+                .send_message_with(kind, &payload, true, &mut self.ctx.cork)?;
+            self.ctx.messages_out += 1;
+            self.track(token);
+            return Ok(status);
         }
         let header = self
             .tx
@@ -404,27 +594,29 @@ impl<S> Conn<'_, S> {
             }
         }
         self.ctx.messages_out += 1;
+        self.track(token);
         Ok(status)
     }
 
-    /// Sends a ping (at most 125 bytes).
+    /// Sends a ping (at most 125 bytes). Control frames are never dropped by backpressure:
+    /// the status is `Sent` or `Queued`.
     ///
     /// # Errors
     ///
     /// [`SendError::ControlTooLong`], [`SendError::Closing`].
     pub fn ping(&mut self, payload: &[u8]) -> Result<SendStatus, SendError> {
-        let status = self.admit()?;
+        let status = self.admit_control()?;
         self.tx.send_ping(payload, &mut self.ctx.cork)?;
         Ok(status)
     }
 
-    /// Sends an unsolicited pong (at most 125 bytes).
+    /// Sends an unsolicited pong (at most 125 bytes), never dropped by backpressure.
     ///
     /// # Errors
     ///
     /// As [`Conn::ping`].
     pub fn pong(&mut self, payload: &[u8]) -> Result<SendStatus, SendError> {
-        let status = self.admit()?;
+        let status = self.admit_control()?;
         self.tx.send_pong(payload, &mut self.ctx.cork)?;
         Ok(status)
     }
@@ -448,5 +640,21 @@ impl<S> Conn<'_, S> {
     /// corked is still written first, if the socket takes it at once).
     pub fn terminate(&mut self) {
         self.io.terminate = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Idle connections pay for tracking with one pointer, nothing more (the slab slot was 455 B
+    /// with a 168-byte `ConnIo` before tokens and the read pause).
+    #[test]
+    fn tracking_costs_an_idle_connection_one_pointer() {
+        assert!(
+            size_of::<ConnIo>() <= 168 + 8,
+            "ConnIo is {} bytes",
+            size_of::<ConnIo>()
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::client::{ClientError, Url};
 use crate::engine::conn::Conn;
-use crate::handler::{CloseInfo, Message, Reject, Upgrade};
+use crate::handler::{CloseInfo, ConnId, DropReason, Message, Reject, Upgrade};
 
 /// The application's side of a server: one instance per worker thread, created on that thread
 /// by the factory given to [`Builder::start`](crate::server::Builder::start), so it needs neither `Send` nor locks.
@@ -49,6 +49,23 @@ pub trait Handler: 'static {
     /// Every byte that was waiting under backpressure has been written.
     fn on_drain(&mut self, conn: &mut Conn<'_, Self::State>) {
         let _ = conn;
+    }
+
+    /// The last byte of the message sent with `token` ([`Conn::send_tracked`],
+    /// [`ServerHandle::send_tracked`](crate::ServerHandle::send_tracked)) has been written to
+    /// the kernel. Called once per tracked message that was not dropped, in send order, and
+    /// never after [`Handler::on_close`] (the tokens still unwritten then are in
+    /// [`Conn::unsent_tokens`]).
+    fn on_sent(&mut self, conn: &mut Conn<'_, Self::State>, token: u64) {
+        let _ = (conn, token);
+    }
+
+    /// A tracked send from another thread
+    /// ([`ServerHandle::send_tracked`](crate::ServerHandle::send_tracked)) did not go to
+    /// connection `id`: dropped by backpressure, or the connection was closing or gone (then
+    /// there is no [`Conn`] to give). No `on_sent` follows for `token`.
+    fn on_send_dropped(&mut self, id: ConnId, token: u64, reason: DropReason) {
+        let _ = (id, token, reason);
     }
 
     /// A client connection opened with [`ServerHandle::connect`](crate::ServerHandle::connect) failed before it opened

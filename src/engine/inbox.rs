@@ -16,11 +16,13 @@ use crate::protocol::{CloseCode, MessageKind};
 /// What another thread asks a worker to do.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// Send a message to one connection.
+    /// Send a message to one connection; with a token, report what became of it
+    /// (`on_sent` or `on_send_dropped`).
     Send {
         id: ConnId,
         kind: MessageKind,
         payload: Bytes,
+        token: Option<u64>,
     },
     /// Start the closing handshake of one connection.
     Close {

@@ -24,6 +24,7 @@ pub(crate) mod handler;
 pub(crate) mod inbox;
 pub(crate) mod outbound;
 pub(crate) mod publish;
+pub(crate) mod sent;
 pub(crate) mod stats;
 pub(crate) mod sys;
 pub(crate) mod timer;

@@ -1,6 +1,7 @@
 //! A connection's unwritten bytes: segments of owned bytes or slices of shared frames, written
-//! with vectored writes.
+//! with vectored writes; and the worker's count of them (for the memory bound's tests).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 
@@ -73,6 +74,46 @@ impl Part<'_> {
 /// Owned segments smaller than this are merged into the previous owned segment.
 const MERGE_BELOW: usize = 4096;
 
+/// What the queues of one thread (a worker) hold, kept as they change: each worker is one
+/// thread, so a thread-local is the worker's own count, and no queue carries a back pointer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Queued {
+    /// Unwritten bytes in all queues now.
+    pub(crate) bytes: usize,
+    /// The most `bytes` ever was.
+    pub(crate) peak: usize,
+    /// The most one connection's queue ever held.
+    pub(crate) conn_peak: usize,
+}
+
+thread_local! {
+    static QUEUED: Cell<Queued> = const { Cell::new(Queued { bytes: 0, peak: 0, conn_peak: 0 }) };
+}
+
+/// This thread's queue counts.
+pub(crate) fn queued() -> Queued {
+    QUEUED.with(Cell::get)
+}
+
+fn note_added(n: usize, queue_len: usize) {
+    QUEUED.with(|c| {
+        let mut q = c.get();
+        q.bytes += n;
+        q.peak = q.peak.max(q.bytes);
+        q.conn_peak = q.conn_peak.max(queue_len);
+        c.set(q);
+    });
+}
+
+fn note_removed(n: usize) {
+    // `try_with`: a queue dropped while the thread exits must not panic.
+    let _ = QUEUED.try_with(|c| {
+        let mut q = c.get();
+        q.bytes = q.bytes.saturating_sub(n);
+        c.set(q);
+    });
+}
+
 impl Outbound {
     /// Unwritten bytes; a frame still being compressed counts with its uncompressed size.
     pub(crate) fn len(&self) -> usize {
@@ -90,17 +131,27 @@ impl Outbound {
         self.segs.push_back(Segment::Pending { ticket, len });
     }
 
-    /// Puts the compressed `frame` in the place `ticket` holds. False when no such place is
-    /// queued (the frame is then dropped by the caller).
-    pub(crate) fn fill(&mut self, ticket: u64, frame: Vec<u8>) -> bool {
-        let Some(i) = self
+    /// Puts the compressed `frame` in the place `ticket` holds. Returns the unwritten bytes
+    /// queued before that place and the frame's size minus the size the place was counted
+    /// with (so that byte offsets taken meanwhile can be corrected), or `None` when no such
+    /// place is queued (the frame is then dropped by the caller).
+    pub(crate) fn fill(&mut self, ticket: u64, frame: Vec<u8>) -> Option<(usize, i64)> {
+        let i = self
             .segs
             .iter()
-            .position(|s| matches!(s, Segment::Pending { ticket: t, .. } if *t == ticket))
-        else {
-            return false;
-        };
+            .position(|s| matches!(s, Segment::Pending { ticket: t, .. } if *t == ticket))?;
+        let before: usize = self
+            .segs
+            .iter()
+            .take(i)
+            .map(|s| match s {
+                Segment::Pending { len, .. } => *len,
+                s => s.remaining().len(),
+            })
+            .sum();
+        let mut change = 0;
         if let Some(Segment::Pending { len, .. }) = self.segs.get(i) {
+            change = frame.len() as i64 - *len as i64;
             self.len = self.len - len + frame.len();
         }
         if frame.is_empty() {
@@ -109,7 +160,7 @@ impl Outbound {
         } else if let Some(seg) = self.segs.get_mut(i) {
             *seg = Segment::Owned(frame, 0);
         }
-        true
+        Some((before, change))
     }
 
     /// Whether the next bytes to write wait for a frame still being compressed.
@@ -124,6 +175,7 @@ impl Outbound {
             return;
         }
         self.len += bytes.len();
+        note_added(bytes.len(), self.len);
         if let Some(Segment::Owned(v, _)) = self.segs.back_mut() {
             if bytes.len() < MERGE_BELOW || v.len() < MERGE_BELOW {
                 v.extend_from_slice(bytes);
@@ -139,6 +191,7 @@ impl Outbound {
             return;
         }
         self.len += bytes.len();
+        note_added(bytes.len(), self.len);
         self.segs.push_back(Segment::Shared(bytes));
     }
 
@@ -253,6 +306,7 @@ impl Outbound {
 
     fn consume(&mut self, mut n: usize) {
         self.len -= n;
+        note_removed(n);
         while n > 0 {
             let Some(front) = self.segs.front_mut() else {
                 break;
@@ -283,6 +337,14 @@ impl Outbound {
                     Segment::Shared(_) | Segment::Pending { .. } => 0,
                 })
                 .sum::<usize>()
+    }
+}
+
+impl Drop for Outbound {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            note_removed(self.len);
+        }
     }
 }
 
@@ -352,11 +414,14 @@ mod tests {
             "nothing passes the pending frame"
         );
         // The second finishes first: still nothing is written past the first.
-        assert!(out.fill(8, b"[frame 8]".to_vec()));
-        assert!(!out.fill(8, b"twice".to_vec()), "a ticket is filled once");
-        assert!(!out.fill(9, b"unknown".to_vec()));
+        assert!(out.fill(8, b"[frame 8]".to_vec()).is_some());
+        assert!(
+            out.fill(8, b"twice".to_vec()).is_none(),
+            "a ticket is filled once"
+        );
+        assert!(out.fill(9, b"unknown".to_vec()).is_none());
         assert_eq!(out.write_to(&mut w).unwrap(), 0);
-        assert!(out.fill(7, b"[frame 7]".to_vec()));
+        assert!(out.fill(7, b"[frame 7]".to_vec()).is_some());
         assert_eq!(out.len(), 9 + 5 + 9 + 4);
         out.write_to(&mut w).unwrap();
         assert_eq!(w.got, b"before[frame 7]after[frame 8]last");
@@ -390,5 +455,35 @@ mod tests {
         assert_eq!(w.got, expected);
         assert!(out.is_empty());
         assert_eq!(out.heap_size(), 0);
+    }
+
+    #[test]
+    fn the_thread_counts_what_queues_hold() {
+        // Each test runs on a thread of its own: the counts start at zero.
+        let mut a = Outbound::default();
+        let mut b = Outbound::default();
+        a.push_copy(&[1; 100]);
+        b.push_shared(Bytes::from(vec![2; 300]));
+        a.push_copy(&[3; 50]);
+        assert_eq!(
+            queued(),
+            Queued {
+                bytes: 450,
+                peak: 450,
+                conn_peak: 300
+            }
+        );
+        let mut w = Trickle {
+            got: Vec::new(),
+            cap: 120,
+            calls_left: 1,
+        };
+        a.write_to(&mut w).unwrap();
+        assert_eq!(queued().bytes, 330);
+        drop(b);
+        assert_eq!(queued().bytes, 30);
+        assert_eq!(queued().peak, 450);
+        drop(a);
+        assert_eq!(queued().bytes, 0);
     }
 }

@@ -44,22 +44,22 @@ impl<S> Conn<'_, S> {
     /// ```
     pub fn subscribe(&mut self, topic: &str) -> bool {
         let key = self.io.id.key;
-        let subs = self.io.subs.get_or_insert_with(Box::default);
+        let subs = &mut self.io.rare_mut().subs;
         self.ctx.topics.subscribe(topic, key, subs)
     }
 
     /// Unsubscribes this connection from `topic`. Returns false if it was not subscribed.
     pub fn unsubscribe(&mut self, topic: &str) -> bool {
-        let (Some(id), Some(subs)) = (self.ctx.topics.id(topic), self.io.subs.as_deref_mut())
-        else {
+        let key = self.io.id.key;
+        let (Some(id), Some(subs)) = (self.ctx.topics.id(topic), self.io.subs_mut()) else {
             return false;
         };
-        self.ctx.topics.unsubscribe(id, self.io.id.key, subs)
+        self.ctx.topics.unsubscribe(id, key, subs)
     }
 
     /// Whether this connection is subscribed to `topic`.
     pub fn is_subscribed(&self, topic: &str) -> bool {
-        match (self.ctx.topics.id(topic), self.io.subs.as_deref()) {
+        match (self.ctx.topics.id(topic), self.io.subs()) {
             (Some(id), Some(subs)) => subs.topics.contains(&id),
             _ => false,
         }
@@ -67,12 +67,12 @@ impl<S> Conn<'_, S> {
 
     /// Topics this connection is subscribed to.
     pub fn subscriptions(&self) -> usize {
-        self.io.subs.as_ref().map_or(0, |s| s.topics.len())
+        self.io.subs().map_or(0, |s| s.topics.len())
     }
 
     /// What this connection's subscriptions delivered, dropped and conflated.
     pub fn subscriber_stats(&self) -> SubscriberStats {
-        self.io.subs.as_ref().map(|s| s.stats).unwrap_or_default()
+        self.io.subs().map(|s| s.stats).unwrap_or_default()
     }
 
     /// Publishes `message` to every subscriber of `topic` on every worker, this connection
@@ -131,11 +131,7 @@ impl<S> Conn<'_, S> {
         let Some(id) = local else {
             return; // no local subscriber, this connection included
         };
-        let me_subscribed = self
-            .io
-            .subs
-            .as_ref()
-            .is_some_and(|s| s.topics.contains(&id));
+        let me_subscribed = self.io.subs().is_some_and(|s| s.topics.contains(&id));
         if options.include_self && me_subscribed {
             self.deliver_own(&message, Some(id));
         }
@@ -189,13 +185,14 @@ impl<S> Conn<'_, S> {
         let mut pieces = Vec::new();
         let mut counts = Counts::default();
         let mut scratch = Vec::new();
+        let role = self.io.role;
         let subs = match topic {
-            Some(_) => self.io.subs.as_deref_mut(),
+            Some(_) => self.io.subs_mut(),
             None => None,
         };
         let mut recipient = Recipient {
             tx: &mut *self.tx,
-            role: self.io.role,
+            role,
             subs,
             queued,
             limit: limit_of(&policy, self.ctx.settings.max_buffered),

@@ -12,6 +12,11 @@ pub(crate) struct WorkerStats {
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
     pub(crate) shed: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) queued_bytes: AtomicU64,
+    pub(crate) queued_peak: AtomicU64,
+    pub(crate) conn_queued_peak: AtomicU64,
+    pub(crate) paused: AtomicU64,
     pub(crate) timer_entries: AtomicU64,
     pub(crate) timer_capacity: AtomicU64,
     pub(crate) slab_capacity: AtomicU64,
@@ -57,6 +62,9 @@ pub struct Stats {
     /// Publishes that skipped a worker whose inbox was over
     /// [`Builder::publish_backlog`](crate::server::Builder::publish_backlog), once per worker skipped.
     pub publish_backlogged: u64,
+    /// Sends dropped by backpressure ([`SendStatus::Dropped`](crate::SendStatus::Dropped)), from
+    /// [`Conn`](crate::Conn) and from [`ServerHandle`](crate::ServerHandle) alike. Exact.
+    pub dropped: u64,
 }
 
 /// Sizes of the engine's per-worker structures, summed over the workers: for tests that check
@@ -74,4 +82,13 @@ pub struct Footprint {
     pub topics: u64,
     /// Heap bytes of the workers' topic indexes (subscriber lists and topic entries).
     pub topic_heap: u64,
+    /// Unwritten bytes in the connections' queues now (what the kernel did not take).
+    pub queued_bytes: u64,
+    /// The most each worker's queues held at once, summed over the workers.
+    pub queued_peak: u64,
+    /// The most one connection's queue ever held (the largest over the workers): what the
+    /// per-connection memory bound of `docs/server.md` ("Backpressure") caps.
+    pub conn_queued_peak: u64,
+    /// Connections whose reading is paused because their queue is full.
+    pub paused: u64,
 }

@@ -5,7 +5,8 @@ use crate::client::ClientError;
 use crate::engine::conn::Conn;
 use crate::engine::handler::Handler;
 use crate::engine::inbox::Command;
-use crate::handler::ConnId;
+use crate::error::SendError;
+use crate::handler::{ConnId, DropReason, SendStatus};
 
 /// Commands taken from the inbox per loop turn.
 const MAX_COMMANDS: usize = 4096;
@@ -18,14 +19,37 @@ impl<H: Handler> Worker<H> {
         self.inbox_more = self.inbox.drain(&mut commands, MAX_COMMANDS);
         for cmd in commands.drain(..) {
             match cmd {
-                Command::Send { id, kind, payload } => self.with_conn(id, |conn| {
-                    let _ = conn.send_shared(kind, payload);
-                }),
-                Command::Close { id, code, reason } => self.with_conn(id, |conn| {
-                    let _ = conn.close(code, &reason);
-                }),
+                Command::Send {
+                    id,
+                    kind,
+                    payload,
+                    token,
+                } => {
+                    let outcome = self.with_conn(id, |conn| match token {
+                        None => conn.send_shared(kind, payload),
+                        Some(_) => conn.send_shared_tracked(kind, payload, token),
+                    });
+                    if let Some(token) = token {
+                        let reason = match outcome {
+                            Some(Ok(SendStatus::Dropped)) => Some(DropReason::Backpressure),
+                            Some(Ok(_)) => None,
+                            None | Some(Err(SendError::Closing)) => Some(DropReason::Closed),
+                            Some(Err(e)) => Some(DropReason::Refused(e)),
+                        };
+                        if let Some(reason) = reason {
+                            self.handler.on_send_dropped(id, token, reason);
+                        }
+                    }
+                }
+                Command::Close { id, code, reason } => {
+                    self.with_conn(id, |conn| {
+                        let _ = conn.close(code, &reason);
+                    });
+                }
                 Command::Publish(message) => self.ctx.outgoing.push(message),
-                Command::Terminate { id } => self.with_conn(id, |conn| conn.terminate()),
+                Command::Terminate { id } => {
+                    self.with_conn(id, |conn| conn.terminate());
+                }
                 Command::Connect { connector, tag } => {
                     if self.shutdown.is_some() {
                         self.handler
@@ -46,10 +70,18 @@ impl<H: Handler> Worker<H> {
     /// a closing connection still gets it, before its close frame.
     fn deflated(&mut self, id: ConnId, ticket: u64, frame: Vec<u8>) {
         let key = id.key as usize;
-        let filled = self
-            .conns
-            .get_mut(key)
-            .is_some_and(|slot| slot.gen == id.gen && slot.io.out.fill(ticket, frame));
+        let filled = match self.conns.get_mut(key) {
+            Some(slot) if slot.gen == id.gen => match slot.io.out.fill(ticket, frame) {
+                Some((before, change)) => {
+                    if let Some(sent) = slot.io.sent_mut() {
+                        sent.shift_after(before, change);
+                    }
+                    true
+                }
+                None => false,
+            },
+            _ => false,
+        };
         if !filled {
             if let Some(pool) = &self.ctx.pool {
                 pool.pool.count_discarded();
@@ -60,16 +92,19 @@ impl<H: Handler> Worker<H> {
     }
 
     /// Runs `f` on the open connection `id`, if it still exists, then writes what it sent.
-    pub(super) fn with_conn(&mut self, id: ConnId, f: impl FnOnce(&mut Conn<'_, H::State>)) {
+    /// `None` when there is no such open connection.
+    pub(super) fn with_conn<R>(
+        &mut self,
+        id: ConnId,
+        f: impl FnOnce(&mut Conn<'_, H::State>) -> R,
+    ) -> Option<R> {
         let key = id.key as usize;
-        let Some(slot) = self.conns.get_mut(key) else {
-            return;
-        };
+        let slot = self.conns.get_mut(key)?;
         if slot.gen != id.gen {
-            return;
+            return None;
         }
         let Stage::Open { proto, user } = &mut slot.stage else {
-            return;
+            return None;
         };
         let (_, tx) = proto.split();
         let mut conn = Conn {
@@ -78,7 +113,8 @@ impl<H: Handler> Worker<H> {
             user,
             ctx: &mut self.ctx,
         };
-        f(&mut conn);
+        let r = f(&mut conn);
         self.after_callbacks(key);
+        Some(r)
     }
 }

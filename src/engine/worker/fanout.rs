@@ -131,10 +131,14 @@ impl<H: Handler> Worker<H> {
         }
         let (_, tx) = proto.split();
         let deflate = deflate_options(&self.settings);
+        let (subs, mut sent) = match slot.io.rare.as_deref_mut() {
+            Some(rare) => (Some(&mut rare.subs), Some(&mut rare.sent)),
+            None => (None, None),
+        };
         let mut recipient = Recipient {
             tx,
             role: slot.io.role,
-            subs: slot.io.subs.as_deref_mut(),
+            subs,
             queued: slot.io.out.len(),
             limit: limit_of(policy, self.settings.max_buffered),
             slow: policy.slow,
@@ -181,6 +185,9 @@ impl<H: Handler> Worker<H> {
             match out.write_parts(&mut slot.sock, &parts[..n]) {
                 Ok(written) => {
                     self.local.bytes_out += written as u64;
+                    if let Some(sent) = sent.as_deref_mut() {
+                        sent.wrote(written);
+                    }
                     if !out.is_empty() && was_empty {
                         slot.io.backpressured = true;
                     }
@@ -213,7 +220,7 @@ impl<H: Handler> Worker<H> {
         let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
-        let Some(subs) = slot.io.subs.as_deref_mut() else {
+        let Some(subs) = slot.io.subs_mut() else {
             return;
         };
         if subs.held.is_empty() {
@@ -258,8 +265,8 @@ impl<H: Handler> Worker<H> {
         let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
-        if let Some(subs) = slot.io.subs.take() {
-            self.ctx.topics.unsubscribe_all(key as u32, *subs);
+        if let Some(subs) = slot.io.take_subs() {
+            self.ctx.topics.unsubscribe_all(key as u32, subs);
         }
     }
 }

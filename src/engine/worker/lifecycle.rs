@@ -46,13 +46,24 @@ impl<H: Handler> Worker<H> {
                 user,
                 ctx: &mut self.ctx,
             };
+            // Tracked messages already written are reported before the close; the rest are
+            // `unsent_tokens` in `on_close`, and nothing is reported after it.
+            let due = conn.io.sent_mut().map(|s| s.take_due());
+            for token in due.into_iter().flatten() {
+                self.handler.on_sent(&mut conn, token);
+            }
             self.handler.on_close(&mut conn, &info);
             self.ctx.cork.clear();
             self.ctx.chain.clear();
             self.ctx.chain_len = 0;
         }
-        if let Some(subs) = slot.io.subs.take() {
-            self.ctx.topics.unsubscribe_all(key as u32, *subs);
+        if let Some(subs) = slot.io.take_subs() {
+            self.ctx.topics.unsubscribe_all(key as u32, subs);
+        }
+        slot.io.forget_sent();
+        if std::mem::take(&mut slot.io.paused) {
+            self.ctx.paused -= 1;
+            self.pending.push(key); // a draining connection reads until the peer's FIN
         }
         slot.stage = Stage::Draining {
             ending,

@@ -33,6 +33,7 @@ use crate::protocol::{Config, Connection};
 mod commands;
 mod connect;
 mod fanout;
+mod flow;
 mod lifecycle;
 mod read;
 mod timers;
@@ -234,6 +235,8 @@ impl<H: Handler> Worker<H> {
                 cork: Vec::new(),
                 settings: settings.clone(),
                 messages_out: 0,
+                dropped: 0,
+                paused: 0,
                 now: 0,
                 queued: false,
                 chain: Vec::new(),
@@ -347,6 +350,14 @@ impl<H: Handler> Worker<H> {
             .store(self.ctx.messages_out, Ordering::Relaxed);
         s.bytes_in.store(self.local.bytes_in, Ordering::Relaxed);
         s.bytes_out.store(self.local.bytes_out, Ordering::Relaxed);
+        s.dropped.store(self.ctx.dropped, Ordering::Relaxed);
+        let queued = crate::engine::outbound::queued();
+        s.queued_bytes.store(queued.bytes as u64, Ordering::Relaxed);
+        s.queued_peak.store(queued.peak as u64, Ordering::Relaxed);
+        s.conn_queued_peak
+            .store(queued.conn_peak as u64, Ordering::Relaxed);
+        // Release: a reader that sees a connection paused sees the bytes read before it.
+        s.paused.store(self.ctx.paused, Ordering::Release);
         if let Some(acceptor) = &self.acceptor {
             s.shed.store(acceptor.shed(), Ordering::Relaxed);
         }

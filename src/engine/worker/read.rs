@@ -17,6 +17,9 @@ impl<H: Handler> Worker<H> {
             let Some(slot) = self.conns.get_mut(key) else {
                 return;
             };
+            if slot.io.paused {
+                return; // see flow.rs: resumed (and read) once the queue drains
+            }
             let r = slot.io.residue.len();
             self.rbuf[..r].copy_from_slice(&slot.io.residue);
             // During the handshake read no more than the head may hold, so that what follows
@@ -133,16 +136,9 @@ impl<H: Handler> Worker<H> {
             match rx.handle_read(tx, &mut data[pos..]) {
                 Ok(read) => {
                     pos += read.consumed;
-                    // A peer that pings without reading would grow our queue with pongs: past
-                    // the backpressure limit its pings go unanswered (RFC 6455 §5.5.3 lets an
-                    // endpoint answer only the latest of several pings).
-                    let flooding = matches!(read.event, Some(Event::Ping(_)))
-                        && io.out.len() + ctx.cork.len() > ctx.settings.max_buffered;
-                    if flooding {
-                        tx.discard_transmit();
-                    } else {
-                        let _ = tx.poll_transmit(&mut ctx.cork);
-                    }
+                    // Every ping is answered: a peer that pings without reading is paused
+                    // once its pongs pass the limit (flow.rs), so they stay bounded.
+                    let _ = tx.poll_transmit(&mut ctx.cork);
                     let Some(event) = read.event else { break };
                     let mut conn = Conn {
                         tx,
@@ -162,7 +158,7 @@ impl<H: Handler> Worker<H> {
                         Event::Ping(payload) => handler.on_ping(&mut conn, payload),
                         Event::Pong(payload) => handler.on_pong(&mut conn, payload),
                         Event::Close { code, reason } => {
-                            conn.io.peer_close = Some(Box::new((code, reason.to_owned())));
+                            conn.io.set_peer_close(code, reason);
                         }
                     }
                     if io.terminate {

@@ -14,9 +14,15 @@ use crate::protocol::{CloseCode, CloseState, Role};
 impl<H: Handler> Worker<H> {
     /// Writes what the callbacks sent and moves the connection on if it is closing.
     pub(super) fn after_callbacks(&mut self, key: usize) {
-        if self.uncork(key).is_err() {
-            self.end(key, abnormal("write failed"), Ending::Drop);
-            return;
+        loop {
+            if self.uncork(key).is_err() {
+                self.end(key, abnormal("write failed"), Ending::Drop);
+                return;
+            }
+            // `on_sent` for what that write completed; what it sends is written in turn.
+            if !self.report_sent(key) {
+                break;
+            }
         }
         let Some(slot) = self.conns.get_mut(key) else {
             return;
@@ -33,9 +39,8 @@ impl<H: Handler> Worker<H> {
                     CloseState::Closed => {
                         let (code, reason) = slot
                             .io
-                            .peer_close
-                            .take()
-                            .map_or((CloseCode::NO_STATUS, String::new()), |b| *b);
+                            .take_peer_close()
+                            .unwrap_or((CloseCode::NO_STATUS, String::new()));
                         let info = CloseInfo {
                             code,
                             reason,
@@ -65,6 +70,7 @@ impl<H: Handler> Worker<H> {
             }
             Stage::Draining { .. } => return self.drain_step(key),
         }
+        self.pause_if_full(key);
         self.schedule(key);
     }
 
@@ -88,6 +94,7 @@ impl<H: Handler> Worker<H> {
                 match slot.sock.write(cork) {
                     Ok(n) => {
                         self.local.bytes_out += n as u64;
+                        slot.io.wrote(n);
                         if n < cork.len() {
                             slot.io.out.push_copy(&cork[n..]);
                             slot.io.backpressured = true;
@@ -106,10 +113,10 @@ impl<H: Handler> Worker<H> {
         } else {
             slot.io.out.push_copy(cork);
             slot.io.backpressured = true;
-            slot.io
-                .out
-                .write_to(&mut slot.sock)
-                .map(|n| self.local.bytes_out += n as u64)
+            slot.io.out.write_to(&mut slot.sock).map(|n| {
+                self.local.bytes_out += n as u64;
+                slot.io.wrote(n);
+            })
         };
         cork.clear();
         if cork.capacity() > CORK_KEEP {
@@ -128,14 +135,24 @@ impl<H: Handler> Worker<H> {
         if slot.io.out.is_empty() {
             return;
         }
-        match slot.io.out.write_to(&mut slot.sock) {
-            Ok(n) => self.local.bytes_out += n as u64,
+        let n = match slot.io.out.write_to(&mut slot.sock) {
+            Ok(n) => n,
             Err(_) => return self.end(key, abnormal("write failed"), Ending::Drop),
-        }
+        };
+        self.local.bytes_out += n as u64;
+        slot.io.wrote(n);
+        self.resume_if_drained(key, n);
+        let reported = self.report_sent(key);
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
         if !slot.io.out.is_empty() {
+            if reported {
+                self.after_callbacks(key);
+            }
             return;
         }
-        if slot.io.subs.as_ref().is_some_and(|s| !s.held.is_empty()) {
+        if slot.io.subs().is_some_and(|s| !s.held.is_empty()) {
             // Messages held back for a slow subscriber go now; drain comes when they are out.
             self.flush_held(key);
             let Some(slot) = self.conns.get_mut(key) else {
@@ -162,6 +179,7 @@ impl<H: Handler> Worker<H> {
                 self.after_callbacks(key);
             }
             Stage::Draining { .. } => self.drain_step(key),
+            _ if reported => self.after_callbacks(key),
             _ => {}
         }
     }
@@ -202,7 +220,10 @@ impl<H: Handler> Worker<H> {
                 if !slot.io.out.is_empty() {
                     slot.io.backpressured = true;
                 }
-                r.map(|n| self.local.bytes_out += n as u64)
+                r.map(|n| {
+                    self.local.bytes_out += n as u64;
+                    slot.io.wrote(n);
+                })
             }
         };
         cork.clear();
