@@ -27,6 +27,9 @@ pub mod docs {
     /// How data flows through the engine.
     #[doc = include_str!("../docs/architecture.md")]
     pub struct Architecture;
+    /// Broadcast and pub/sub.
+    #[doc = include_str!("../docs/broadcast.md")]
+    pub struct Broadcast;
     /// The clients.
     #[doc = include_str!("../docs/client.md")]
     pub struct Client;
