@@ -620,3 +620,61 @@ fn ten_thousand_subscribers_each_get_every_message() {
     assert_eq!(stats.dropped, 0);
     stop(&server);
 }
+
+/// Blocks its worker in `on_message` until the test lets it go.
+struct Stuck {
+    entered: std::sync::mpsc::SyncSender<()>,
+    release: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
+}
+
+impl Handler for Stuck {
+    type State = ();
+    fn on_open(&mut self, conn: &mut Conn<'_, ()>) {
+        conn.subscribe("t");
+    }
+    fn on_message(&mut self, _conn: &mut Conn<'_, ()>, _message: Message<'_>) {
+        let _ = self.entered.send(());
+        let _ = self
+            .release
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .recv_timeout(TIMEOUT);
+    }
+}
+
+#[test]
+fn a_publisher_faster_than_a_worker_is_refused_past_the_backlog_not_buffered() {
+    let (entered_tx, entered) = std::sync::mpsc::sync_channel(1);
+    let (release_tx, release_rx) = std::sync::mpsc::channel();
+    let release = Arc::new(std::sync::Mutex::new(release_rx));
+    let server = start_server(Server::builder().threads(1).publish_backlog(3), move |_| {
+        Stuck {
+            entered: entered_tx.clone(),
+            release: release.clone(),
+        }
+    });
+    let mut ws = connect(&server, "/");
+    assert!(wait_until(TIMEOUT, || server.subscribers("t") == 1));
+    ws.send_text("block").unwrap();
+    entered
+        .recv_timeout(TIMEOUT)
+        .expect("the worker is in its callback");
+    // The worker takes nothing from its inbox now: three publishes fit, the fourth does not.
+    for i in 0..3 {
+        server
+            .publish("t", Message::Text(&format!("m{i}")))
+            .unwrap();
+    }
+    assert_eq!(
+        server.publish("t", Message::Text("m3")),
+        Err(wsx::HandleError::Backlogged)
+    );
+    assert_eq!(server.stats().publish_backlogged, 1);
+    release_tx.send(()).unwrap();
+    for i in 0..3 {
+        assert_eq!(text(&mut ws), format!("m{i}"));
+    }
+    server.publish("t", Message::Text("after")).unwrap();
+    assert_eq!(text(&mut ws), "after");
+    stop(&server);
+}

@@ -15,7 +15,7 @@
 //! - **Topics** are strings. A connection subscribes with [`Conn::subscribe`](crate::Conn::subscribe); it is
 //!   unsubscribed from everything when it closes. Each worker keeps topic → subscriber list
 //!   for its own connections, so a publish costs O(subscribers on that worker); the shared
-//!   [`Directory`](directory::Directory) says which workers have subscribers, so a worker with none
+//!   topic directory says which workers have subscribers, so a worker with none
 //!   receives nothing.
 //! - **Ordering**: messages from one publisher to one topic arrive in publish order; a send and
 //!   a publish made in the same callback reach the publishing connection in call order.
