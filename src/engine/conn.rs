@@ -205,6 +205,23 @@ impl Task for FrameJob {
     }
 }
 
+impl Ctx {
+    /// Moves what is corked and chained into `out`, in order (before something that must
+    /// follow it there, such as a pending place of the deflate pool).
+    pub(crate) fn spill(&mut self, out: &mut Outbound) {
+        let mut at = 0;
+        for (offset, frame) in self.chain.drain(..) {
+            out.push_copy(&self.cork[at..offset]);
+            out.push_shared(frame);
+            at = offset;
+        }
+        out.push_copy(&self.cork[at..]);
+        self.cork.clear();
+        self.chain_len = 0;
+        self.queued = true;
+    }
+}
+
 /// A connection, inside a [`crate::Handler`] callback: send, ping, close, and the connection's
 /// own state.
 ///
@@ -468,10 +485,10 @@ impl<S> Conn<'_, S> {
         };
         let pooled = match pool.pool.try_run(job) {
             Ok(()) => {
-                let cork = &mut self.ctx.cork;
-                self.io.out.push_copy(cork);
-                cork.clear();
-                self.io.out.push_pending(pool.next_ticket, len);
+                let ticket = pool.next_ticket;
+                // What is corked (and chained) goes first, then the pending place.
+                self.ctx.spill(&mut self.io.out);
+                self.io.out.push_pending(ticket, len);
                 self.ctx.queued = true;
                 true
             }
@@ -580,11 +597,10 @@ impl<S> Conn<'_, S> {
         cork.extend_from_slice(header.bytes());
         match header.mask() {
             None if payload.len() >= SHARE_FROM => {
-                // Keep the order: what is corked goes first, then the shared slice.
-                self.io.out.push_copy(cork);
-                cork.clear();
-                self.io.out.push_shared(payload);
-                self.ctx.queued = true;
+                // Chained behind what is corked: one vectored write of `[cork, payload]` when
+                // the callbacks end, no copy, no queue unless the socket does not take it.
+                self.ctx.chain_len += payload.len();
+                self.ctx.chain.push((cork.len(), payload));
             }
             None => cork.extend_from_slice(&payload),
             Some(key) => {

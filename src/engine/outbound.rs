@@ -486,4 +486,38 @@ mod tests {
         drop(a);
         assert_eq!(queued().bytes, 0);
     }
+
+    #[test]
+    fn parts_are_written_in_order_and_the_rest_queued_without_copying_shared_ones() {
+        for cap in [1, 7, 100, 5000] {
+            for calls in [0, 1, 3, 1000] {
+                let shared: Vec<Bytes> = (0..5u8).map(|i| Bytes::from(vec![i; 1000])).collect();
+                let owned: Vec<Vec<u8>> = (0..5u8).map(|i| vec![100 + i; 333]).collect();
+                let mut parts = Vec::new();
+                let mut expected = Vec::new();
+                for i in 0..5 {
+                    parts.push(Part::Copy(&owned[i]));
+                    expected.extend_from_slice(&owned[i]);
+                    parts.push(Part::Shared(&shared[i]));
+                    expected.extend_from_slice(&shared[i]);
+                }
+                parts.push(Part::Copy(&[]));
+                let mut out = Outbound::default();
+                let mut w = Trickle {
+                    got: Vec::new(),
+                    cap,
+                    calls_left: calls,
+                };
+                let n = out.write_parts(&mut w, &parts).unwrap();
+                assert_eq!(n, w.got.len());
+                assert_eq!(out.len(), expected.len() - n, "cap {cap} calls {calls}");
+                // Queued shared parts are slices of the same buffers, not copies.
+                let owned_heap = out.heap_size();
+                assert!(owned_heap <= 5 * 333 + 64 * size_of::<Segment>() + 4096);
+                w.calls_left = usize::MAX;
+                out.write_to(&mut w).unwrap();
+                assert_eq!(w.got, expected, "cap {cap} calls {calls}");
+            }
+        }
+    }
 }

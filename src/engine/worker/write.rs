@@ -193,23 +193,43 @@ impl<H: Handler> Worker<H> {
         let result = match self.conns.get_mut(key) {
             None => Ok(()),
             Some(slot) => {
-                let mut parts = Vec::with_capacity(chain.len() * 2 + 1);
+                // On the stack for the usual few chained frames, on the heap past that.
+                const ON_STACK: usize = 31;
+                let mut stack = [Part::Copy(&[]); ON_STACK];
+                let mut heap = Vec::new();
+                let mut count = 0;
+                let mut add = |part| {
+                    if count < ON_STACK {
+                        stack[count] = part;
+                    } else {
+                        if heap.is_empty() {
+                            heap.extend_from_slice(&stack);
+                        }
+                        heap.push(part);
+                    }
+                    count += 1;
+                };
                 let mut at = 0;
                 for (offset, frame) in &chain {
                     if *offset > at {
-                        parts.push(Part::Copy(&cork[at..*offset]));
+                        add(Part::Copy(&cork[at..*offset]));
                     }
-                    parts.push(Part::Shared(frame));
+                    add(Part::Shared(frame));
                     at = *offset;
                 }
                 if cork.len() > at {
-                    parts.push(Part::Copy(&cork[at..]));
+                    add(Part::Copy(&cork[at..]));
                 }
+                let parts = if count <= ON_STACK {
+                    &stack[..count]
+                } else {
+                    &heap[..]
+                };
                 let was_empty = slot.io.out.is_empty();
                 let r = slot
                     .io
                     .out
-                    .write_parts(&mut slot.sock, &parts)
+                    .write_parts(&mut slot.sock, parts)
                     .and_then(|n| {
                         if was_empty {
                             Ok(n)
