@@ -449,8 +449,10 @@ impl Builder {
         let stats: Vec<Arc<WorkerStats>> = (0..prepared.len())
             .map(|_| Arc::new(WorkerStats::default()))
             .collect();
+        let settings = Arc::new(settings);
         let handle = ServerHandle {
             inner: Arc::new(HandleInner {
+                settings: settings.clone(),
                 hub: hub.clone(),
                 stats: stats.clone(),
                 threads: Mutex::new(Vec::new()),
@@ -459,7 +461,6 @@ impl Builder {
                 next_worker: AtomicUsize::new(0),
             }),
         };
-        let settings = Arc::new(settings);
         let factory = Arc::new(factory);
         let mut threads = Vec::new();
         for (i, p) in prepared.into_iter().enumerate() {
@@ -488,6 +489,7 @@ impl Builder {
 
 #[derive(Debug)]
 struct HandleInner {
+    settings: Arc<Settings>,
     hub: Arc<Hub>,
     stats: Vec<Arc<WorkerStats>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -757,6 +759,7 @@ impl ServerHandle {
             options.compress,
             None,
         );
+        self.compress_large(&message);
         reach_result(self.inner.hub.send_to_workers(&message, None))
     }
 
@@ -768,7 +771,22 @@ impl ServerHandle {
     /// As [`ServerHandle::publish`].
     pub fn broadcast(&self, message: Message<'_>) -> Result<(), HandleError> {
         let message = Published::new(Audience::All, None, message, true, None);
+        self.compress_large(&message);
         reach_result(self.inner.hub.send_to_workers(&message, None))
+    }
+
+    /// A large publish from outside the workers is compressed here, once, on the publishing
+    /// thread (when the server offers permessage-deflate), so that no worker stalls its other
+    /// connections on it; smaller ones are compressed by the first worker that needs them.
+    fn compress_large(&self, message: &Published) {
+        let s = &self.inner.settings;
+        if let Some(options) = &s.deflate {
+            let len = message.payload().len();
+            // (Recipients compress a publish only within `max_compress_size`.)
+            if message.compress && len >= s.pool.threshold && len <= options.max_compress_size {
+                let _ = message.deflated(options);
+            }
+        }
     }
 
     /// Connections subscribed to `topic`, over all workers.
