@@ -457,6 +457,20 @@ fn compressed_and_plain_subscribers_of_one_topic_each_get_valid_frames() {
         stats.compressed_per_subscriber, 0,
         "compressed once, shared"
     );
+    // A large publish from the handle is compressed on the publishing thread, once.
+    let big = json(7).repeat(60); // ~280 KiB, over the deflate pool's threshold
+    let before = server.stats().bytes_out;
+    server.publish("t", Message::Text(&big)).unwrap();
+    assert_eq!(text(&mut plain), big);
+    assert_eq!(text(&mut compressed), big);
+    assert!(wait_until(TIMEOUT, || server.stats().bytes_out - before
+        > big.len() as u64));
+    let sent = server.stats().bytes_out - before;
+    assert!(
+        sent < big.len() as u64 + big.len() as u64 / 4,
+        "{sent} for 2 × {}",
+        big.len()
+    );
     stop(&server);
 }
 
