@@ -601,7 +601,14 @@ fn ten_thousand_subscribers_each_get_every_message() {
         "{} of {WIDE_SUBS} subscribed",
         server.subscribers("wide")
     );
+    // The footprint is published once per timer tick: wait for the one after the subscribes.
+    assert!(wait_until(TIMEOUT, || server.footprint().topic_heap >= 4 * WIDE_SUBS));
     let f = server.footprint();
+    assert!(
+        f.topic_heap <= 16 * WIDE_SUBS,
+        "the topic index holds {} B for {WIDE_SUBS} subscriptions",
+        f.topic_heap
+    );
     eprintln!(
         "{WIDE_SUBS} subscribers: topic index {} B ({:.1} B per subscription)",
         f.topic_heap,

@@ -45,6 +45,9 @@ pub(crate) struct ConnIo {
     pub(crate) paused: bool,
     /// What few connections need, allocated on first use: one pointer on an idle connection.
     pub(crate) rare: Option<Box<Rare>>,
+    /// Topics, counters and held-back messages, from the first subscribe on (a box of its own,
+    /// so that a subscription does not pay for the rest of `Rare`).
+    pub(crate) subs: Option<Box<Subscriptions>>,
 }
 
 /// Per-connection state that most connections never need.
@@ -54,8 +57,6 @@ pub(crate) struct Rare {
     pub(crate) peer_close: Option<(CloseCode, String)>,
     /// Tracked sends, from the first one on (see `engine/sent.rs`).
     pub(crate) sent: Sent,
-    /// Topics, counters and held-back messages, from the first subscribe on.
-    pub(crate) subs: Subscriptions,
 }
 
 impl ConnIo {
@@ -76,6 +77,7 @@ impl ConnIo {
             backpressured: false,
             paused: false,
             rare: None,
+            subs: None,
         }
     }
 
@@ -85,18 +87,17 @@ impl ConnIo {
 
     /// The connection's subscriptions, if it ever subscribed.
     pub(crate) fn subs(&self) -> Option<&Subscriptions> {
-        self.rare.as_deref().map(|r| &r.subs)
+        self.subs.as_deref()
     }
 
     /// The connection's subscriptions, if it ever subscribed, mutably.
     pub(crate) fn subs_mut(&mut self) -> Option<&mut Subscriptions> {
-        self.rare.as_deref_mut().map(|r| &mut r.subs)
+        self.subs.as_deref_mut()
     }
 
     /// Takes the subscriptions (the connection ended).
     pub(crate) fn take_subs(&mut self) -> Option<Subscriptions> {
-        let rare = self.rare.as_deref_mut()?;
-        (!rare.subs.topics.is_empty()).then(|| std::mem::take(&mut rare.subs))
+        self.subs.take().map(|b| *b)
     }
 
     /// Keeps the peer's close frame.
@@ -666,9 +667,10 @@ mod tests {
     /// Idle connections pay for tracking with one pointer, nothing more (the slab slot was 455 B
     /// with a 168-byte `ConnIo` before tokens and the read pause).
     #[test]
-    fn tracking_costs_an_idle_connection_one_pointer() {
+    fn tracking_and_subscriptions_cost_an_idle_connection_one_pointer_each() {
         assert!(
-            size_of::<ConnIo>() <= 168 + 8,
+            // 168 before send tokens and subscriptions: one pointer each.
+            size_of::<ConnIo>() <= 168 + 16,
             "ConnIo is {} bytes",
             size_of::<ConnIo>()
         );

@@ -44,7 +44,7 @@ impl<S> Conn<'_, S> {
     /// ```
     pub fn subscribe(&mut self, topic: &str) -> bool {
         let key = self.io.id.key;
-        let subs = &mut self.io.rare_mut().subs;
+        let subs = self.io.subs.get_or_insert_with(Box::default);
         self.ctx.topics.subscribe(topic, key, subs)
     }
 

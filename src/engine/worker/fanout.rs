@@ -16,6 +16,9 @@ use crate::protocol::Role;
 
 /// Most publishes in one batch (one iovec each per recipient).
 const MAX_BATCH: usize = 64;
+/// A recipient's frames of one batch that add up to less than this are copied into one buffer
+/// and sent with one `send`; larger ones go as a `writev` of the shared frames.
+const FLATTEN_BELOW: usize = 16 << 10;
 
 /// Buffers a fan-out reuses, so that delivering allocates nothing per recipient.
 #[derive(Debug, Default)]
@@ -28,6 +31,8 @@ pub(super) struct FanScratch {
     /// Recipients closed for being slow, rescheduled after the batch.
     closed: Vec<usize>,
     keys: Vec<u32>,
+    /// Small frames of one recipient, copied together.
+    flat: Vec<u8>,
 }
 
 impl<H: Handler> Worker<H> {
@@ -131,10 +136,8 @@ impl<H: Handler> Worker<H> {
         }
         let (_, tx) = proto.split();
         let deflate = deflate_options(&self.settings);
-        let (subs, mut sent) = match slot.io.rare.as_deref_mut() {
-            Some(rare) => (Some(&mut rare.subs), Some(&mut rare.sent)),
-            None => (None, None),
-        };
+        let subs = slot.io.subs.as_deref_mut();
+        let mut sent = slot.io.rare.as_deref_mut().map(|r| &mut r.sent);
         let mut recipient = Recipient {
             tx,
             role: slot.io.role,
@@ -174,13 +177,36 @@ impl<H: Handler> Worker<H> {
                 continue;
             }
             let mut parts = [Part::Copy(&[]); MAX_BATCH + 1];
-            let n = scratch.pieces.len().min(parts.len());
-            for (part, piece) in parts.iter_mut().zip(&scratch.pieces) {
-                *part = match piece {
-                    Piece::Shared(b) => Part::Shared(b),
-                    Piece::Own(r) => Part::Copy(&scratch.own[r.clone()]),
-                };
-            }
+            let total: usize = scratch
+                .pieces
+                .iter()
+                .map(|p| match p {
+                    Piece::Shared(b) => b.len(),
+                    Piece::Own(r) => r.len(),
+                })
+                .sum();
+            let n = if scratch.pieces.len() > 1 && total <= FLATTEN_BELOW {
+                // Several small frames: one copy into a flat buffer and one `send` cost less
+                // in the kernel than a `writev` of many small pieces (perf: ~15 % of the
+                // fan-out went to iovec handling).
+                scratch.flat.clear();
+                for piece in &scratch.pieces {
+                    match piece {
+                        Piece::Shared(b) => scratch.flat.extend_from_slice(b),
+                        Piece::Own(r) => scratch.flat.extend_from_slice(&scratch.own[r.clone()]),
+                    }
+                }
+                parts[0] = Part::Copy(&scratch.flat);
+                1
+            } else {
+                for (part, piece) in parts.iter_mut().zip(&scratch.pieces) {
+                    *part = match piece {
+                        Piece::Shared(b) => Part::Shared(b),
+                        Piece::Own(r) => Part::Copy(&scratch.own[r.clone()]),
+                    };
+                }
+                scratch.pieces.len().min(MAX_BATCH + 1)
+            };
             let was_empty = out.is_empty();
             match out.write_parts(&mut slot.sock, &parts[..n]) {
                 Ok(written) => {
