@@ -546,6 +546,25 @@ impl Handler for Count {
 const WIDE_SUBS: u64 = 10_000;
 const WIDE_MESSAGES: u64 = 20;
 
+/// Raises the soft descriptor limit to the hard one and returns it (both ends of this test
+/// hold 10,000 descriptors; a caller's `ulimit -n` may have lowered the soft limit).
+#[allow(unsafe_code)]
+fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a pointer to a valid local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+    }
+    lim.rlim_cur as u64
+}
+
 /// The subscribers' side of [`ten_thousand_subscribers_each_get_every_message`], run in a
 /// child process (one process cannot hold both ends of 10,000 connections within a 20,000
 /// descriptor limit): opens the connections on one engine-client worker and exits once every
@@ -554,6 +573,12 @@ const WIDE_MESSAGES: u64 = 20;
 #[ignore = "run by ten_thousand_subscribers_each_get_every_message in a child process"]
 fn wide_subscribers_child() {
     let url = std::env::var("WSX_WIDE_URL").expect("WSX_WIDE_URL");
+    let limit = raise_fd_limit();
+    assert!(
+        limit >= WIDE_SUBS + 256,
+        "the subscribers' process needs {} descriptors, the hard limit allows {limit}",
+        WIDE_SUBS + 256
+    );
     let got = Arc::new(AtomicU64::new(0));
     let g = got.clone();
     let clients = wsx::Client::builder()
@@ -578,6 +603,12 @@ fn wide_subscribers_child() {
 
 #[test]
 fn ten_thousand_subscribers_each_get_every_message() {
+    let limit = raise_fd_limit();
+    assert!(
+        limit >= WIDE_SUBS + 1024,
+        "the server side needs {} descriptors, the hard limit allows {limit}",
+        WIDE_SUBS + 1024
+    );
     let server = start_server(Server::builder().threads(2).idle_timeout(None), |_| PubSub);
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
