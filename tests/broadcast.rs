@@ -562,7 +562,7 @@ fn raise_fd_limit() -> u64 {
         }
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 /// The subscribers' side of [`ten_thousand_subscribers_each_get_every_message`], run in a
