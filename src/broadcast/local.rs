@@ -47,15 +47,86 @@ pub struct SubscriberStats {
     pub conflated: u64,
 }
 
-/// A connection's subscriptions, allocated on its first subscribe.
+/// A connection's subscriptions, allocated on its first subscribe: 64 bytes, one allocation
+/// for up to [`INLINE_TOPICS`] topics.
 #[derive(Debug, Default)]
 pub(crate) struct Subscriptions {
     /// Local topic ids.
-    pub(crate) topics: Vec<u32>,
+    pub(crate) topics: TopicList,
     pub(crate) stats: SubscriberStats,
     /// The newest message per (topic, key) held back while the connection is slow, in the
-    /// order their keys were first held back. Empty unless a conflating topic found it slow.
-    pub(crate) held: Vec<Held>,
+    /// order their keys were first held back. `None` unless a conflating topic found it slow.
+    // A pointer instead of a `Vec` (8 bytes instead of 24 in every subscriber's box): held
+    // messages are rare, the extra allocation happens only for a slow conflated subscriber.
+    #[allow(clippy::box_collection)]
+    held: Option<Box<Vec<Held>>>,
+}
+
+/// Topics a connection keeps in its `Subscriptions` without a list of their own.
+pub(crate) const INLINE_TOPICS: usize = 5;
+
+/// A connection's local topic ids: inline for the first few, a list past them.
+#[derive(Debug)]
+pub(crate) enum TopicList {
+    Inline(u8, [u32; INLINE_TOPICS]),
+    Heap(Vec<u32>),
+}
+
+impl Default for TopicList {
+    fn default() -> Self {
+        TopicList::Inline(0, [0; INLINE_TOPICS])
+    }
+}
+
+impl TopicList {
+    pub(crate) fn as_slice(&self) -> &[u32] {
+        match self {
+            TopicList::Inline(n, ids) => &ids[..usize::from(*n)],
+            TopicList::Heap(v) => v,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    pub(crate) fn contains(&self, id: &u32) -> bool {
+        self.as_slice().contains(id)
+    }
+
+    fn push(&mut self, id: u32) {
+        match self {
+            TopicList::Inline(n, ids) if usize::from(*n) < INLINE_TOPICS => {
+                ids[usize::from(*n)] = id;
+                *n += 1;
+            }
+            TopicList::Inline(_, ids) => {
+                let mut v = Vec::with_capacity(INLINE_TOPICS * 2);
+                v.extend_from_slice(ids);
+                v.push(id);
+                *self = TopicList::Heap(v);
+            }
+            TopicList::Heap(v) => v.push(id),
+        }
+    }
+
+    /// Removes `id`; false if it was not there. Order is not kept.
+    fn remove(&mut self, id: u32) -> bool {
+        let Some(at) = self.as_slice().iter().position(|&t| t == id) else {
+            return false;
+        };
+        match self {
+            TopicList::Inline(n, ids) => {
+                let last = usize::from(*n) - 1;
+                ids[at] = ids[last];
+                *n -= 1;
+            }
+            TopicList::Heap(v) => {
+                v.swap_remove(at);
+            }
+        }
+        true
+    }
 }
 
 /// A message held back for a slow subscriber of a conflating topic.
@@ -69,14 +140,31 @@ impl Subscriptions {
     /// Holds `message` back, replacing the one of the same topic and key; true when one was
     /// replaced (it is conflated, never sent).
     pub(crate) fn hold(&mut self, topic: u32, message: Arc<Published>) -> bool {
+        let held = self.held.get_or_insert_with(Box::default);
         let same = |h: &Held| h.topic == topic && h.message.key == message.key;
-        if let Some(h) = self.held.iter_mut().find(|h| same(h)) {
+        if let Some(h) = held.iter_mut().find(|h| same(h)) {
             h.message = message;
             true
         } else {
-            self.held.push(Held { topic, message });
+            held.push(Held { topic, message });
             false
         }
+    }
+
+    /// Whether messages are held back.
+    pub(crate) fn holding(&self) -> bool {
+        self.held.as_ref().is_some_and(|h| !h.is_empty())
+    }
+
+    /// Takes the messages held back (to send them), in the order they were first held.
+    pub(crate) fn take_held(&mut self) -> Vec<Held> {
+        self.held.take().map(|b| *b).unwrap_or_default()
+    }
+
+    /// The messages held back.
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> &[Held] {
+        self.held.as_deref().map_or(&[], |h| h.as_slice())
     }
 }
 
@@ -137,18 +225,19 @@ impl Topics {
 
     /// Unsubscribes connection `key` from local topic `id`. False if it was not subscribed.
     pub(crate) fn unsubscribe(&mut self, id: u32, key: u32, subs: &mut Subscriptions) -> bool {
-        let Some(at) = subs.topics.iter().position(|&t| t == id) else {
+        if !subs.topics.remove(id) {
             return false;
-        };
-        subs.topics.swap_remove(at);
-        subs.held.retain(|h| h.topic != id);
+        }
+        if let Some(held) = &mut subs.held {
+            held.retain(|h| h.topic != id);
+        }
         self.remove_subscriber(id, key);
         true
     }
 
     /// Unsubscribes connection `key` from everything (it closed).
     pub(crate) fn unsubscribe_all(&mut self, key: u32, subs: Subscriptions) {
-        for id in subs.topics {
+        for &id in subs.topics.as_slice() {
             self.remove_subscriber(id, key);
         }
     }
@@ -225,6 +314,33 @@ mod tests {
     }
 
     #[test]
+    fn a_first_subscription_is_one_small_allocation() {
+        assert!(
+            size_of::<Subscriptions>() <= 64,
+            "{}",
+            size_of::<Subscriptions>()
+        );
+        let (_, mut t) = topics(1);
+        let mut s = Subscriptions::default();
+        for i in 0..INLINE_TOPICS {
+            assert!(t.subscribe(&format!("t{i}"), 1, &mut s));
+        }
+        assert!(
+            matches!(s.topics, TopicList::Inline(..)),
+            "no list of its own yet"
+        );
+        assert!(t.subscribe("more", 1, &mut s));
+        assert!(t.subscribe("more2", 1, &mut s));
+        assert_eq!(s.topics.len(), INLINE_TOPICS + 2);
+        let id = t.id("t0").unwrap();
+        assert!(t.unsubscribe(id, 1, &mut s));
+        assert!(!s.topics.contains(&id));
+        assert_eq!(s.topics.len(), INLINE_TOPICS + 1);
+        t.unsubscribe_all(1, s);
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
     fn holding_keeps_the_newest_per_topic_and_key() {
         use crate::broadcast::frame::Audience;
         use crate::Message;
@@ -244,7 +360,7 @@ mod tests {
         assert!(!s.hold(1, msg(Some("A"), "other topic")));
         assert!(!s.hold(0, msg(None, "n1")));
         assert!(s.hold(0, msg(None, "n2")));
-        let held: Vec<&[u8]> = s.held.iter().map(|h| h.message.payload()).collect();
+        let held: Vec<&[u8]> = s.held().iter().map(|h| h.message.payload()).collect();
         assert_eq!(held, [&b"a2"[..], b"b1", b"other topic", b"n2"]);
     }
 }

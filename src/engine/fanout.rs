@@ -146,7 +146,7 @@ impl Recipient<'_> {
             }
             return Step::Next;
         }
-        let holding = self.subs.as_ref().is_some_and(|s| !s.held.is_empty());
+        let holding = self.subs.as_ref().is_some_and(|s| s.holding());
         let slow = self.queued >= self.limit;
         if (slow || holding) && self.slow == SlowConsumer::Conflate {
             if let (Some(subs), Some(topic)) = (self.subs.as_deref_mut(), topic) {

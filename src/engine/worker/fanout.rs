@@ -249,10 +249,10 @@ impl<H: Handler> Worker<H> {
         let Some(subs) = slot.io.subs_mut() else {
             return;
         };
-        if subs.held.is_empty() {
+        if !subs.holding() {
             return;
         }
-        let held = std::mem::take(&mut subs.held);
+        let held = subs.take_held();
         let mut scratch = std::mem::take(&mut self.fan);
         let mut counts = Counts::default();
         let mut start = 0;

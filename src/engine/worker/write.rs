@@ -5,6 +5,7 @@ use std::io::{self, Write};
 
 use super::lifecycle::abnormal;
 use super::{Ending, Stage, Worker, CORK_KEEP};
+use crate::broadcast::local::Subscriptions;
 use crate::engine::conn::Conn;
 use crate::engine::handler::Handler;
 use crate::engine::outbound::Part;
@@ -152,7 +153,7 @@ impl<H: Handler> Worker<H> {
             }
             return;
         }
-        if slot.io.subs().is_some_and(|s| !s.held.is_empty()) {
+        if slot.io.subs().is_some_and(Subscriptions::holding) {
             // Messages held back for a slow subscriber go now; drain comes when they are out.
             self.flush_held(key);
             let Some(slot) = self.conns.get_mut(key) else {
