@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod backend;
 pub mod blocking;
 pub mod broadcast;
 pub mod client;
@@ -11,6 +12,7 @@ pub mod limits;
 pub mod protocol;
 pub mod server;
 
+pub use backend::Backend;
 pub use error::{HandshakeError, ProtocolError, SendError};
 pub use limits::Limits;
 pub use protocol::{CloseCode, MessageKind, Role};

@@ -338,6 +338,16 @@ impl Builder {
         self
     }
 
+    /// The IO backend the workers run on. Default [`Backend::Auto`](crate::Backend::Auto):
+    /// the `WSX_BACKEND` environment variable if set, else io_uring when the kernel supports
+    /// it, else epoll (see [`crate::backend`]). A backend forced here (or by `WSX_BACKEND`)
+    /// that the kernel refuses makes [`Builder::start`] fail with
+    /// [`io::ErrorKind::Unsupported`]; [`ServerHandle::backend`] tells which one runs.
+    pub fn backend(mut self, backend: crate::Backend) -> Self {
+        self.settings.backend = backend;
+        self
+    }
+
     /// Listen backlog. Default 1024.
     pub fn backlog(mut self, backlog: i32) -> Self {
         self.backlog = backlog;
@@ -426,6 +436,7 @@ impl Builder {
             Vec::new()
         };
         let mut settings = self.settings;
+        settings.backend = engine::sys::select(settings.backend)?;
         if settings.deflate.is_some() && settings.pool.threads > 0 {
             let pool =
                 engine::deflate_pool::DeflatePool::new(settings.pool.threads, settings.pool.queue)?;
@@ -536,6 +547,12 @@ impl ServerHandle {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
+    }
+
+    /// The IO backend the workers run on: [`Backend::Epoll`](crate::Backend::Epoll) or
+    /// [`Backend::IoUring`](crate::Backend::IoUring), never `Auto`.
+    pub fn backend(&self) -> crate::Backend {
+        self.inner.settings.backend
     }
 
     /// Number of worker threads.

@@ -55,6 +55,8 @@ pub(crate) struct Settings {
     pub(crate) pool: PoolSettings,
     /// The running deflate pool (set when the server starts, if deflate is on and threads > 0).
     pub(crate) deflate_pool: Option<std::sync::Arc<deflate_pool::DeflatePool>>,
+    /// The backend asked for (`Auto` until the server starts and resolves it).
+    pub(crate) backend: crate::backend::Backend,
 }
 
 /// The deflate pool's settings (see `Builder::deflate_threads` and the other `deflate_*`
@@ -99,6 +101,7 @@ impl Default for Settings {
             publish_backlog: 65_536,
             pool: PoolSettings::default(),
             deflate_pool: None,
+            backend: crate::backend::Backend::Auto,
         }
     }
 }

@@ -16,3 +16,29 @@
 //! backend.
 
 pub(crate) mod epoll;
+
+use std::io;
+
+use crate::backend::Backend;
+
+/// Resolves the backend asked for (`Auto`: `WSX_BACKEND`, then what the kernel supports) to
+/// the one the workers will run.
+///
+/// # Errors
+///
+/// `WSX_BACKEND` names no backend (`InvalidInput`), or the backend forced is not available
+/// (`Unsupported`).
+pub(crate) fn select(requested: Backend) -> io::Result<Backend> {
+    let requested = match requested {
+        Backend::Auto => Backend::from_env()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+        b => b,
+    };
+    match requested {
+        Backend::Epoll | Backend::Auto => Ok(Backend::Epoll),
+        Backend::IoUring => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the io_uring backend is not available",
+        )),
+    }
+}
