@@ -1,6 +1,9 @@
 //! A server refuses a port that something already listens on (`AddrInUse`) instead of sharing
 //! it through `SO_REUSEPORT`, while the workers of one server still share their port.
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
 mod common;
 
 use std::collections::BTreeSet;
@@ -9,7 +12,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use common::{start_server, stop, wait_for_workers, Client, Echo, Ev, TIMEOUT};
-use wsx::{Conn, Handler, Message, Server};
+use wsx::{Backend, Conn, Handler, Message, Server};
 
 /// Answers every message with the index of the worker that owns the connection.
 struct WhichWorker;
@@ -23,13 +26,16 @@ impl Handler for WhichWorker {
     }
 }
 
-fn start_on(port: u16, threads: usize) -> io::Result<wsx::ServerHandle> {
-    Server::builder()
+fn start_on(backend: Backend, port: u16, threads: usize) -> io::Result<wsx::ServerHandle> {
+    let server = Server::builder()
         .host("127.0.0.1")
         .port(port)
         .threads(threads)
         .pin_threads(false)
-        .start(|_| Echo)
+        .backend(backend)
+        .start(|_| Echo)?;
+    backends::assert_runs_on(&server, backend);
+    Ok(server)
 }
 
 fn echo_once(addr: std::net::SocketAddr, text: &str) {
@@ -38,12 +44,12 @@ fn echo_once(addr: std::net::SocketAddr, text: &str) {
     assert_eq!(client.recv_data(), Some(Ev::Text(text.into())));
 }
 
-#[test]
-fn a_second_server_on_the_port_fails_with_addr_in_use() {
-    let first = start_server(Server::builder().threads(2), |_| Echo);
+test_all!(a_second_server_on_the_port_fails_with_addr_in_use);
+fn a_second_server_on_the_port_fails_with_addr_in_use(backend: Backend) {
+    let first = start_server(backend, Server::builder().threads(2), |_| Echo);
     let port = first.local_addr().port();
     for threads in [1, 2] {
-        match start_on(port, threads) {
+        match start_on(backend, port, threads) {
             Err(e) => assert_eq!(e.kind(), io::ErrorKind::AddrInUse, "{e}"),
             Ok(second) => {
                 stop(&second);
@@ -58,11 +64,11 @@ fn a_second_server_on_the_port_fails_with_addr_in_use() {
     stop(&first);
 }
 
-#[test]
-fn a_port_held_by_a_plain_listener_fails_with_addr_in_use() {
+test_all!(a_port_held_by_a_plain_listener_fails_with_addr_in_use);
+fn a_port_held_by_a_plain_listener_fails_with_addr_in_use(backend: Backend) {
     let holder = TcpListener::bind("127.0.0.1:0").expect("bind a plain listener");
     let port = holder.local_addr().expect("local address").port();
-    match start_on(port, 2) {
+    match start_on(backend, port, 2) {
         Err(e) => assert_eq!(e.kind(), io::ErrorKind::AddrInUse, "{e}"),
         Ok(server) => {
             stop(&server);
@@ -71,9 +77,9 @@ fn a_port_held_by_a_plain_listener_fails_with_addr_in_use() {
     }
 }
 
-#[test]
-fn the_port_is_free_again_once_the_server_stopped() {
-    let first = start_on(0, 2).expect("first server starts");
+test_all!(the_port_is_free_again_once_the_server_stopped);
+fn the_port_is_free_again_once_the_server_stopped(backend: Backend) {
+    let first = start_on(backend, 0, 2).expect("first server starts");
     let addr = first.local_addr();
     // Leave server-side connections in TIME_WAIT: the server closes first after the handshake.
     for i in 0..4 {
@@ -85,16 +91,17 @@ fn the_port_is_free_again_once_the_server_stopped() {
     }
     first.shutdown(Duration::ZERO);
     wait_for_workers(&first, TIMEOUT);
-    let second = start_on(addr.port(), 2).expect("the port is free once the first server ended");
+    let second =
+        start_on(backend, addr.port(), 2).expect("the port is free once the first server ended");
     echo_once(second.local_addr(), "second");
     stop(&second);
 }
 
-#[test]
-fn workers_of_one_server_share_a_port_zero_listener() {
+test_all!(workers_of_one_server_share_a_port_zero_listener);
+fn workers_of_one_server_share_a_port_zero_listener(backend: Backend) {
     const WORKERS: usize = 4;
     const CLIENTS: usize = 32;
-    let server = start_server(Server::builder().threads(WORKERS), |_| WhichWorker);
+    let server = start_server(backend, Server::builder().threads(WORKERS), |_| WhichWorker);
     let mut seen = BTreeSet::new();
     let clients: Vec<Client> = (0..CLIENTS)
         .map(|_| Client::connect(server.local_addr()))

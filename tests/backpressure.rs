@@ -4,12 +4,15 @@
 //! echoes; once the slow client reads, every message that was not dropped arrives in order and
 //! `on_drain` fires. (The read pause, the memory bound and ping floods: `tests/memory_bound.rs`.)
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
 mod common;
 
 use std::time::Duration;
 
 use common::{start_server, stop, Client, Ev, Shared};
-use wsx::{Conn, ConnId, Handler, Message, SendStatus, Server};
+use wsx::{Backend, Conn, ConnId, Handler, Message, SendStatus, Server};
 
 const CHUNK: usize = 256 << 10;
 const MAX_BUFFERED: usize = 1 << 20;
@@ -70,12 +73,13 @@ fn drains(log: &Shared<Rec>, id: ConnId) -> usize {
         .count()
 }
 
-#[test]
-fn a_slow_reader_gets_queued_then_dropped_and_drains_once_it_reads() {
+test_all!(a_slow_reader_gets_queued_then_dropped_and_drains_once_it_reads);
+fn a_slow_reader_gets_queued_then_dropped_and_drains_once_it_reads(backend: Backend) {
     let log = Shared::default();
     let l = log.clone();
     // One worker: both clients share it, so "unaffected" means the worker never blocks.
     let server = start_server(
+        backend,
         Server::builder().threads(1).max_buffered(MAX_BUFFERED),
         move |_| Flood { log: l.clone() },
     );
@@ -198,17 +202,17 @@ fn a_slow_reader_gets_queued_then_dropped_and_drains_once_it_reads() {
     stop(&server);
 }
 
-#[test]
-fn a_close_with_a_backlog_still_delivers_the_backlog() {
+test_all!(a_close_with_a_backlog_still_delivers_the_backlog);
+fn a_close_with_a_backlog_still_delivers_the_backlog(backend: Backend) {
     for gap in [Duration::ZERO, Duration::from_millis(50)] {
-        close_with_a_backlog(gap);
+        close_with_a_backlog(backend, gap);
     }
 }
 
-fn close_with_a_backlog(gap: Duration) {
+fn close_with_a_backlog(backend: Backend, gap: Duration) {
     let log = Shared::default();
     let l = log.clone();
-    let server = start_server(Server::builder().threads(1), move |_| Flood {
+    let server = start_server(backend, Server::builder().threads(1), move |_| Flood {
         log: l.clone(),
     });
     let mut client = Client::connect(server.local_addr());

@@ -2,6 +2,9 @@
 //! and plain subscribers of one topic, publishes from other threads and other workers,
 //! unsubscribe on close, no allocation for a topic nobody wants, 10,000 subscribers.
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -16,7 +19,7 @@ use wsx::blocking::{self, Message as Got, WebSocket};
 use wsx::broadcast::{TopicPolicy, SLOW_CONSUMER_CLOSE};
 use wsx::client::ClientOptions;
 use wsx::protocol::deflate::DeflateOptions;
-use wsx::{Conn, Handler, Message, Server, ServerHandle, Upgrade};
+use wsx::{Backend, Conn, Handler, Message, Server, ServerHandle, Upgrade};
 
 /// Counts allocations made on the current thread (for the zero-subscriber publish).
 struct Counting;
@@ -158,9 +161,9 @@ fn subscribers_on_both_workers(
     subs
 }
 
-#[test]
-fn every_subscriber_gets_every_message_in_order_from_handlers_and_threads() {
-    let server = start_server(Server::builder().threads(2), |_| PubSub);
+test_all!(every_subscriber_gets_every_message_in_order_from_handlers_and_threads);
+fn every_subscriber_gets_every_message_in_order_from_handlers_and_threads(backend: Backend) {
+    let server = start_server(backend, Server::builder().threads(2), |_| PubSub);
     let mut subs = subscribers_on_both_workers(&server, "t", 8);
     let mut publisher = connect(&server, "/");
     // Publishes from a foreign thread and from a handler, at the same time.
@@ -207,9 +210,9 @@ fn every_subscriber_gets_every_message_in_order_from_handlers_and_threads() {
     stop(&server);
 }
 
-#[test]
-fn a_send_and_a_publish_from_one_callback_arrive_in_call_order() {
-    let server = start_server(Server::builder().threads(1), |_| PubSub);
+test_all!(a_send_and_a_publish_from_one_callback_arrive_in_call_order);
+fn a_send_and_a_publish_from_one_callback_arrive_in_call_order(backend: Backend) {
+    let server = start_server(backend, Server::builder().threads(1), |_| PubSub);
     let mut me = connect(&server, "/");
     subscribe(&mut me, "t");
     let mut other = connect(&server, "/");
@@ -239,9 +242,9 @@ fn a_send_and_a_publish_from_one_callback_arrive_in_call_order() {
     stop(&server);
 }
 
-#[test]
-fn broadcast_reaches_every_connection_on_every_worker() {
-    let server = start_server(Server::builder().threads(2), |_| PubSub);
+test_all!(broadcast_reaches_every_connection_on_every_worker);
+fn broadcast_reaches_every_connection_on_every_worker(backend: Backend) {
+    let server = start_server(backend, Server::builder().threads(2), |_| PubSub);
     let mut all = subscribers_on_both_workers(&server, "unused", 4);
     let mut sender = connect(&server, "/");
     sender.send_text("all:hello").unwrap();
@@ -316,9 +319,12 @@ fn seq(t: &str) -> usize {
 const N: usize = 3000;
 const SIZE: usize = 4096;
 
-#[test]
-fn a_stalled_subscriber_does_not_slow_the_others_and_loses_exactly_what_is_counted() {
+test_all!(a_stalled_subscriber_does_not_slow_the_others_and_loses_exactly_what_is_counted);
+fn a_stalled_subscriber_does_not_slow_the_others_and_loses_exactly_what_is_counted(
+    backend: Backend,
+) {
     let server = start_server(
+        backend,
         Server::builder()
             .threads(1)
             .topic_policy(TopicPolicy::drop_at(64 << 10)),
@@ -349,10 +355,11 @@ fn a_stalled_subscriber_does_not_slow_the_others_and_loses_exactly_what_is_count
     stop(&server);
 }
 
-#[test]
-fn a_conflated_subscriber_ends_with_the_newest_value_of_every_key() {
+test_all!(a_conflated_subscriber_ends_with_the_newest_value_of_every_key);
+fn a_conflated_subscriber_ends_with_the_newest_value_of_every_key(backend: Backend) {
     const KEYS: usize = 10;
     let server = start_server(
+        backend,
         Server::builder()
             .threads(1)
             .topic_policy_for("ticks.", TopicPolicy::conflate_at(64 << 10)),
@@ -391,9 +398,10 @@ fn a_conflated_subscriber_ends_with_the_newest_value_of_every_key() {
     stop(&server);
 }
 
-#[test]
-fn a_slow_subscriber_under_the_close_policy_is_closed_with_1008() {
+test_all!(a_slow_subscriber_under_the_close_policy_is_closed_with_1008);
+fn a_slow_subscriber_under_the_close_policy_is_closed_with_1008(backend: Backend) {
     let server = start_server(
+        backend,
         Server::builder()
             .threads(1)
             .topic_policy(TopicPolicy::close_at(64 << 10)),
@@ -425,9 +433,10 @@ fn json(i: usize) -> String {
         .repeat(60)
 }
 
-#[test]
-fn compressed_and_plain_subscribers_of_one_topic_each_get_valid_frames() {
+test_all!(compressed_and_plain_subscribers_of_one_topic_each_get_valid_frames);
+fn compressed_and_plain_subscribers_of_one_topic_each_get_valid_frames(backend: Backend) {
     let server = start_server(
+        backend,
         Server::builder()
             .threads(1)
             .deflate(DeflateOptions::default()),
@@ -474,13 +483,17 @@ fn compressed_and_plain_subscribers_of_one_topic_each_get_valid_frames() {
     stop(&server);
 }
 
-#[test]
-fn subscribers_that_keep_a_context_get_a_compression_each_and_it_is_counted() {
+test_all!(subscribers_that_keep_a_context_get_a_compression_each_and_it_is_counted);
+fn subscribers_that_keep_a_context_get_a_compression_each_and_it_is_counted(backend: Backend) {
     let options = DeflateOptions {
         server_no_context_takeover: false,
         ..DeflateOptions::default()
     };
-    let server = start_server(Server::builder().threads(1).deflate(options), |_| PubSub);
+    let server = start_server(
+        backend,
+        Server::builder().threads(1).deflate(options),
+        |_| PubSub,
+    );
     let client = ClientOptions::default().deflate(DeflateOptions {
         server_no_context_takeover: false,
         ..DeflateOptions::default()
@@ -500,9 +513,9 @@ fn subscribers_that_keep_a_context_get_a_compression_each_and_it_is_counted() {
     stop(&server);
 }
 
-#[test]
-fn subscriptions_end_with_the_connection_and_topics_are_forgotten() {
-    let server = start_server(Server::builder().threads(2), |_| PubSub);
+test_all!(subscriptions_end_with_the_connection_and_topics_are_forgotten);
+fn subscriptions_end_with_the_connection_and_topics_are_forgotten(backend: Backend) {
+    let server = start_server(backend, Server::builder().threads(2), |_| PubSub);
     let mut subs = subscribers_on_both_workers(&server, "t", 4);
     subs[0].1.send_text("unsub:t").unwrap();
     assert_eq!(text(&mut subs[0].1), "unsub:true");
@@ -516,9 +529,9 @@ fn subscriptions_end_with_the_connection_and_topics_are_forgotten() {
     stop(&server);
 }
 
-#[test]
-fn a_publish_to_a_topic_nobody_wants_allocates_nothing() {
-    let server = start_server(Server::builder().threads(1), |_| PubSub);
+test_all!(a_publish_to_a_topic_nobody_wants_allocates_nothing);
+fn a_publish_to_a_topic_nobody_wants_allocates_nothing(backend: Backend) {
+    let server = start_server(backend, Server::builder().threads(1), |_| PubSub);
     let mut ws = connect(&server, "/sub/wanted");
     assert!(wait_until(TIMEOUT, || server.subscribers("wanted") == 1));
     let payload = "x".repeat(1000);
@@ -581,12 +594,16 @@ fn wide_subscribers_child() {
     );
     let got = Arc::new(AtomicU64::new(0));
     let g = got.clone();
+    // The parent passes its backend in `WSX_BACKEND`, which the engine reads.
     let clients = wsx::Client::builder()
         .threads(1)
         .pin_threads(false)
         .idle_timeout(None)
         .start(move |_| Count(g.clone()))
         .unwrap();
+    if let Some(backend) = backends::from_env() {
+        backends::assert_runs_on(&clients, backend);
+    }
     for i in 0..WIDE_SUBS {
         clients.connect(&url, ClientOptions::default(), i).unwrap();
     }
@@ -601,15 +618,19 @@ fn wide_subscribers_child() {
     println!("WIDE-OK {}", got.load(Ordering::Relaxed));
 }
 
-#[test]
-fn ten_thousand_subscribers_each_get_every_message() {
+test_all!(ten_thousand_subscribers_each_get_every_message);
+fn ten_thousand_subscribers_each_get_every_message(backend: Backend) {
     let limit = raise_fd_limit();
     assert!(
         limit >= WIDE_SUBS + 1024,
         "the server side needs {} descriptors, the hard limit allows {limit}",
         WIDE_SUBS + 1024
     );
-    let server = start_server(Server::builder().threads(2).idle_timeout(None), |_| PubSub);
+    let server = start_server(
+        backend,
+        Server::builder().threads(2).idle_timeout(None),
+        |_| PubSub,
+    );
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -621,6 +642,7 @@ fn ten_thousand_subscribers_each_get_every_message() {
             "WSX_WIDE_URL",
             format!("ws://{}/sub/wide", server.local_addr()),
         )
+        .env("WSX_BACKEND", backend.name())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -694,17 +716,19 @@ impl Handler for Stuck {
     }
 }
 
-#[test]
-fn a_publisher_faster_than_a_worker_is_refused_past_the_backlog_not_buffered() {
+test_all!(a_publisher_faster_than_a_worker_is_refused_past_the_backlog_not_buffered);
+fn a_publisher_faster_than_a_worker_is_refused_past_the_backlog_not_buffered(backend: Backend) {
     let (entered_tx, entered) = std::sync::mpsc::sync_channel(1);
     let (release_tx, release_rx) = std::sync::mpsc::channel();
     let release = Arc::new(std::sync::Mutex::new(release_rx));
-    let server = start_server(Server::builder().threads(1).publish_backlog(3), move |_| {
-        Stuck {
+    let server = start_server(
+        backend,
+        Server::builder().threads(1).publish_backlog(3),
+        move |_| Stuck {
             entered: entered_tx.clone(),
             release: release.clone(),
-        }
-    });
+        },
+    );
     let mut ws = connect(&server, "/");
     assert!(wait_until(TIMEOUT, || server.subscribers("t") == 1));
     ws.send_text("block").unwrap();

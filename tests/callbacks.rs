@@ -3,6 +3,9 @@
 //! `on_ping`, `on_pong` and `on_close` for each way a connection ends. (`on_drain` is covered
 //! in `backpressure.rs`.)
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
 mod common;
 
 use std::io::Write;
@@ -14,7 +17,7 @@ use common::{
     TIMEOUT,
 };
 use wsx::{
-    CloseCode, CloseInfo, Conn, ConnId, Handler, Message, MessageKind, Reject, Server,
+    Backend, CloseCode, CloseInfo, Conn, ConnId, Handler, Message, MessageKind, Reject, Server,
     ServerHandle, Upgrade,
 };
 
@@ -91,10 +94,10 @@ impl Handler for Recorder {
     }
 }
 
-fn recorder_server() -> (ServerHandle, Shared<Rec>) {
+fn recorder_server(backend: Backend) -> (ServerHandle, Shared<Rec>) {
     let log = Shared::default();
     let l = log.clone();
-    let server = start_server(Server::builder().threads(1), move |_| Recorder {
+    let server = start_server(backend, Server::builder().threads(1), move |_| Recorder {
         log: l.clone(),
     });
     (server, log)
@@ -157,9 +160,9 @@ fn close_of(server: &ServerHandle, log: &Shared<Rec>, id: ConnId) -> CloseInfo {
     }
 }
 
-#[test]
-fn on_upgrade_sees_path_query_headers_peer_and_forwarded_for() {
-    let (server, log) = recorder_server();
+test_all!(on_upgrade_sees_path_query_headers_peer_and_forwarded_for);
+fn on_upgrade_sees_path_query_headers_peer_and_forwarded_for(backend: Backend) {
+    let (server, log) = recorder_server(backend);
     let options = ClientOptions {
         target: "/chat/room?id=7&lang=en",
         headers: &[
@@ -196,9 +199,9 @@ fn on_upgrade_sees_path_query_headers_peer_and_forwarded_for() {
     stop(&server);
 }
 
-#[test]
-fn on_open_then_on_message_for_text_and_binary() {
-    let (server, log) = recorder_server();
+test_all!(on_open_then_on_message_for_text_and_binary);
+fn on_open_then_on_message_for_text_and_binary(backend: Backend) {
+    let (server, log) = recorder_server(backend);
     let (mut client, id) = open(&server, &log);
 
     client.send_text("hello ✓");
@@ -227,9 +230,9 @@ fn on_open_then_on_message_for_text_and_binary() {
     stop(&server);
 }
 
-#[test]
-fn fragmented_message_arrives_whole_with_a_ping_in_between() {
-    let (server, log) = recorder_server();
+test_all!(fragmented_message_arrives_whole_with_a_ping_in_between);
+fn fragmented_message_arrives_whole_with_a_ping_in_between(backend: Backend) {
+    let (server, log) = recorder_server(backend);
     let (mut client, id) = open(&server, &log);
 
     client.send_fragment(Some(MessageKind::Text), "frag".as_bytes(), false);
@@ -267,9 +270,9 @@ fn fragmented_message_arrives_whole_with_a_ping_in_between() {
     stop(&server);
 }
 
-#[test]
-fn frames_split_across_reads_are_reassembled() {
-    let (server, log) = recorder_server();
+test_all!(frames_split_across_reads_are_reassembled);
+fn frames_split_across_reads_are_reassembled(backend: Backend) {
+    let (server, log) = recorder_server(backend);
     let (mut client, id) = open(&server, &log);
     // One masked text frame and one ping, written a few bytes at a time.
     let mut bytes = masked(true, 0x1, "split across many reads".as_bytes());
@@ -287,9 +290,9 @@ fn frames_split_across_reads_are_reassembled() {
     stop(&server);
 }
 
-#[test]
-fn on_ping_and_on_pong_fire_with_their_payloads() {
-    let (server, log) = recorder_server();
+test_all!(on_ping_and_on_pong_fire_with_their_payloads);
+fn on_ping_and_on_pong_fire_with_their_payloads(backend: Backend) {
+    let (server, log) = recorder_server(backend);
     let (mut client, id) = open(&server, &log);
 
     // Client ping: the server answers with a pong (automatically) and calls on_ping.
@@ -316,9 +319,9 @@ fn on_ping_and_on_pong_fire_with_their_payloads() {
     stop(&server);
 }
 
-#[test]
-fn on_close_after_a_client_initiated_close_is_clean() {
-    let (server, log) = recorder_server();
+test_all!(on_close_after_a_client_initiated_close_is_clean);
+fn on_close_after_a_client_initiated_close_is_clean(backend: Backend) {
+    let (server, log) = recorder_server(backend);
     let (mut client, id) = open(&server, &log);
     client.close(1000, "bye now");
     // The server echoes the code, then closes the TCP connection.
@@ -337,9 +340,9 @@ fn on_close_after_a_client_initiated_close_is_clean() {
     stop(&server);
 }
 
-#[test]
-fn on_close_after_conn_close_is_clean() {
-    let (server, log) = recorder_server();
+test_all!(on_close_after_conn_close_is_clean);
+fn on_close_after_conn_close_is_clean(backend: Backend) {
+    let (server, log) = recorder_server(backend);
     let (mut client, id) = open(&server, &log);
     client.send_text("close-me");
     // recv echoes the close frame back, which completes the handshake.
@@ -352,9 +355,9 @@ fn on_close_after_conn_close_is_clean() {
     stop(&server);
 }
 
-#[test]
-fn on_close_after_server_handle_close_is_clean() {
-    let (server, log) = recorder_server();
+test_all!(on_close_after_server_handle_close_is_clean);
+fn on_close_after_server_handle_close_is_clean(backend: Backend) {
+    let (server, log) = recorder_server(backend);
     let (mut client, id) = open(&server, &log);
     server
         .close(id, CloseCode(4001), "from the handle")
@@ -370,9 +373,9 @@ fn on_close_after_server_handle_close_is_clean() {
     stop(&server);
 }
 
-#[test]
-fn on_close_after_an_abrupt_drop_is_1006_unclean() {
-    let (server, log) = recorder_server();
+test_all!(on_close_after_an_abrupt_drop_is_1006_unclean);
+fn on_close_after_an_abrupt_drop_is_1006_unclean(backend: Backend) {
+    let (server, log) = recorder_server(backend);
 
     // A FIN without a close frame.
     let (client, id) = open(&server, &log);
@@ -396,9 +399,9 @@ fn on_close_after_an_abrupt_drop_is_1006_unclean() {
     stop(&server);
 }
 
-#[test]
-fn server_handle_terminate_drops_without_a_close_frame() {
-    let (server, log) = recorder_server();
+test_all!(server_handle_terminate_drops_without_a_close_frame);
+fn server_handle_terminate_drops_without_a_close_frame(backend: Backend) {
+    let (server, log) = recorder_server(backend);
     let (mut client, id) = open(&server, &log);
     server.terminate(id).expect("command delivered");
     let end = client.recv();
@@ -412,9 +415,9 @@ fn server_handle_terminate_drops_without_a_close_frame() {
     stop(&server);
 }
 
-#[test]
-fn frames_sent_with_the_request_head_are_delivered() {
-    let (server, log) = recorder_server();
+test_all!(frames_sent_with_the_request_head_are_delivered);
+fn frames_sent_with_the_request_head_are_delivered(backend: Backend) {
+    let (server, log) = recorder_server(backend);
     let mut stream = TcpStream::connect(server.local_addr()).unwrap();
     let mut bytes = upgrade_head("/", &[]);
     bytes.extend(masked(true, 0x1, b"early"));
@@ -441,9 +444,9 @@ fn frames_sent_with_the_request_head_are_delivered() {
     stop(&server);
 }
 
-#[test]
-fn a_message_followed_at_once_by_a_fin_is_delivered_then_1006() {
-    let (server, log) = recorder_server();
+test_all!(a_message_followed_at_once_by_a_fin_is_delivered_then_1006);
+fn a_message_followed_at_once_by_a_fin_is_delivered_then_1006(backend: Backend) {
+    let (server, log) = recorder_server(backend);
     for round in 0..10 {
         let (mut client, id) = open(&server, &log);
         let text = format!("last words {round}");
@@ -461,9 +464,9 @@ fn a_message_followed_at_once_by_a_fin_is_delivered_then_1006() {
     stop(&server);
 }
 
-#[test]
-fn a_close_without_a_code_is_1005_and_clean() {
-    let (server, log) = recorder_server();
+test_all!(a_close_without_a_code_is_1005_and_clean);
+fn a_close_without_a_code_is_1005_and_clean(backend: Backend) {
+    let (server, log) = recorder_server(backend);
     let (mut client, id) = open(&server, &log);
     client.close(CloseCode::NO_STATUS.0, "");
     // An empty close is answered with an empty close.

@@ -3,6 +3,9 @@
 //! heap of the whole process (a counting global allocator) and the sizes of the worker's
 //! structures are back where they were.
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -12,6 +15,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use common::{masked, start_server, stop, upgrade_head, wait_until, Echo, TIMEOUT};
+use wsx::Backend;
 use wsx::Server;
 
 /// Counts the bytes the process has allocated and not freed.
@@ -103,8 +107,8 @@ fn batch(addr: SocketAddr, n: usize, round: usize) {
     }
 }
 
-#[test]
-fn churn_leaves_memory_and_structures_flat() {
+test_all!(churn_leaves_memory_and_structures_flat);
+fn churn_leaves_memory_and_structures_flat(backend: Backend) {
     common::raise_fd_limit();
     // Short timeouts, so that the wheel's entries for connections that are gone fire within a
     // round and "nothing scheduled" is a state the test can wait for.
@@ -113,7 +117,7 @@ fn churn_leaves_memory_and_structures_flat() {
         .handshake_timeout(Duration::from_secs(2))
         .close_timeout(Duration::from_millis(500))
         .idle_timeout(None);
-    let server = start_server(builder, |_| Echo);
+    let server = start_server(backend, builder, |_| Echo);
     let addr = server.local_addr();
     let mut samples = Vec::new();
     for round in 0..ROUNDS {

@@ -1,5 +1,8 @@
 //! permessage-deflate on real sockets: a wsx server and the blocking and engine clients.
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
 mod common;
 
 use std::time::Duration;
@@ -8,7 +11,7 @@ use common::{start_server, stop, TIMEOUT};
 use wsx::blocking::Message;
 use wsx::client::ClientOptions;
 use wsx::protocol::deflate::DeflateOptions;
-use wsx::{Conn, Handler, Server};
+use wsx::{Backend, Conn, Handler, Server};
 
 /// Echoes, and answers "mode?" with whether compression is on for the connection.
 struct Echo;
@@ -41,9 +44,10 @@ fn text(len: usize) -> String {
     "{\"px\":101.25,\"qty\":3,\"side\":\"ask\"},".repeat(len / 34 + 1)[..len].to_owned()
 }
 
-#[test]
-fn compressed_echo_in_every_client_mode_and_plain_peers_still_served() {
+test_all!(compressed_echo_in_every_client_mode_and_plain_peers_still_served);
+fn compressed_echo_in_every_client_mode_and_plain_peers_still_served(backend: Backend) {
     let server = start_server(
+        backend,
         Server::builder()
             .threads(1)
             .deflate(DeflateOptions::default()),
@@ -105,9 +109,10 @@ fn compressed_echo_in_every_client_mode_and_plain_peers_still_served() {
     stop(&server);
 }
 
-#[test]
-fn a_decompression_bomb_closes_with_1009() {
+test_all!(a_decompression_bomb_closes_with_1009);
+fn a_decompression_bomb_closes_with_1009(backend: Backend) {
     let server = start_server(
+        backend,
         Server::builder()
             .threads(1)
             .max_payload(1 << 20)
@@ -219,11 +224,12 @@ impl Handler for Interleave {
     }
 }
 
-#[test]
-fn a_pooled_message_keeps_its_place_among_small_messages_pings_and_the_close() {
+test_all!(a_pooled_message_keeps_its_place_among_small_messages_pings_and_the_close);
+fn a_pooled_message_keeps_its_place_among_small_messages_pings_and_the_close(backend: Backend) {
     let ids = common::Shared::default();
     let h = ids.clone();
     let server = start_server(
+        backend,
         Server::builder()
             .threads(1)
             .deflate_threads(1)
@@ -308,11 +314,12 @@ impl Handler for Burst {
     }
 }
 
-#[test]
-fn many_connections_with_one_pool_thread_and_a_tiny_queue_lose_nothing() {
+test_all!(many_connections_with_one_pool_thread_and_a_tiny_queue_lose_nothing);
+fn many_connections_with_one_pool_thread_and_a_tiny_queue_lose_nothing(backend: Backend) {
     const CONNS: usize = 12;
     const EACH: usize = 4;
     let server = start_server(
+        backend,
         Server::builder()
             .threads(2)
             .deflate_threads(1)
@@ -377,9 +384,10 @@ impl Handler for SendAndDrop {
     }
 }
 
-#[test]
-fn a_connection_dropped_while_its_job_runs_discards_the_frame() {
+test_all!(a_connection_dropped_while_its_job_runs_discards_the_frame);
+fn a_connection_dropped_while_its_job_runs_discards_the_frame(backend: Backend) {
     let server = start_server(
+        backend,
         Server::builder()
             .threads(1)
             .deflate_threads(1)
@@ -416,9 +424,10 @@ fn a_connection_dropped_while_its_job_runs_discards_the_frame() {
     stop(&server);
 }
 
-#[test]
-fn the_pool_shuts_down_with_the_server() {
+test_all!(the_pool_shuts_down_with_the_server);
+fn the_pool_shuts_down_with_the_server(backend: Backend) {
     let server = start_server(
+        backend,
         Server::builder()
             .threads(1)
             .deflate_threads(3)
@@ -451,7 +460,7 @@ fn the_pool_shuts_down_with_the_server() {
             .deflate_threads(0)
             .deflate(DeflateOptions::default()),
     ] {
-        let server = start_server(builder, |_| Echo);
+        let server = start_server(backend, builder, |_| Echo);
         assert_eq!(
             server.deflate_pool_stats(),
             wsx::DeflatePoolStats::default()
@@ -478,9 +487,10 @@ impl Handler for BigClient {
     }
 }
 
-#[test]
-fn an_engine_client_masks_its_pooled_frames_and_both_pools_keep_order() {
+test_all!(an_engine_client_masks_its_pooled_frames_and_both_pools_keep_order);
+fn an_engine_client_masks_its_pooled_frames_and_both_pools_keep_order(backend: Backend) {
     let server = start_server(
+        backend,
         Server::builder()
             .threads(1)
             .deflate(DeflateOptions::default()),
@@ -491,8 +501,10 @@ fn an_engine_client_masks_its_pooled_frames_and_both_pools_keep_order() {
         .threads(1)
         .pin_threads(false)
         .deflate(DeflateOptions::default())
+        .backend(backend)
         .start(move |_| BigClient(tx.clone()))
         .expect("client engine starts");
+    backends::assert_runs_on(&engine, backend);
     let options = ClientOptions::new()
         .no_proxy()
         .deflate(DeflateOptions::default());

@@ -1,6 +1,9 @@
 //! The engine client: client connections opened from a worker with `ServerHandle::connect`,
 //! driven by the same `Handler` as accepted ones.
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
 mod common;
 
 use std::io::{Read, Write};
@@ -11,8 +14,8 @@ use std::time::Duration;
 use common::{start_server, stop, Echo, TIMEOUT};
 use wsx::client::{ClientError, ClientOptions, Url};
 use wsx::{
-    Client, CloseCode, CloseInfo, Conn, Handler, HandshakeError, Message, Reject, Role, Server,
-    ServerHandle, Upgrade,
+    Backend, Client, CloseCode, CloseInfo, Conn, Handler, HandshakeError, Message, Reject, Role,
+    Server, ServerHandle, Upgrade,
 };
 
 /// What the client handler saw, by tag.
@@ -69,13 +72,15 @@ fn clone_error(e: &ClientError) -> ClientError {
     }
 }
 
-fn client_engine(threads: usize) -> (ServerHandle, Receiver<Seen>) {
+fn client_engine(backend: Backend, threads: usize) -> (ServerHandle, Receiver<Seen>) {
     let (tx, rx) = channel();
     let engine = Client::builder()
         .threads(threads)
         .pin_threads(false)
+        .backend(backend)
         .start(move |_| Probe(tx.clone()))
         .expect("client engine starts");
+    backends::assert_runs_on(&engine, backend);
     (engine, rx)
 }
 
@@ -83,11 +88,11 @@ fn direct() -> ClientOptions {
     ClientOptions::new().no_proxy()
 }
 
-#[test]
-fn a_thousand_client_connections_from_one_worker() {
+test_all!(a_thousand_client_connections_from_one_worker);
+fn a_thousand_client_connections_from_one_worker(backend: Backend) {
     common::raise_fd_limit();
-    let server = start_server(Server::builder().threads(2), |_| Echo);
-    let (engine, rx) = client_engine(1);
+    let server = start_server(backend, Server::builder().threads(2), |_| Echo);
+    let (engine, rx) = client_engine(backend, 1);
     let url = format!("ws://{}/", server.local_addr());
     const N: u64 = 1000;
     for tag in 1..=N {
@@ -160,10 +165,10 @@ impl Handler for CloseAfterOne {
     }
 }
 
-#[test]
-fn server_initiated_close_and_subprotocol() {
-    let server = start_server(Server::builder().threads(1), |_| CloseAfterOne);
-    let (engine, rx) = client_engine(1);
+test_all!(server_initiated_close_and_subprotocol);
+fn server_initiated_close_and_subprotocol(backend: Backend) {
+    let server = start_server(backend, Server::builder().threads(1), |_| CloseAfterOne);
+    let (engine, rx) = client_engine(backend, 1);
     let url = format!("ws://{}/", server.local_addr());
     engine
         .connect(&url, direct().protocol("other").protocol("chat"), 7)
@@ -185,10 +190,10 @@ fn server_initiated_close_and_subprotocol() {
     stop(&server);
 }
 
-#[test]
-fn failures_before_open_reach_on_connect_error() {
-    let server = start_server(Server::builder().threads(1), |_| CloseAfterOne);
-    let (engine, rx) = client_engine(1);
+test_all!(failures_before_open_reach_on_connect_error);
+fn failures_before_open_reach_on_connect_error(backend: Backend) {
+    let server = start_server(backend, Server::builder().threads(1), |_| CloseAfterOne);
+    let (engine, rx) = client_engine(backend, 1);
     // Refused by the server's handler: the status and the body's first bytes.
     engine
         .connect(
@@ -275,10 +280,10 @@ fn redirector(location: String, count: usize) -> String {
     addr.to_string()
 }
 
-#[test]
-fn redirects_are_followed_within_the_limit() {
-    let server = start_server(Server::builder().threads(1), |_| Echo);
-    let (engine, rx) = client_engine(1);
+test_all!(redirects_are_followed_within_the_limit);
+fn redirects_are_followed_within_the_limit(backend: Backend) {
+    let server = start_server(backend, Server::builder().threads(1), |_| Echo);
+    let (engine, rx) = client_engine(backend, 1);
     let hop = redirector(format!("ws://{}/echo", server.local_addr()), 1);
     engine
         .connect(

@@ -6,6 +6,9 @@
 //! from this process, whose limit is untouched. The child answers `stats` on its stdin with
 //! its server's counters on its stdout and exits when its stdin closes.
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
@@ -15,6 +18,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use common::{upgrade_head, Client, Echo, Ev, TIMEOUT};
+use wsx::Backend;
 use wsx::Server;
 
 /// Set in the child's environment.
@@ -31,15 +35,19 @@ const FLOOD: usize = 300;
 const STALLED_CONNECTS: usize = 10;
 const CONNECT_WAIT: Duration = Duration::from_millis(300);
 
-#[test]
-fn accepts_again_after_descriptors_ran_out() {
+test_all!(accepts_again_after_descriptors_ran_out);
+fn accepts_again_after_descriptors_ran_out(backend: Backend) {
     if std::env::var_os(CHILD).is_some() {
-        child();
+        child(backend);
     }
     let exe = std::env::current_exe().expect("the test binary's path");
+    // The child runs this same twin, so its server runs on this backend too.
     let mut child = Command::new(exe)
         .args([
-            "accepts_again_after_descriptors_ran_out",
+            &format!(
+                "accepts_again_after_descriptors_ran_out::{}",
+                backend.name()
+            ),
             "--exact",
             "--nocapture",
             "--test-threads=1",
@@ -131,7 +139,7 @@ fn connect_within(addr: SocketAddr, within: Duration) -> Client {
 }
 
 /// The child's part: lower the descriptor limit, serve, answer `stats` until stdin closes.
-fn child() -> ! {
+fn child(backend: Backend) -> ! {
     let held = std::fs::read_dir("/proc/self/fd")
         .expect("list /proc/self/fd")
         .count() as u64;
@@ -142,8 +150,10 @@ fn child() -> ! {
         .threads(1)
         .pin_threads(false)
         .backlog(8)
+        .backend(backend)
         .start(|_| Echo)
         .expect("the child's server starts");
+    backends::assert_runs_on(&server, backend);
     let out = std::io::stdout();
     let say = |line: String| {
         let mut out = out.lock();

@@ -2,10 +2,13 @@
 //! reaches exactly that connection, on any worker; commands to a stale id (a connection that
 //! is gone, whose slot a new connection now holds) are skipped harmlessly.
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
 mod common;
 
 use common::{start_server, stop, Client, Ev, Shared};
-use wsx::{CloseCode, Conn, ConnId, Handler, Message, MessageKind, Server};
+use wsx::{Backend, CloseCode, Conn, ConnId, Handler, Message, MessageKind, Server};
 
 /// Tells each client its id on open; records ids; echoes.
 struct Directory {
@@ -37,11 +40,11 @@ fn connect(server: &wsx::ServerHandle, ids: &Shared<ConnId>) -> (Client, ConnId)
     (client, id)
 }
 
-#[test]
-fn send_to_an_id_from_on_open_reaches_that_connection() {
+test_all!(send_to_an_id_from_on_open_reaches_that_connection);
+fn send_to_an_id_from_on_open_reaches_that_connection(backend: Backend) {
     let ids = Shared::default();
     let i = ids.clone();
-    let server = start_server(Server::builder().threads(2), move |_| Directory {
+    let server = start_server(backend, Server::builder().threads(2), move |_| Directory {
         ids: i.clone(),
     });
     let mut clients: Vec<(Client, ConnId)> = (0..6).map(|_| connect(&server, &ids)).collect();
@@ -69,11 +72,11 @@ fn send_to_an_id_from_on_open_reaches_that_connection() {
     stop(&server);
 }
 
-#[test]
-fn send_to_a_stale_id_is_skipped() {
+test_all!(send_to_a_stale_id_is_skipped);
+fn send_to_a_stale_id_is_skipped(backend: Backend) {
     let ids = Shared::default();
     let i = ids.clone();
-    let server = start_server(Server::builder().threads(1), move |_| Directory {
+    let server = start_server(backend, Server::builder().threads(1), move |_| Directory {
         ids: i.clone(),
     });
     let (mut old, old_id) = connect(&server, &ids);

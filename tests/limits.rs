@@ -4,6 +4,9 @@
 //! peer is pinged, then dropped after `idle_timeout`, while a peer that answers pings stays;
 //! a peer that never answers our close frame is dropped after `close_timeout`.
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
 mod common;
 
 use std::io::Write;
@@ -12,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::{masked, read_to_eof, start_server, stop, Client, ClientOptions, Ev, Shared, TIMEOUT};
 use wsx::{
-    CloseCode, CloseInfo, Conn, ConnId, Handler, Limits, Message, ProtocolError, Server,
+    Backend, CloseCode, CloseInfo, Conn, ConnId, Handler, Limits, Message, ProtocolError, Server,
     ServerBuilder, ServerHandle,
 };
 
@@ -48,11 +51,13 @@ impl Handler for Watch {
     }
 }
 
-fn watch(builder: ServerBuilder) -> (ServerHandle, Shared<Rec>) {
+fn watch(backend: Backend, builder: ServerBuilder) -> (ServerHandle, Shared<Rec>) {
     let log = Shared::default();
     let l = log.clone();
     (
-        start_server(builder.threads(1), move |_| Watch { log: l.clone() }),
+        start_server(backend, builder.threads(1), move |_| Watch {
+            log: l.clone(),
+        }),
         log,
     )
 }
@@ -67,8 +72,8 @@ fn close_of(log: &Shared<Rec>) -> CloseInfo {
 /// Sends `bytes` on a fresh connection and expects a close frame with `code`, then EOF (the
 /// server lingers so that the close frame is read, not lost to a reset). Returns what
 /// `on_close` saw.
-fn expect_close(builder: ServerBuilder, bytes: &[u8], code: u16) -> CloseInfo {
-    let (server, log) = watch(builder);
+fn expect_close(backend: Backend, builder: ServerBuilder, bytes: &[u8], code: u16) -> CloseInfo {
+    let (server, log) = watch(backend, builder);
     let mut client = Client::connect(server.local_addr());
     client.send_raw(bytes);
     let events = client.recv_until_end();
@@ -84,10 +89,10 @@ fn expect_close(builder: ServerBuilder, bytes: &[u8], code: u16) -> CloseInfo {
     info
 }
 
-#[test]
-fn an_oversize_frame_closes_with_1009() {
+test_all!(an_oversize_frame_closes_with_1009);
+fn an_oversize_frame_closes_with_1009(backend: Backend) {
     // At the limit: accepted.
-    let (server, _log) = watch(Server::builder().max_payload(1024));
+    let (server, _log) = watch(backend, Server::builder().max_payload(1024));
     let mut client = Client::connect(server.local_addr());
     client.send_binary(&[7; 1024]);
     assert_eq!(client.recv(), Some(Ev::Binary(vec![7; 1024])));
@@ -95,6 +100,7 @@ fn an_oversize_frame_closes_with_1009() {
 
     // One byte over: refused as soon as the header is read.
     let info = expect_close(
+        backend,
         Server::builder().max_payload(1024),
         &masked(true, 0x2, &[7; 1025]),
         1009,
@@ -114,14 +120,14 @@ fn an_oversize_frame_closes_with_1009() {
     let mut huge = vec![0x82, 0x80 | 127];
     huge.extend_from_slice(&(1u64 << 40).to_be_bytes());
     huge.extend_from_slice(&[1, 2, 3, 4]);
-    expect_close(Server::builder().max_payload(1024), &huge, 1009);
+    expect_close(backend, Server::builder().max_payload(1024), &huge, 1009);
 }
 
-#[test]
-fn an_oversize_fragmented_message_closes_with_1009() {
+test_all!(an_oversize_fragmented_message_closes_with_1009);
+fn an_oversize_fragmented_message_closes_with_1009(backend: Backend) {
     let mut bytes = masked(false, 0x2, &[1; 600]);
     bytes.extend(masked(true, 0x0, &[2; 600]));
-    let info = expect_close(Server::builder().max_payload(1024), &bytes, 1009);
+    let info = expect_close(backend, Server::builder().max_payload(1024), &bytes, 1009);
     assert!(
         matches!(
             info.error,
@@ -131,9 +137,10 @@ fn an_oversize_fragmented_message_closes_with_1009() {
     );
 }
 
-#[test]
-fn invalid_utf8_closes_with_1007() {
+test_all!(invalid_utf8_closes_with_1007);
+fn invalid_utf8_closes_with_1007(backend: Backend) {
     expect_close(
+        backend,
         Server::builder(),
         &masked(true, 0x1, &[b'o', b'k', 0xff, 0xfe]),
         1007,
@@ -141,16 +148,17 @@ fn invalid_utf8_closes_with_1007() {
     // Split across fragments: the second fragment breaks the sequence the first began.
     let mut bytes = masked(false, 0x1, &[0xe2, 0x82]);
     bytes.extend(masked(true, 0x0, b"x"));
-    expect_close(Server::builder(), &bytes, 1007);
+    expect_close(backend, Server::builder(), &bytes, 1007);
 }
 
-#[test]
-fn protocol_errors_close_with_1002() {
+test_all!(protocol_errors_close_with_1002);
+fn protocol_errors_close_with_1002(backend: Backend) {
     // Reserved opcode.
-    let info = expect_close(Server::builder(), &masked(true, 0x3, b""), 1002);
+    let info = expect_close(backend, Server::builder(), &masked(true, 0x3, b""), 1002);
     assert_eq!(info.error, Some(ProtocolError::ReservedOpcode(3)));
     // Unmasked frame from a client.
     let info = expect_close(
+        backend,
         Server::builder(),
         &common::frame(true, 0x1, b"hi", None),
         1002,
@@ -159,17 +167,20 @@ fn protocol_errors_close_with_1002() {
     // RSV1 without an extension.
     let mut rsv = masked(true, 0x1, b"hi");
     rsv[0] |= 0x40;
-    let info = expect_close(Server::builder(), &rsv, 1002);
+    let info = expect_close(backend, Server::builder(), &rsv, 1002);
     assert_eq!(info.error, Some(ProtocolError::ReservedBits));
     // A continuation with nothing to continue.
-    expect_close(Server::builder(), &masked(true, 0x0, b"x"), 1002);
+    expect_close(backend, Server::builder(), &masked(true, 0x0, b"x"), 1002);
     // A fragmented ping.
-    expect_close(Server::builder(), &masked(false, 0x9, b"x"), 1002);
+    expect_close(backend, Server::builder(), &masked(false, 0x9, b"x"), 1002);
 }
 
-#[test]
-fn a_silent_connection_is_dropped_after_the_handshake_timeout() {
-    let (server, log) = watch(Server::builder().handshake_timeout(Duration::from_millis(300)));
+test_all!(a_silent_connection_is_dropped_after_the_handshake_timeout);
+fn a_silent_connection_is_dropped_after_the_handshake_timeout(backend: Backend) {
+    let (server, log) = watch(
+        backend,
+        Server::builder().handshake_timeout(Duration::from_millis(300)),
+    );
     let started = Instant::now();
     let mut silent = TcpStream::connect(server.local_addr()).unwrap();
     let mut half = TcpStream::connect(server.local_addr()).unwrap();
@@ -205,9 +216,12 @@ fn a_silent_connection_is_dropped_after_the_handshake_timeout() {
     stop(&server);
 }
 
-#[test]
-fn an_idle_peer_is_pinged_then_dropped_after_the_idle_timeout() {
-    let (server, log) = watch(Server::builder().idle_timeout(Some(Duration::from_millis(400))));
+test_all!(an_idle_peer_is_pinged_then_dropped_after_the_idle_timeout);
+fn an_idle_peer_is_pinged_then_dropped_after_the_idle_timeout(backend: Backend) {
+    let (server, log) = watch(
+        backend,
+        Server::builder().idle_timeout(Some(Duration::from_millis(400))),
+    );
     let options = ClientOptions {
         auto_pong: false,
         ..ClientOptions::default()
@@ -230,9 +244,12 @@ fn an_idle_peer_is_pinged_then_dropped_after_the_idle_timeout() {
     stop(&server);
 }
 
-#[test]
-fn a_peer_that_answers_pings_stays_open() {
-    let (server, log) = watch(Server::builder().idle_timeout(Some(Duration::from_millis(400))));
+test_all!(a_peer_that_answers_pings_stays_open);
+fn a_peer_that_answers_pings_stays_open(backend: Backend) {
+    let (server, log) = watch(
+        backend,
+        Server::builder().idle_timeout(Some(Duration::from_millis(400))),
+    );
     let mut client = Client::connect(server.local_addr());
     // Four idle periods; recv answers every ping.
     let events = client.pump(Duration::from_millis(1600));
@@ -256,9 +273,12 @@ fn a_peer_that_answers_pings_stays_open() {
     stop(&server);
 }
 
-#[test]
-fn a_peer_that_never_answers_our_close_is_dropped_after_the_close_timeout() {
-    let (server, log) = watch(Server::builder().close_timeout(Duration::from_millis(300)));
+test_all!(a_peer_that_never_answers_our_close_is_dropped_after_the_close_timeout);
+fn a_peer_that_never_answers_our_close_is_dropped_after_the_close_timeout(backend: Backend) {
+    let (server, log) = watch(
+        backend,
+        Server::builder().close_timeout(Duration::from_millis(300)),
+    );
     let client = Client::connect(server.local_addr());
     let id = match log.wait_for(|r| matches!(r, Rec::Open(_))) {
         Some(Rec::Open(id)) => id,
@@ -284,31 +304,38 @@ fn a_peer_that_never_answers_our_close_is_dropped_after_the_close_timeout() {
     stop(&server);
 }
 
-#[test]
-fn bad_close_and_control_frames_close_with_1002_or_1007() {
+test_all!(bad_close_and_control_frames_close_with_1002_or_1007);
+fn bad_close_and_control_frames_close_with_1002_or_1007(backend: Backend) {
     // Codes that may not be sent on the wire.
     for code in [999u16, 1005, 1006, 1016, 2999, 5000] {
         expect_close(
+            backend,
             Server::builder(),
             &masked(true, 0x8, &code.to_be_bytes()),
             1002,
         );
     }
     // A one-byte close payload.
-    expect_close(Server::builder(), &masked(true, 0x8, &[3]), 1002);
+    expect_close(backend, Server::builder(), &masked(true, 0x8, &[3]), 1002);
     // A close reason that is not UTF-8.
     expect_close(
+        backend,
         Server::builder(),
         &masked(true, 0x8, &[0x03, 0xe8, 0xff]),
         1007,
     );
     // A ping over 125 bytes.
-    expect_close(Server::builder(), &masked(true, 0x9, &[0; 126]), 1002);
+    expect_close(
+        backend,
+        Server::builder(),
+        &masked(true, 0x9, &[0; 126]),
+        1002,
+    );
 }
 
-#[test]
-fn messages_before_a_protocol_error_in_the_same_read_are_delivered_first() {
-    let (server, log) = watch(Server::builder());
+test_all!(messages_before_a_protocol_error_in_the_same_read_are_delivered_first);
+fn messages_before_a_protocol_error_in_the_same_read_are_delivered_first(backend: Backend) {
+    let (server, log) = watch(backend, Server::builder());
     let mut client = Client::connect(server.local_addr());
     let mut bytes = masked(true, 0x1, b"one");
     bytes.extend(masked(true, 0x2, b"two"));
@@ -327,12 +354,12 @@ fn messages_before_a_protocol_error_in_the_same_read_are_delivered_first() {
     stop(&server);
 }
 
-#[test]
-fn without_auto_ping_an_idle_peer_is_dropped_unpinged() {
+test_all!(without_auto_ping_an_idle_peer_is_dropped_unpinged);
+fn without_auto_ping_an_idle_peer_is_dropped_unpinged(backend: Backend) {
     let builder = Server::builder()
         .idle_timeout(Some(Duration::from_millis(300)))
         .auto_ping(false);
-    let (server, log) = watch(builder);
+    let (server, log) = watch(backend, builder);
     let mut client = Client::connect(server.local_addr());
     let events = client.recv_until_end();
     assert!(
@@ -343,9 +370,9 @@ fn without_auto_ping_an_idle_peer_is_dropped_unpinged() {
     stop(&server);
 }
 
-#[test]
-fn connections_past_max_connections_are_closed_at_once() {
-    let (server, log) = watch(Server::builder().max_connections(2));
+test_all!(connections_past_max_connections_are_closed_at_once);
+fn connections_past_max_connections_are_closed_at_once(backend: Backend) {
+    let (server, log) = watch(backend, Server::builder().max_connections(2));
     let mut first = Client::connect(server.local_addr());
     let _second = Client::connect(server.local_addr());
     let mut third = TcpStream::connect(server.local_addr()).unwrap();
@@ -380,15 +407,15 @@ fn connections_past_max_connections_are_closed_at_once() {
     stop(&server);
 }
 
-#[test]
-fn limits_set_as_a_whole_apply() {
+test_all!(limits_set_as_a_whole_apply);
+fn limits_set_as_a_whole_apply(backend: Backend) {
     let limits = Limits {
         max_fragments: 4,
         max_headers: 10,
         ..Limits::default()
     };
     // Four fragments pass, five do not.
-    let (server, _log) = watch(Server::builder().limits(limits));
+    let (server, _log) = watch(backend, Server::builder().limits(limits));
     let mut client = Client::connect(server.local_addr());
     let mut bytes = masked(false, 0x1, b"a");
     bytes.extend(masked(false, 0x0, b"b"));
@@ -408,6 +435,6 @@ fn limits_set_as_a_whole_apply() {
         bytes.extend(masked(false, 0x0, b"b"));
     }
     bytes.extend(masked(true, 0x0, b"c"));
-    let info = expect_close(Server::builder().limits(limits), &bytes, 1009);
+    let info = expect_close(backend, Server::builder().limits(limits), &bytes, 1009);
     assert_eq!(info.error, Some(ProtocolError::TooManyFragments { max: 4 }));
 }

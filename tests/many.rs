@@ -2,21 +2,25 @@
 //! echo is read; every echo arrives on its own connection, and `stats()` counts the
 //! connections and the messages both ways, then drops back to zero.
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
 mod common;
 
 use std::time::Duration;
 
 use common::{start_server, stop, Client, Echo, Ev, TIMEOUT};
+use wsx::Backend;
 use wsx::Server;
 
 const THREADS: usize = 4;
 const PER_THREAD: usize = 250;
 const TOTAL: usize = THREADS * PER_THREAD;
 
-#[test]
-fn a_thousand_connections_echo_at_once() {
+test_all!(a_thousand_connections_echo_at_once);
+fn a_thousand_connections_echo_at_once(backend: Backend) {
     common::raise_fd_limit();
-    let server = start_server(Server::builder().threads(2), |_| Echo);
+    let server = start_server(backend, Server::builder().threads(2), |_| Echo);
     let addr = server.local_addr();
     let drivers: Vec<_> = (0..THREADS)
         .map(|t| {

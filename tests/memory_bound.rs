@@ -4,6 +4,9 @@
 //! serves the other connections of the worker meanwhile, and once the peer reads, it gets every
 //! message that was not dropped, in order, and every pong it is owed.
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
 mod common;
 
 use std::io::{self, Read, Write};
@@ -12,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::{start_server, stop, Client, Echo, Ev};
 use wsx::protocol::{Config, Connection, Event, Role};
-use wsx::{Server, ServerHandle};
+use wsx::{Backend, Server, ServerHandle};
 
 /// The read allowance of the bound: the pongs (and a close frame, a heartbeat ping) answering
 /// one read of the worker's 256 KiB buffer plus a 139-byte residue, on a server connection.
@@ -134,8 +137,8 @@ fn wait_paused(server: &ServerHandle, n: u64) -> bool {
     common::wait_until(LONG, || server.footprint().paused == n)
 }
 
-#[test]
-fn a_peer_that_sends_without_reading_is_paused_and_bounded() {
+test_all!(a_peer_that_sends_without_reading_is_paused_and_bounded);
+fn a_peer_that_sends_without_reading_is_paused_and_bounded(backend: Backend) {
     const MAX_BUFFERED: usize = 1 << 20;
     const SMALL: usize = 256 << 10;
     /// Larger than `max_buffered`: admitted only when nothing is unwritten.
@@ -143,6 +146,7 @@ fn a_peer_that_sends_without_reading_is_paused_and_bounded() {
     const COUNT: u32 = 48; // 48 MiB sent: far past what the kernel's buffers hold
     let len = |seq: u32| if seq % 2 == 0 { SMALL } else { LARGE };
     let server = start_server(
+        backend,
         Server::builder().threads(1).max_buffered(MAX_BUFFERED),
         |_| Echo,
     );
@@ -250,11 +254,15 @@ fn a_peer_that_sends_without_reading_is_paused_and_bounded() {
     stop(&server);
 }
 
-#[test]
-fn a_ping_flood_gets_every_pong_once_the_peer_reads() {
+test_all!(a_ping_flood_gets_every_pong_once_the_peer_reads);
+fn a_ping_flood_gets_every_pong_once_the_peer_reads(backend: Backend) {
     const LIMIT: usize = 64 << 10;
     const PINGS: u64 = 100_000; // 13 MB of pongs owed: far past the kernel's socket buffers
-    let server = start_server(Server::builder().threads(1).max_buffered(LIMIT), |_| Echo);
+    let server = start_server(
+        backend,
+        Server::builder().threads(1).max_buffered(LIMIT),
+        |_| Echo,
+    );
     let mut flooder = Raw::connect(server.local_addr());
     let ping = |i: u64| {
         let mut payload = [0x55u8; 125];
@@ -314,10 +322,14 @@ fn a_ping_flood_gets_every_pong_once_the_peer_reads() {
     stop(&server);
 }
 
-#[test]
-fn a_message_larger_than_the_limit_still_reaches_a_peer_that_reads() {
+test_all!(a_message_larger_than_the_limit_still_reaches_a_peer_that_reads);
+fn a_message_larger_than_the_limit_still_reaches_a_peer_that_reads(backend: Backend) {
     const LIMIT: usize = 64 << 10;
-    let server = start_server(Server::builder().threads(1).max_buffered(LIMIT), |_| Echo);
+    let server = start_server(
+        backend,
+        Server::builder().threads(1).max_buffered(LIMIT),
+        |_| Echo,
+    );
     let mut client = Client::connect(server.local_addr());
     for seq in 0..5 {
         let data = message(seq, 1 << 20); // 16 times the limit
@@ -346,11 +358,12 @@ impl wsx::Handler for EchoLog {
     }
 }
 
-#[test]
-fn a_paused_peer_that_never_reads_is_dropped_by_the_idle_timeout() {
+test_all!(a_paused_peer_that_never_reads_is_dropped_by_the_idle_timeout);
+fn a_paused_peer_that_never_reads_is_dropped_by_the_idle_timeout(backend: Backend) {
     let closes = common::Shared::default();
     let c = closes.clone();
     let server = start_server(
+        backend,
         Server::builder()
             .threads(1)
             .max_buffered(64 << 10)

@@ -3,6 +3,9 @@
 //! 400 for a malformed key, 431 for an oversize head. Each answer is complete and followed by
 //! EOF, and no refused request reaches `on_open`.
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
 mod common;
 
 use common::{
@@ -10,7 +13,7 @@ use common::{
     TIMEOUT,
 };
 use wsx::protocol::handshake::HandshakeError;
-use wsx::{Conn, Handler, Reject, Server, ServerHandle, Upgrade};
+use wsx::{Backend, Conn, Handler, Reject, Server, ServerHandle, Upgrade};
 
 /// Refuses `/private` with 403, counts the connections it opens.
 struct Gate {
@@ -34,11 +37,11 @@ impl Handler for Gate {
     }
 }
 
-fn gate() -> (ServerHandle, Shared<()>) {
+fn gate(backend: Backend) -> (ServerHandle, Shared<()>) {
     let opened = Shared::default();
     let o = opened.clone();
     (
-        start_server(Server::builder().threads(1), move |_| Gate {
+        start_server(backend, Server::builder().threads(1), move |_| Gate {
             opened: o.clone(),
         }),
         opened,
@@ -76,9 +79,9 @@ fn split(answer: &str) -> (&str, &str, &str) {
     (status, head, body)
 }
 
-#[test]
-fn on_upgrade_rejects_with_status_body_and_headers() {
-    let (server, opened) = gate();
+test_all!(on_upgrade_rejects_with_status_body_and_headers);
+fn on_upgrade_rejects_with_status_body_and_headers(backend: Backend) {
+    let (server, opened) = gate(backend);
     let answer = http_exchange(server.local_addr(), &upgrade_head("/private", &[]));
     let (status, head, body) = split(&answer);
     assert_eq!(status, "HTTP/1.1 403 Forbidden");
@@ -107,9 +110,9 @@ fn on_upgrade_rejects_with_status_body_and_headers() {
     stop(&server);
 }
 
-#[test]
-fn a_plain_http_request_gets_426() {
-    let (server, opened) = gate();
+test_all!(a_plain_http_request_gets_426);
+fn a_plain_http_request_gets_426(backend: Backend) {
+    let (server, opened) = gate(backend);
     let answer = http_exchange(
         server.local_addr(),
         b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
@@ -124,9 +127,9 @@ fn a_plain_http_request_gets_426() {
     stop(&server);
 }
 
-#[test]
-fn a_wrong_path_gets_404() {
-    let server = start_server(Server::builder().threads(1).path("/ws"), |_| Echo);
+test_all!(a_wrong_path_gets_404);
+fn a_wrong_path_gets_404(backend: Backend) {
+    let server = start_server(backend, Server::builder().threads(1).path("/ws"), |_| Echo);
     let answer = http_exchange(server.local_addr(), &upgrade_head("/other", &[]));
     assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
     let answer = http_exchange(server.local_addr(), &upgrade_head("/ws/deeper", &[]));
@@ -146,9 +149,9 @@ fn a_wrong_path_gets_404() {
     stop(&server);
 }
 
-#[test]
-fn a_malformed_key_gets_400() {
-    let (server, opened) = gate();
+test_all!(a_malformed_key_gets_400);
+fn a_malformed_key_gets_400(backend: Backend) {
+    let (server, opened) = gate(backend);
     for key in [
         "short",
         "dGhlIHNhbXBsZSBub25jZQ",
@@ -165,9 +168,9 @@ fn a_malformed_key_gets_400() {
     stop(&server);
 }
 
-#[test]
-fn an_oversize_head_gets_431() {
-    let (server, opened) = gate();
+test_all!(an_oversize_head_gets_431);
+fn an_oversize_head_gets_431(backend: Backend) {
+    let (server, opened) = gate(backend);
     // Default limit: 8 KiB of head. One long header, then many short ones.
     let long = format!("X-Pad: {}", "a".repeat(9000));
     let answer = http_exchange(server.local_addr(), &upgrade_head("/", &[&long]));
@@ -185,15 +188,15 @@ fn an_oversize_head_gets_431() {
     stop(&server);
 }
 
-#[test]
-fn a_refused_request_followed_at_once_by_a_fin_still_gets_its_answer() {
+test_all!(a_refused_request_followed_at_once_by_a_fin_still_gets_its_answer);
+fn a_refused_request_followed_at_once_by_a_fin_still_gets_its_answer(backend: Backend) {
     let opened = Shared::default();
     let o = opened.clone();
     // A long close timeout: the server must notice the EOF, not wait it out.
     let builder = Server::builder()
         .threads(1)
         .close_timeout(std::time::Duration::from_secs(60));
-    let server = start_server(builder, move |_| Gate { opened: o.clone() });
+    let server = start_server(backend, builder, move |_| Gate { opened: o.clone() });
     for _ in 0..5 {
         let answer =
             common::http_exchange_then_fin(server.local_addr(), &upgrade_head("/private", &[]));

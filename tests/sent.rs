@@ -4,10 +4,15 @@
 //! from a `ServerHandle` that do not go (backpressure, a closed connection) are reported by
 //! `on_send_dropped` and counted in `Stats::dropped`.
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
 mod common;
 
 use common::{start_server, stop, Client, Ev, Shared};
-use wsx::{CloseInfo, Conn, ConnId, DropReason, Handler, Message, MessageKind, SendStatus, Server};
+use wsx::{
+    Backend, CloseInfo, Conn, ConnId, DropReason, Handler, Message, MessageKind, SendStatus, Server,
+};
 
 const CHUNK: usize = 256 << 10;
 /// Bytes of one `CHUNK` message on the wire (header included).
@@ -112,20 +117,21 @@ fn tokens(records: &[Rec], id: ConnId) -> Vec<u64> {
     sent(records, id).into_iter().map(|(t, _)| t).collect()
 }
 
-fn start(max_buffered: usize) -> (wsx::ServerHandle, Shared<Rec>) {
+fn start(backend: Backend, max_buffered: usize) -> (wsx::ServerHandle, Shared<Rec>) {
     let log = Shared::default();
     let l = log.clone();
     let server = start_server(
+        backend,
         Server::builder().threads(1).max_buffered(max_buffered),
         move |_| Tracker { log: l.clone() },
     );
     (server, log)
 }
 
-#[test]
-fn on_sent_fires_once_per_token_in_order_after_the_bytes_are_written() {
+test_all!(on_sent_fires_once_per_token_in_order_after_the_bytes_are_written);
+fn on_sent_fires_once_per_token_in_order_after_the_bytes_are_written(backend: Backend) {
     const N: u64 = 64; // 16 MiB: more than the kernel's socket buffers hold
-    let (server, log) = start(64 << 20);
+    let (server, log) = start(backend, 64 << 20);
     let mut client = Client::connect(server.local_addr());
     let id = opened(&log, 0);
     client.send_text(&format!("go {N} 0"));
@@ -193,10 +199,10 @@ fn on_sent_fires_once_per_token_in_order_after_the_bytes_are_written() {
     stop(&server);
 }
 
-#[test]
-fn tokens_never_sent_are_reported_at_close_and_late_handle_sends_are_dropped() {
+test_all!(tokens_never_sent_are_reported_at_close_and_late_handle_sends_are_dropped);
+fn tokens_never_sent_are_reported_at_close_and_late_handle_sends_are_dropped(backend: Backend) {
     const N: u64 = 64;
-    let (server, log) = start(64 << 20);
+    let (server, log) = start(backend, 64 << 20);
     let mut client = Client::connect(server.local_addr());
     let id = opened(&log, 0);
     client.send_text(&format!("go {N} 100"));
@@ -241,10 +247,10 @@ fn tokens_never_sent_are_reported_at_close_and_late_handle_sends_are_dropped() {
     stop(&server);
 }
 
-#[test]
-fn handle_sends_report_each_token_once_sent_or_dropped() {
+test_all!(handle_sends_report_each_token_once_sent_or_dropped);
+fn handle_sends_report_each_token_once_sent_or_dropped(backend: Backend) {
     const N: u64 = 20;
-    let (server, log) = start(1 << 20);
+    let (server, log) = start(backend, 1 << 20);
     let mut client = Client::connect(server.local_addr());
     let id = opened(&log, 0);
     for token in 1..=N {

@@ -3,6 +3,9 @@
 //! returns; handshaking connections are dropped at once, peers that never answer are dropped
 //! when the grace period ends, and the server then refuses connections and commands.
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
 mod common;
 
 use std::io::Write;
@@ -11,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::{read_to_eof, start_server, wait_for_workers, Client, Ev, Shared, TIMEOUT};
 use wsx::{
-    CloseCode, CloseInfo, Conn, ConnId, HandleError, Handler, Message, SendStatus, Server,
+    Backend, CloseCode, CloseInfo, Conn, ConnId, HandleError, Handler, Message, SendStatus, Server,
     ServerHandle,
 };
 
@@ -51,11 +54,11 @@ impl Handler for Burst {
     }
 }
 
-fn burst_server() -> (ServerHandle, Shared<Rec>) {
+fn burst_server(backend: Backend) -> (ServerHandle, Shared<Rec>) {
     let log = Shared::default();
     let l = log.clone();
     (
-        start_server(Server::builder().threads(2), move |_| Burst {
+        start_server(backend, Server::builder().threads(2), move |_| Burst {
             log: l.clone(),
         }),
         log,
@@ -69,9 +72,9 @@ fn open_id(log: &Shared<Rec>) -> ConnId {
     }
 }
 
-#[test]
-fn shutdown_delivers_every_message_then_closes_with_1001() {
-    let (server, log) = burst_server();
+test_all!(shutdown_delivers_every_message_then_closes_with_1001);
+fn shutdown_delivers_every_message_then_closes_with_1001(backend: Backend) {
+    let (server, log) = burst_server(backend);
     let mut client = Client::connect(server.local_addr());
     let id = open_id(&log);
 
@@ -135,9 +138,9 @@ fn shutdown_delivers_every_message_then_closes_with_1001() {
     assert_eq!(server.stats().connections, 0);
 }
 
-#[test]
-fn shutdown_drops_handshaking_and_unresponsive_peers() {
-    let (server, log) = burst_server();
+test_all!(shutdown_drops_handshaking_and_unresponsive_peers);
+fn shutdown_drops_handshaking_and_unresponsive_peers(backend: Backend) {
+    let (server, log) = burst_server(backend);
     // Never reads, so it never answers the close frame.
     let mut deaf = Client::connect(server.local_addr());
     open_id(&log);
@@ -172,9 +175,9 @@ fn shutdown_drops_handshaking_and_unresponsive_peers() {
     drop(deaf);
 }
 
-#[test]
-fn shutdown_of_an_idle_server_ends_at_once() {
-    let (server, _log) = burst_server();
+test_all!(shutdown_of_an_idle_server_ends_at_once);
+fn shutdown_of_an_idle_server_ends_at_once(backend: Backend) {
+    let (server, _log) = burst_server(backend);
     let started = Instant::now();
     server.shutdown(Duration::from_secs(10));
     wait_for_workers(&server, TIMEOUT);

@@ -2,10 +2,13 @@
 //! subprotocols, the `101` carries it, `Conn::protocol` returns it; headers added with
 //! `Upgrade::add_header` reach the client, and invalid ones fail the upgrade with 500.
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
 mod common;
 
 use common::{http_exchange, start_server, stop, upgrade_head, Client, ClientOptions, Ev, Shared};
-use wsx::{Conn, Handler, Message, Reject, Server, ServerHandle, Upgrade};
+use wsx::{Backend, Conn, Handler, Message, Reject, Server, ServerHandle, Upgrade};
 
 /// What the handler saw: the offers, whether choosing an unoffered protocol was refused, and
 /// what `Conn::protocol` said in `on_open` and `on_message`.
@@ -57,19 +60,22 @@ impl Handler for Negotiator {
     }
 }
 
-fn server(extra_header: Option<(&'static str, &'static str)>) -> (ServerHandle, Shared<Rec>) {
+fn server(
+    backend: Backend,
+    extra_header: Option<(&'static str, &'static str)>,
+) -> (ServerHandle, Shared<Rec>) {
     let log = Shared::default();
     let l = log.clone();
-    let server = start_server(Server::builder().threads(1), move |_| Negotiator {
+    let server = start_server(backend, Server::builder().threads(1), move |_| Negotiator {
         log: l.clone(),
         extra_header,
     });
     (server, log)
 }
 
-#[test]
-fn the_chosen_subprotocol_is_in_the_101_and_in_conn_protocol() {
-    let (server, log) = server(None);
+test_all!(the_chosen_subprotocol_is_in_the_101_and_in_conn_protocol);
+fn the_chosen_subprotocol_is_in_the_101_and_in_conn_protocol(backend: Backend) {
+    let (server, log) = server(backend, None);
     let options = ClientOptions {
         protocols: &["v1.wsx", "other", "v2.wsx"],
         ..ClientOptions::default()
@@ -96,9 +102,9 @@ fn the_chosen_subprotocol_is_in_the_101_and_in_conn_protocol() {
     stop(&server);
 }
 
-#[test]
-fn no_subprotocol_when_none_is_acceptable() {
-    let (server, log) = server(None);
+test_all!(no_subprotocol_when_none_is_acceptable);
+fn no_subprotocol_when_none_is_acceptable(backend: Backend) {
+    let (server, log) = server(backend, None);
     let options = ClientOptions {
         protocols: &["mqtt"],
         ..ClientOptions::default()
@@ -123,9 +129,9 @@ fn no_subprotocol_when_none_is_acceptable() {
     stop(&server);
 }
 
-#[test]
-fn added_headers_are_in_the_101() {
-    let (server, _log) = server(None);
+test_all!(added_headers_are_in_the_101);
+fn added_headers_are_in_the_101(backend: Backend) {
+    let (server, _log) = server(backend, None);
     let client = Client::connect(server.local_addr());
     assert_eq!(
         client.response.header("x-served-by"),
@@ -138,14 +144,14 @@ fn added_headers_are_in_the_101() {
     stop(&server);
 }
 
-#[test]
-fn an_invalid_added_header_fails_the_upgrade_with_500() {
+test_all!(an_invalid_added_header_fails_the_upgrade_with_500);
+fn an_invalid_added_header_fails_the_upgrade_with_500(backend: Backend) {
     for bad in [
         ("Bad Name", "x"),
         ("X-Split", "a\r\nInjected: yes"),
         ("Sec-WebSocket-Accept", "forged"),
     ] {
-        let (server, log) = server(Some(bad));
+        let (server, log) = server(backend, Some(bad));
         let answer = http_exchange(
             server.local_addr(),
             &upgrade_head("/", &["Sec-WebSocket-Protocol: v1.wsx"]),

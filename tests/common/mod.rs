@@ -2,6 +2,8 @@
 //! `wsx::protocol`, raw HTTP and frame builders for hostile bytes, a server starter, and
 //! polling waits. Every wait here is bounded, so a broken server fails a test instead of
 //! hanging it.
+//!
+//! A file that includes it includes `support/backends.rs` first (as `mod backends`).
 
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
@@ -14,7 +16,8 @@ use std::time::{Duration, Instant};
 use wsx::protocol::handshake::{ClientRequest, HandshakeError, UpgradeResponse};
 use wsx::protocol::{Config, Connection, Event};
 use wsx::{
-    CloseCode, Conn, Handler, Limits, Message, MessageKind, Role, ServerBuilder, ServerHandle,
+    Backend, CloseCode, Conn, Handler, Limits, Message, MessageKind, Role, ServerBuilder,
+    ServerHandle,
 };
 
 /// The upper bound on any single wait in these tests. Generous: it only decides how long a
@@ -24,19 +27,30 @@ pub(crate) const TIMEOUT: Duration = Duration::from_secs(5);
 /// A fixed `Sec-WebSocket-Key` for hand-written requests (the RFC 6455 §1.3 sample).
 pub(crate) const SAMPLE_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
-/// Starts `builder` on a free port of 127.0.0.1, without pinning worker threads (tests run
-/// side by side on few cores).
-pub(crate) fn start_server<H, F>(builder: ServerBuilder, factory: F) -> ServerHandle
+/// Starts `builder` on `backend` on a free port of 127.0.0.1, without pinning worker threads
+/// (tests run side by side on few cores).
+///
+/// # Panics
+///
+/// When the server does not start, or runs on another backend than `backend`.
+pub(crate) fn start_server<H, F>(
+    backend: Backend,
+    builder: ServerBuilder,
+    factory: F,
+) -> ServerHandle
 where
     H: Handler,
     F: Fn(usize) -> H + Send + Sync + 'static,
 {
-    builder
+    let server = builder
         .host("127.0.0.1")
         .port(0)
         .pin_threads(false)
+        .backend(backend)
         .start(factory)
-        .expect("server starts")
+        .unwrap_or_else(|e| panic!("server starts on {backend}: {e}"));
+    crate::backends::assert_runs_on(&server, backend);
+    server
 }
 
 /// Shuts the server down at once and waits (bounded) for its workers to end.
