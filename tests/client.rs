@@ -3,6 +3,9 @@
 //! (one key per frame, from `dangerous_mask_generator` when set, random otherwise), both
 //! closing handshakes, and `local_addr`.
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
 mod common;
 #[path = "support/client.rs"]
 mod support;
@@ -17,11 +20,11 @@ use support::{
 use wsx::blocking::Message;
 use wsx::client::ClientError;
 use wsx::protocol::CloseState;
-use wsx::{CloseCode, MessageKind, ProtocolError, SendError};
+use wsx::{Backend, CloseCode, MessageKind, ProtocolError, SendError};
 
-#[test]
-fn text_binary_and_fragmented_messages_echo() {
-    let (server, _log) = recorder(Behaviour::default());
+test_all!(text_binary_and_fragmented_messages_echo);
+fn text_binary_and_fragmented_messages_echo(backend: Backend) {
+    let (server, _log) = recorder(backend, Behaviour::default());
     let mut ws = open(&ws_url(server.local_addr(), "/"), &options());
     assert_eq!(ws.url().to_string(), ws_url(server.local_addr(), "/"));
 
@@ -67,9 +70,9 @@ fn text_binary_and_fragmented_messages_echo() {
     stop_server(&server);
 }
 
-#[test]
-fn ping_gets_a_pong() {
-    let (server, _log) = recorder(Behaviour::default());
+test_all!(ping_gets_a_pong);
+fn ping_gets_a_pong(backend: Backend) {
+    let (server, _log) = recorder(backend, Behaviour::default());
     let mut ws = open(&ws_url(server.local_addr(), "/"), &options());
     ws.ping(b"are you there").expect("ping");
     assert_eq!(
@@ -86,9 +89,9 @@ fn ping_gets_a_pong() {
     stop_server(&server);
 }
 
-#[test]
-fn max_payload_refuses_a_larger_message_with_1009() {
-    let (server, log) = recorder(Behaviour::default());
+test_all!(max_payload_refuses_a_larger_message_with_1009);
+fn max_payload_refuses_a_larger_message_with_1009(backend: Backend) {
+    let (server, log) = recorder(backend, Behaviour::default());
     let mut ws = open(
         &ws_url(server.local_addr(), "/"),
         &options().max_payload(16),
@@ -109,9 +112,9 @@ fn max_payload_refuses_a_larger_message_with_1009() {
     stop_server(&server);
 }
 
-#[test]
-fn the_mask_generator_is_called_once_per_frame() {
-    let (server, _log) = recorder(Behaviour::default());
+test_all!(the_mask_generator_is_called_once_per_frame);
+fn the_mask_generator_is_called_once_per_frame(backend: Backend) {
+    let (server, _log) = recorder(backend, Behaviour::default());
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
     let mut opts = options();
@@ -226,9 +229,9 @@ fn frames_on_the_wire_are_masked_with_fresh_keys() {
     }
 }
 
-#[test]
-fn a_server_close_is_returned_then_closed() {
-    let (server, log) = recorder(Behaviour::default());
+test_all!(a_server_close_is_returned_then_closed);
+fn a_server_close_is_returned_then_closed(backend: Backend) {
+    let (server, log) = recorder(backend, Behaviour::default());
     let mut ws = open(&ws_url(server.local_addr(), "/"), &options());
     ws.send_text(CLOSE_ME).expect("send");
     assert_eq!(
@@ -255,9 +258,9 @@ fn a_server_close_is_returned_then_closed() {
     stop_server(&server);
 }
 
-#[test]
-fn a_client_close_completes_the_handshake() {
-    let (server, log) = recorder(Behaviour::default());
+test_all!(a_client_close_completes_the_handshake);
+fn a_client_close_completes_the_handshake(backend: Backend) {
+    let (server, log) = recorder(backend, Behaviour::default());
     let mut ws = open(&ws_url(server.local_addr(), "/"), &options());
     ws.send_text("last words").expect("send");
     // The echo arrives before the server's close reply; close() discards it.
@@ -289,9 +292,9 @@ fn a_client_close_completes_the_handshake() {
     stop_server(&server);
 }
 
-#[test]
-fn local_addr_sets_the_source_address() {
-    let (server, log) = recorder(Behaviour::default());
+test_all!(local_addr_sets_the_source_address);
+fn local_addr_sets_the_source_address(backend: Backend) {
+    let (server, log) = recorder(backend, Behaviour::default());
     let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
     let mut ws = open(
         &ws_url(server.local_addr(), "/"),
@@ -305,13 +308,13 @@ fn local_addr_sets_the_source_address() {
     stop_server(&server);
 }
 
-#[test]
-fn ipv6_literal_urls() {
+test_all!(ipv6_literal_urls);
+fn ipv6_literal_urls(backend: Backend) {
     if std::net::TcpListener::bind("[::1]:0").is_err() {
         eprintln!("skipped: no IPv6 loopback here");
         return;
     }
-    let (server, log) = support::recorder_on("[::1]", Behaviour::default());
+    let (server, log) = support::recorder_on(backend, "[::1]", Behaviour::default());
     let port = server.local_addr().port();
     let url = format!("ws://[::1]:{port}/six");
     let mut ws = open(&url, &options());
@@ -332,9 +335,9 @@ fn ipv6_literal_urls() {
     stop_server(&server);
 }
 
-#[test]
-fn a_read_timeout_is_timeout_and_the_connection_survives_it() {
-    let (server, _log) = recorder(Behaviour::default());
+test_all!(a_read_timeout_is_timeout_and_the_connection_survives_it);
+fn a_read_timeout_is_timeout_and_the_connection_survives_it(backend: Backend) {
+    let (server, _log) = recorder(backend, Behaviour::default());
     let mut ws = open(&ws_url(server.local_addr(), "/"), &options());
     ws.set_read_timeout(Some(std::time::Duration::from_millis(50)))
         .expect("timeout");

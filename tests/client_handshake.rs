@@ -4,6 +4,9 @@
 //! body, a wrong accept key, an unoffered subprotocol, a refused or silent server, `wss://`,
 //! invalid URLs and headers — each as its own `ClientError`.
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
 mod common;
 #[path = "support/client.rs"]
 mod support;
@@ -17,11 +20,11 @@ use support::{
 use wsx::blocking::{connect_with, Message};
 use wsx::client::{ClientError, UrlError};
 use wsx::protocol::handshake::Version;
-use wsx::{CloseCode, HandshakeError};
+use wsx::{Backend, CloseCode, HandshakeError};
 
-#[test]
-fn extra_headers_and_origin_reach_on_upgrade() {
-    let (server, log) = recorder(Behaviour::default());
+test_all!(extra_headers_and_origin_reach_on_upgrade);
+fn extra_headers_and_origin_reach_on_upgrade(backend: Backend) {
+    let (server, log) = recorder(backend, Behaviour::default());
     let addr = server.local_addr();
     let opts = options()
         .header("X-Token", "t0ken")
@@ -49,12 +52,15 @@ fn extra_headers_and_origin_reach_on_upgrade() {
     stop_server(&server);
 }
 
-#[test]
-fn the_negotiated_subprotocol_is_in_protocol() {
-    let (server, log) = recorder(Behaviour {
-        protocols: &["v2.wsx", "v1.wsx"],
-        ..Behaviour::default()
-    });
+test_all!(the_negotiated_subprotocol_is_in_protocol);
+fn the_negotiated_subprotocol_is_in_protocol(backend: Backend) {
+    let (server, log) = recorder(
+        backend,
+        Behaviour {
+            protocols: &["v2.wsx", "v1.wsx"],
+            ..Behaviour::default()
+        },
+    );
     let url = ws_url(server.local_addr(), "/");
     let mut ws = open(&url, &options().protocol("v1.wsx").protocol("v2.wsx"));
     // The server's preference wins.
@@ -76,9 +82,9 @@ fn the_negotiated_subprotocol_is_in_protocol() {
     stop_server(&server);
 }
 
-#[test]
-fn a_version_8_request_is_accepted_with_sec_websocket_origin() {
-    let (server, log) = recorder(Behaviour::default());
+test_all!(a_version_8_request_is_accepted_with_sec_websocket_origin);
+fn a_version_8_request_is_accepted_with_sec_websocket_origin(backend: Backend) {
+    let (server, log) = recorder(backend, Behaviour::default());
     let opts = options().version(Version::V8).origin("http://old.example");
     let mut ws = open(&ws_url(server.local_addr(), "/"), &opts);
     ws.send_binary(&[1, 2, 3]).expect("send");
@@ -96,12 +102,15 @@ fn a_version_8_request_is_accepted_with_sec_websocket_origin() {
     stop_server(&server);
 }
 
-#[test]
-fn a_refusal_carries_its_status_and_body() {
-    let (server, log) = recorder(Behaviour {
-        reject: Some((403, "go away")),
-        ..Behaviour::default()
-    });
+test_all!(a_refusal_carries_its_status_and_body);
+fn a_refusal_carries_its_status_and_body(backend: Backend) {
+    let (server, log) = recorder(
+        backend,
+        Behaviour {
+            reject: Some((403, "go away")),
+            ..Behaviour::default()
+        },
+    );
     let err = connect_with(&ws_url(server.local_addr(), "/"), &options()).expect_err("refused");
     match &err {
         ClientError::Handshake(HandshakeError::UnexpectedStatus(s)) => {

@@ -7,6 +7,9 @@
 //! `ProxyChoice::FromEnv` is not driven through the process environment here (tests run in
 //! parallel and share it); `Proxy::from_env_with` has unit tests in `src/client/proxy.rs`.
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
 mod common;
 #[path = "support/proxies.rs"]
 mod proxies;
@@ -22,6 +25,7 @@ use support::{
 use wsx::blocking::{connect_with, Message, WebSocket};
 use wsx::client::proxy::{Proxy, ProxyError, SocksReply};
 use wsx::client::{ClientError, ClientOptions};
+use wsx::Backend;
 use wsx::CloseCode;
 
 fn http(addr: SocketAddr, auth: Option<(&str, &str)>) -> Proxy {
@@ -60,9 +64,9 @@ fn through(proxy: Proxy) -> ClientOptions {
     options().proxy(proxy)
 }
 
-#[test]
-fn a_session_through_an_http_connect_proxy() {
-    let (server, log) = recorder(Behaviour::default());
+test_all!(a_session_through_an_http_connect_proxy);
+fn a_session_through_an_http_connect_proxy(backend: Backend) {
+    let (server, log) = recorder(backend, Behaviour::default());
     let proxy = http(proxies::http_connect_proxy(ProxyConfig::default()), None);
     let url = ws_url(server.local_addr(), "/");
     let ws = open(&url, &through(proxy));
@@ -71,9 +75,9 @@ fn a_session_through_an_http_connect_proxy() {
     stop_server(&server);
 }
 
-#[test]
-fn an_http_connect_proxy_with_basic_auth() {
-    let (server, log) = recorder(Behaviour::default());
+test_all!(an_http_connect_proxy_with_basic_auth);
+fn an_http_connect_proxy_with_basic_auth(backend: Backend) {
+    let (server, log) = recorder(backend, Behaviour::default());
     let addr = proxies::http_connect_proxy(ProxyConfig::with_auth("user", "p@ss:word"));
     let proxy = Proxy::parse(&format!("http://user:p%40ss%3Aword@{addr}")).expect("proxy url");
     let ws = open(&ws_url(server.local_addr(), "/"), &through(proxy));
@@ -81,9 +85,9 @@ fn an_http_connect_proxy_with_basic_auth() {
     stop_server(&server);
 }
 
-#[test]
-fn a_wrong_or_missing_proxy_password_is_407() {
-    let (server, log) = recorder(Behaviour::default());
+test_all!(a_wrong_or_missing_proxy_password_is_407);
+fn a_wrong_or_missing_proxy_password_is_407(backend: Backend) {
+    let (server, log) = recorder(backend, Behaviour::default());
     let addr = proxies::http_connect_proxy(ProxyConfig::with_auth("user", "right"));
     for auth in [Some(("user", "wrong")), None] {
         let err = connect_with(
@@ -115,12 +119,15 @@ fn an_http_proxy_that_cannot_reach_the_target_is_502() {
     }
 }
 
-#[test]
-fn a_server_refusal_through_the_proxy_keeps_its_status_and_body() {
-    let (server, _log) = recorder(Behaviour {
-        reject: Some((403, "go away")),
-        ..Behaviour::default()
-    });
+test_all!(a_server_refusal_through_the_proxy_keeps_its_status_and_body);
+fn a_server_refusal_through_the_proxy_keeps_its_status_and_body(backend: Backend) {
+    let (server, _log) = recorder(
+        backend,
+        Behaviour {
+            reject: Some((403, "go away")),
+            ..Behaviour::default()
+        },
+    );
     let proxy = http(proxies::http_connect_proxy(ProxyConfig::default()), None);
     match connect_with(&ws_url(server.local_addr(), "/"), &through(proxy)) {
         Err(ClientError::Handshake(wsx::HandshakeError::UnexpectedStatus(s))) => {
@@ -131,18 +138,18 @@ fn a_server_refusal_through_the_proxy_keeps_its_status_and_body() {
     stop_server(&server);
 }
 
-#[test]
-fn a_session_through_socks5() {
-    let (server, log) = recorder(Behaviour::default());
+test_all!(a_session_through_socks5);
+fn a_session_through_socks5(backend: Backend) {
+    let (server, log) = recorder(backend, Behaviour::default());
     let proxy = socks5(proxies::socks5_proxy(ProxyConfig::default()), None);
     let ws = open(&ws_url(server.local_addr(), "/"), &through(proxy));
     assert_session_through_proxy(ws, server.local_addr(), &log);
     stop_server(&server);
 }
 
-#[test]
-fn socks5_with_username_and_password() {
-    let (server, log) = recorder(Behaviour::default());
+test_all!(socks5_with_username_and_password);
+fn socks5_with_username_and_password(backend: Backend) {
+    let (server, log) = recorder(backend, Behaviour::default());
     let addr = proxies::socks5_proxy(ProxyConfig::with_auth("user", "sésame"));
     let proxy = Proxy::parse(&format!("socks5h://user:s%C3%A9same@{addr}")).expect("proxy url");
     let ws = open(&ws_url(server.local_addr(), "/"), &through(proxy));
@@ -150,9 +157,9 @@ fn socks5_with_username_and_password() {
     stop_server(&server);
 }
 
-#[test]
-fn socks5_refusals_are_proxy_errors() {
-    let (server, log) = recorder(Behaviour::default());
+test_all!(socks5_refusals_are_proxy_errors);
+fn socks5_refusals_are_proxy_errors(backend: Backend) {
+    let (server, log) = recorder(backend, Behaviour::default());
     let url = ws_url(server.local_addr(), "/");
     let addr = proxies::socks5_proxy(ProxyConfig::with_auth("user", "right"));
     let err = connect_with(&url, &through(socks5(addr, Some(("user", "wrong")))));
@@ -184,9 +191,9 @@ fn socks5_refusals_are_proxy_errors() {
     stop_server(&server);
 }
 
-#[test]
-fn every_redirect_hop_goes_through_the_proxy() {
-    let (server, log) = recorder(Behaviour::default());
+test_all!(every_redirect_hop_goes_through_the_proxy);
+fn every_redirect_hop_goes_through_the_proxy(backend: Backend) {
+    let (server, log) = recorder(backend, Behaviour::default());
     let target = ws_url(server.local_addr(), "/final");
     let hop = RawServer::answering("127.0.0.1", move |_, _| redirect(302, &target));
     for proxy in [

@@ -7,6 +7,9 @@
 //! needs a `wss://` connection, and `Connector::new` / `Connector::redirected` refuse `wss://`
 //! with `TlsUnsupported` until TLS lands.
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
 mod common;
 #[path = "support/client.rs"]
 mod support;
@@ -16,19 +19,22 @@ use support::{
 };
 use wsx::blocking::{connect_with, Message};
 use wsx::client::{ClientError, UrlError};
-use wsx::{CloseCode, HandshakeError};
+use wsx::{Backend, CloseCode, HandshakeError};
 
 /// A redirector on 127.0.0.1 that answers every request with `status` to `location`.
 fn redirector(status: u16, location: String) -> RawServer {
     RawServer::answering("127.0.0.1", move |_, _| redirect(status, &location))
 }
 
-#[test]
-fn a_redirect_is_followed_when_allowed() {
-    let (server, log) = recorder(Behaviour {
-        protocols: &["chat"],
-        ..Behaviour::default()
-    });
+test_all!(a_redirect_is_followed_when_allowed);
+fn a_redirect_is_followed_when_allowed(backend: Backend) {
+    let (server, log) = recorder(
+        backend,
+        Behaviour {
+            protocols: &["chat"],
+            ..Behaviour::default()
+        },
+    );
     let target = ws_url(server.local_addr(), "/final?x=1");
     let hop = redirector(302, target.clone());
     let mut ws = open(
@@ -46,9 +52,9 @@ fn a_redirect_is_followed_when_allowed() {
     stop_server(&server);
 }
 
-#[test]
-fn every_redirect_status_is_followed_and_others_are_not() {
-    let (server, _log) = recorder(Behaviour::default());
+test_all!(every_redirect_status_is_followed_and_others_are_not);
+fn every_redirect_status_is_followed_and_others_are_not(backend: Backend) {
+    let (server, _log) = recorder(backend, Behaviour::default());
     let target = ws_url(server.local_addr(), "/");
     for status in [301, 302, 303, 307, 308] {
         let hop = redirector(status, target.clone());
@@ -67,9 +73,9 @@ fn every_redirect_status_is_followed_and_others_are_not() {
     stop_server(&server);
 }
 
-#[test]
-fn a_redirect_is_an_error_by_default() {
-    let (server, log) = recorder(Behaviour::default());
+test_all!(a_redirect_is_an_error_by_default);
+fn a_redirect_is_an_error_by_default(backend: Backend) {
+    let (server, log) = recorder(backend, Behaviour::default());
     let target = ws_url(server.local_addr(), "/final");
     let hop = redirector(302, target.clone());
     for opts in [options(), options().follow_redirects(0)] {
@@ -108,9 +114,9 @@ fn a_redirect_loop_ends_in_too_many_redirects() {
     assert_eq!(hop.requests().len(), 4, "{:?}", hop.requests());
 }
 
-#[test]
-fn follow_redirects_n_allows_exactly_n() {
-    let (server, _log) = recorder(Behaviour::default());
+test_all!(follow_redirects_n_allows_exactly_n);
+fn follow_redirects_n_allows_exactly_n(backend: Backend) {
+    let (server, _log) = recorder(backend, Behaviour::default());
     let last = redirector(307, ws_url(server.local_addr(), "/end"));
     let first = redirector(302, last.url("/middle"));
     let ws = open(&first.url("/"), &options().follow_redirects(2));
@@ -130,12 +136,12 @@ fn with_credentials() -> wsx::client::ClientOptions {
         .origin("https://app.example")
 }
 
-#[test]
-fn credentials_are_dropped_when_the_host_or_port_changes() {
+test_all!(credentials_are_dropped_when_the_host_or_port_changes);
+fn credentials_are_dropped_when_the_host_or_port_changes(backend: Backend) {
     // Another host: 127.0.0.2 (every 127/8 address is local on Linux). Another port: a second
     // server on 127.0.0.1.
     for ip in ["127.0.0.2", "127.0.0.1"] {
-        let (server, log) = recorder_on(ip, Behaviour::default());
+        let (server, log) = recorder_on(backend, ip, Behaviour::default());
         let hop = redirector(302, ws_url(server.local_addr(), "/"));
         let ws = open(&hop.url("/"), &with_credentials());
         assert_eq!(ws.url().host(), ip);

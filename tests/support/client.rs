@@ -5,7 +5,8 @@
 //! Every socket here has [`TIMEOUT`] on its reads and writes, so a stuck test fails instead of
 //! hanging. Threads are detached; they end with their connections or with the test process.
 //!
-//! Include it with `mod common;` and `#[path = "support/client.rs"] mod support;`.
+//! Include it with `mod common;` and `#[path = "support/client.rs"] mod support;` (after
+//! `support/backends.rs`, see `common`).
 
 // Each test file that includes this module uses only part of it.
 #![allow(dead_code)]
@@ -18,7 +19,9 @@ use std::thread;
 use wsx::blocking::{self, WebSocket};
 use wsx::client::ClientOptions;
 use wsx::protocol::handshake::{accept_key, Version};
-use wsx::{CloseCode, CloseInfo, Conn, Handler, Message, Reject, Server, ServerHandle, Upgrade};
+use wsx::{
+    Backend, CloseCode, CloseInfo, Conn, Handler, Message, Reject, Server, ServerHandle, Upgrade,
+};
 
 pub(crate) use crate::common::TIMEOUT;
 use crate::common::{stop, Shared};
@@ -148,9 +151,9 @@ impl Handler for Recorder {
     }
 }
 
-/// A one-worker [`Recorder`] server on `ip` (any loopback address), without heartbeat pings
+/// A one-worker [`Recorder`] server on `backend` and `ip` (any loopback address), without heartbeat pings
 /// (so that the client sees only what the test asks for).
-pub(crate) fn recorder_on(ip: &str, behaviour: Behaviour) -> (ServerHandle, Log) {
+pub(crate) fn recorder_on(backend: Backend, ip: &str, behaviour: Behaviour) -> (ServerHandle, Log) {
     let log = Log::default();
     let l = log.clone();
     let server = Server::builder()
@@ -158,17 +161,19 @@ pub(crate) fn recorder_on(ip: &str, behaviour: Behaviour) -> (ServerHandle, Log)
         .threads(1)
         .pin_threads(false)
         .auto_ping(false)
+        .backend(backend)
         .start(move |_| Recorder {
             log: l.clone(),
             behaviour,
         })
         .expect("server starts");
+    crate::backends::assert_runs_on(&server, backend);
     (server, log)
 }
 
 /// [`recorder_on`] 127.0.0.1.
-pub(crate) fn recorder(behaviour: Behaviour) -> (ServerHandle, Log) {
-    recorder_on("127.0.0.1", behaviour)
+pub(crate) fn recorder(backend: Backend, behaviour: Behaviour) -> (ServerHandle, Log) {
+    recorder_on(backend, "127.0.0.1", behaviour)
 }
 
 /// Stops a server (bounded).
