@@ -5,6 +5,9 @@
 //! `target/interop-node` the first time. Without node or npm the tests print `SKIPPED: ...`
 //! and pass, except under `CI=true`, where they fail.
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
 mod common;
 #[path = "support/interop.rs"]
 mod interop;
@@ -14,6 +17,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use interop::{Bits, Case, Cnct, Offer, Peer, PeerResult, ServerConf};
+use wsx::Backend;
 
 /// Node with ws installed, or `None` (after `SKIPPED`, or a panic under `CI=true`).
 fn node_ws() -> Option<Peer> {
@@ -51,10 +55,10 @@ fn install_ws() -> Result<Peer, String> {
     })
 }
 
-#[test]
-fn ws_client_against_wsx_servers() {
+test_all!(ws_client_against_wsx_servers);
+fn ws_client_against_wsx_servers(backend: Backend) {
     let Some(peer) = node_ws() else { return };
-    interop::peer_clients_against_wsx_servers(&peer);
+    interop::peer_clients_against_wsx_servers(backend, &peer);
 }
 
 #[test]
@@ -63,18 +67,18 @@ fn ws_server_against_wsx_blocking_client() {
     interop::blocking_client_against_peer_servers(&peer);
 }
 
-#[test]
-fn ws_server_against_wsx_engine_client() {
+test_all!(ws_server_against_wsx_engine_client);
+fn ws_server_against_wsx_engine_client(backend: Backend) {
     let Some(peer) = node_ws() else { return };
-    interop::engine_client_against_peer_servers(&peer);
+    interop::engine_client_against_peer_servers(backend, &peer);
 }
 
+test_all!(ws_strict_client_refuses_the_wsx_default);
 /// A wsx server answers `client_no_context_takeover` by default even when the client did not
 /// offer it (RFC 7692 §7.1.1.1 allows it): ws configured with `clientNoContextTakeover: false`
 /// refuses that answer and fails the handshake. The matrix runs the same clients against
 /// servers configured with `client_no_context_takeover: false`, where they pass.
-#[test]
-fn ws_strict_client_refuses_the_wsx_default() {
+fn ws_strict_client_refuses_the_wsx_default(backend: Backend) {
     let Some(peer) = node_ws() else { return };
     let strict = Offer {
         cnct: Cnct::Refuse,
@@ -94,7 +98,7 @@ fn ws_strict_client_refuses_the_wsx_default() {
             server: Some(ServerConf::WSX_DEFAULT),
         },
     ];
-    let (results, failures) = interop::run_peer_clients(&peer, &cases);
+    let (results, failures) = interop::run_peer_clients(backend, &peer, &cases);
     assert!(failures.is_empty(), "{failures:?}");
     for (case, result) in cases.iter().zip(results) {
         let PeerResult::Fail(why) = result else {

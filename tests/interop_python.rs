@@ -6,6 +6,9 @@
 //! with pip. Without python3, venv or the package the tests print `SKIPPED: ...` and pass,
 //! except under `CI=true`, where they fail.
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
 mod common;
 #[path = "support/interop.rs"]
 mod interop;
@@ -14,6 +17,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use interop::Peer;
+use wsx::Backend;
 
 /// The pip requirement: the current major version.
 const WEBSOCKETS: &str = "websockets>=17,<18";
@@ -64,12 +68,12 @@ fn install_websockets() -> Result<Peer, String> {
     })
 }
 
-#[test]
-fn websockets_client_against_wsx_servers() {
+test_all!(websockets_client_against_wsx_servers);
+fn websockets_client_against_wsx_servers(backend: Backend) {
     let Some(peer) = python_websockets() else {
         return;
     };
-    interop::peer_clients_against_wsx_servers(&peer);
+    interop::peer_clients_against_wsx_servers(backend, &peer);
 }
 
 #[test]
@@ -80,10 +84,10 @@ fn websockets_server_against_wsx_blocking_client() {
     interop::blocking_client_against_peer_servers(&peer);
 }
 
-#[test]
-fn websockets_server_against_wsx_engine_client() {
+test_all!(websockets_server_against_wsx_engine_client);
+fn websockets_server_against_wsx_engine_client(backend: Backend) {
     let Some(peer) = python_websockets() else {
         return;
     };
-    interop::engine_client_against_peer_servers(&peer);
+    interop::engine_client_against_peer_servers(backend, &peer);
 }

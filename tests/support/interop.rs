@@ -19,7 +19,9 @@
 //! A piece that is missing (node, npm, python3, the venv, a package) fails the test when `CI` is
 //! `true` in the environment; elsewhere the test prints `SKIPPED: <why>` on stderr and returns.
 //!
-//! Include it with `mod common;` and `#[path = "support/interop.rs"] mod interop;`.
+//! Include it with `mod common;` and `#[path = "support/interop.rs"] mod interop;` (after
+//! `support/backends.rs`, see `common`). The wsx side of each driver runs on the backend it is
+//! given.
 
 // Each test file that includes this module uses only part of it.
 #![allow(dead_code)]
@@ -36,7 +38,9 @@ use std::time::{Duration, Instant};
 use wsx::blocking::{self, Message as Owned};
 use wsx::client::{ClientError, ClientOptions, Url};
 use wsx::protocol::deflate::DeflateOptions;
-use wsx::{CloseCode, CloseInfo, Conn, Handler, Message, SendStatus, Server, ServerHandle};
+use wsx::{
+    Backend, CloseCode, CloseInfo, Conn, Handler, Message, SendStatus, Server, ServerHandle,
+};
 
 use crate::common::wait_until;
 
@@ -807,7 +811,7 @@ impl Handler for Echo {
     }
 }
 
-fn start_wsx_server(server: Option<&ServerConf>, echo: Echo) -> ServerHandle {
+fn start_wsx_server(backend: Backend, server: Option<&ServerConf>, echo: Echo) -> ServerHandle {
     let mut builder = Server::builder()
         .host("127.0.0.1")
         .port(0)
@@ -816,9 +820,12 @@ fn start_wsx_server(server: Option<&ServerConf>, echo: Echo) -> ServerHandle {
     if let Some(conf) = server {
         builder = builder.deflate(conf.server_options());
     }
-    builder
+    let server = builder
+        .backend(backend)
         .start(move |_| echo.clone())
-        .expect("wsx server starts")
+        .expect("wsx server starts");
+    crate::backends::assert_runs_on(&server, backend);
+    server
 }
 
 /// The result line of one case from a peer client.
@@ -833,6 +840,7 @@ pub(crate) enum PeerResult {
 /// Runs every case of `cases` with `peer`'s client against a wsx server per case, and returns
 /// the peer's result for each (in order) along with the failures of the checks made here.
 pub(crate) fn run_peer_clients(
+    backend: Backend,
     peer: &Peer,
     cases: &[Case],
 ) -> (Vec<PeerResult>, Vec<(Case, String)>) {
@@ -844,7 +852,10 @@ pub(crate) fn run_peer_clients(
         .iter()
         .map(|case| {
             let echo = Echo::default();
-            (start_wsx_server(case.server.as_ref(), echo.clone()), echo)
+            (
+                start_wsx_server(backend, case.server.as_ref(), echo.clone()),
+                echo,
+            )
         })
         .collect();
     let input: Vec<String> = cases
@@ -934,9 +945,9 @@ pub(crate) fn run_peer_clients(
 
 /// Runs the matrix of [`cases_against_wsx`] with `peer`'s client and panics with every case
 /// that failed.
-pub(crate) fn peer_clients_against_wsx_servers(peer: &Peer) {
+pub(crate) fn peer_clients_against_wsx_servers(backend: Backend, peer: &Peer) {
     let cases = cases_against_wsx();
-    let (results, mut failures) = run_peer_clients(peer, &cases);
+    let (results, mut failures) = run_peer_clients(backend, peer, &cases);
     for (case, result) in cases.iter().zip(results) {
         if let PeerResult::Fail(why) = result {
             failures.push((*case, format!("{} client: {why}", peer.name)));
@@ -1188,17 +1199,25 @@ impl Handler for Driver {
 
 /// One case with a fresh engine client (`Client::builder()`, one worker): connect, then the
 /// open, the greeting, every echo and the close, in order; then the bytes on the wire.
-fn engine_case(peer: &Peer, case: &Case, port: u16, list: &Arc<Vec<Owned>>) -> Result<(), String> {
+fn engine_case(
+    backend: Backend,
+    peer: &Peer,
+    case: &Case,
+    port: u16,
+    list: &Arc<Vec<Owned>>,
+) -> Result<(), String> {
     let (tx, events) = mpsc::channel();
     let driver_list = list.clone();
     let engine = wsx::Client::builder()
         .threads(1)
         .pin_threads(false)
+        .backend(backend)
         .start(move |_| Driver {
             events: tx.clone(),
             list: driver_list.clone(),
         })
         .map_err(|e| format!("engine client: {e}"))?;
+    crate::backends::assert_runs_on(&engine, backend);
     let result = engine_exchange(peer, &engine, &events, case, port, list);
     engine.shutdown(Duration::ZERO);
     crate::common::wait_for_workers(&engine, CASE_TIMEOUT);
@@ -1282,7 +1301,7 @@ fn engine_exchange(
 
 /// Runs [`cases_against_peer`] with the engine client against `peer`'s servers, one case
 /// after another; panics with every case that failed.
-pub(crate) fn engine_client_against_peer_servers(peer: &Peer) {
+pub(crate) fn engine_client_against_peer_servers(backend: Backend, peer: &Peer) {
     let cases = cases_against_peer();
     let (_process, ports) = start_peer_servers(peer, &cases);
     let list = Arc::new(messages());
@@ -1290,7 +1309,7 @@ pub(crate) fn engine_client_against_peer_servers(peer: &Peer) {
         .iter()
         .zip(&ports)
         .filter_map(|(case, &port)| {
-            engine_case(peer, case, port, &list)
+            engine_case(backend, peer, case, port, &list)
                 .err()
                 .map(|why| (*case, why))
         })
