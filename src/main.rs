@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use wsx::{Conn, Handler, Message, Server};
+use wsx::{Backend, Conn, Handler, Message, Server};
 
 /// A WebSocket engine (RFC 6455 + RFC 7692): demo command line.
 #[derive(Debug, Parser)]
@@ -76,6 +76,11 @@ struct ServeArgs {
     /// compresses every message inline [default: 1].
     #[arg(long, value_name = "N", requires = "deflate")]
     deflate_threads: Option<usize>,
+    /// IO backend: `auto`, `epoll` or `io_uring`; a forced one that the kernel refuses is an
+    /// error, `auto` takes io_uring where the kernel allows it and epoll elsewhere (the first
+    /// line printed names the one that runs) [default: `WSX_BACKEND`, else auto].
+    #[arg(long, value_name = "NAME", value_parser = clap::value_parser!(Backend))]
+    backend: Option<Backend>,
 }
 
 impl ServeArgs {
@@ -155,19 +160,29 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
     if let Some(n) = args.deflate_threads {
         builder = builder.deflate_threads(n);
     }
+    // Without the flag the builder keeps `Auto`, which reads `WSX_BACKEND` at start.
+    if let Some(backend) = args.backend {
+        builder = builder.backend(backend);
+    }
     // Handlers first: once the address is printed, a signal must stop the server cleanly.
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    let server = builder
-        .start(|_| Echo)
-        .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
+    let server = builder.start(|_| Echo).map_err(|e| match e.kind() {
+        // A backend that `--backend` or `WSX_BACKEND` forced and the kernel refused, or a
+        // `WSX_BACKEND` that names none.
+        io::ErrorKind::Unsupported | io::ErrorKind::InvalidInput => {
+            format!("cannot start the server: {e}")
+        }
+        _ => format!("cannot listen on {}:{}: {e}", args.host, args.port),
+    })?;
     let _ = writeln!(
         io::stdout(),
-        "wsx: echo server listening on ws://{} (backend epoll, {} worker{}{})",
+        "wsx: echo server listening on ws://{} (backend {}, {} worker{}{})",
         server.local_addr(),
+        server.backend(),
         server.workers(),
         if server.workers() == 1 { "" } else { "s" },
         if args.deflate {

@@ -2,10 +2,16 @@
 //! SIGTERM after its output pipes have closed (`wsx serve 2>&1 | head -1`), and the soft
 //! open-file limit raised to the hard one at start.
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use wsx::Backend;
 
 const WSX: &str = env!("CARGO_BIN_EXE_wsx");
 
@@ -28,14 +34,28 @@ struct Serve {
 }
 
 impl Serve {
-    /// Starts `program` with `args` (which end in `wsx serve …`) with stdout and stderr piped;
-    /// returns it with the address from its first line and the still open pipes.
+    /// Starts `program` with `args` (which end in `wsx serve …`) on `backend` (through
+    /// `WSX_BACKEND`) with stdout and stderr piped; returns it with the address from its first
+    /// line, which must name `backend`, and the still open pipes.
     fn start(
+        backend: Backend,
+        program: &str,
+        args: &[&str],
+    ) -> (Self, SocketAddr, BufReader<ChildStdout>, ChildStderr) {
+        Serve::start_with_env(backend, backend, program, args)
+    }
+
+    /// [`Serve::start`] with `WSX_BACKEND` set to `env` and a first line that must name
+    /// `backend` (`args` may force another backend than `env`).
+    fn start_with_env(
+        env: Backend,
+        backend: Backend,
         program: &str,
         args: &[&str],
     ) -> (Self, SocketAddr, BufReader<ChildStdout>, ChildStderr) {
         let mut child = Command::new(program)
             .args(args)
+            .env("WSX_BACKEND", env.name())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -54,6 +74,10 @@ impl Serve {
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("no listening address in the first line: {line:?}"));
+        assert!(
+            line.contains(&format!("(backend {backend},")),
+            "the first line does not name the backend {backend}: {line:?}"
+        );
         (serve, addr, stdout, stderr)
     }
 
@@ -114,6 +138,7 @@ fn help_exits_0_and_lists_every_flag() {
         "--deflate-context-takeover",
         "--deflate-max-window-bits",
         "--deflate-threshold",
+        "--backend",
         "--help",
         "--version",
     ] {
@@ -168,10 +193,43 @@ fn a_bad_flag_exits_2_and_is_named() {
     assert_eq!(wsx(&[]).status.code(), Some(2));
 }
 
-#[test]
-fn sigterm_stops_the_server_after_its_output_pipes_closed() {
+test_all!(the_backend_flag_chooses_the_backend_and_the_first_line_names_it);
+/// `--backend` wins over `WSX_BACKEND`, and a name that is no backend is a usage error.
+fn the_backend_flag_chooses_the_backend_and_the_first_line_names_it(backend: Backend) {
+    let other = Backend::ALL
+        .into_iter()
+        .find(|&b| b != backend)
+        .expect("two backends");
+    // `WSX_BACKEND` names the other one; the first line must name the flag's.
+    let (mut serve, addr, _stdout, _stderr) = Serve::start_with_env(
+        other,
+        backend,
+        WSX,
+        &[
+            "serve",
+            "--port",
+            "0",
+            "--threads",
+            "1",
+            "--backend",
+            backend.name(),
+        ],
+    );
+    assert!(addr.ip().is_loopback(), "{addr}");
+    signal(serve.pid(), libc::SIGTERM);
+    let status = serve.wait_exit(STOP_WITHIN);
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+
+    let out = wsx(&["serve", "--backend", "kqueue"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--backend") && err.contains("kqueue"), "{err}");
+}
+
+test_all!(sigterm_stops_the_server_after_its_output_pipes_closed);
+fn sigterm_stops_the_server_after_its_output_pipes_closed(backend: Backend) {
     let (mut serve, addr, stdout, stderr) =
-        Serve::start(WSX, &["serve", "--port", "0", "--threads", "1"]);
+        Serve::start(backend, WSX, &["serve", "--port", "0", "--threads", "1"]);
     assert!(addr.ip().is_loopback(), "{addr}");
     // `| head -1`: the reader has its line and goes away.
     drop(stdout);
@@ -184,10 +242,10 @@ fn sigterm_stops_the_server_after_its_output_pipes_closed() {
     }
 }
 
-#[test]
-fn sigint_stops_the_server_and_it_says_so() {
+test_all!(sigint_stops_the_server_and_it_says_so);
+fn sigint_stops_the_server_and_it_says_so(backend: Backend) {
     let (mut serve, _addr, mut stdout, stderr) =
-        Serve::start(WSX, &["serve", "--port", "0", "--threads", "1"]);
+        Serve::start(backend, WSX, &["serve", "--port", "0", "--threads", "1"]);
     signal(serve.pid(), libc::SIGINT);
     let status = serve.wait_exit(STOP_WITHIN);
     assert!(
@@ -219,8 +277,8 @@ fn nofile_limits(pid: &str) -> (u64, u64) {
     (next(), next())
 }
 
-#[test]
-fn serve_raises_the_soft_open_file_limit_to_the_hard_one() {
+test_all!(serve_raises_the_soft_open_file_limit_to_the_hard_one);
+fn serve_raises_the_soft_open_file_limit_to_the_hard_one(backend: Backend) {
     if Command::new("prlimit").arg("--version").output().is_err() {
         let why = "prlimit (util-linux) is not installed";
         assert!(!in_ci(), "{why}; install util-linux");
@@ -238,6 +296,7 @@ fn serve_raises_the_soft_open_file_limit_to_the_hard_one() {
     let nofile = format!("--nofile={soft}:{hard}");
     // prlimit sets the limits on itself, then execs wsx: same process, same pid.
     let (mut serve, _addr, _stdout, _stderr) = Serve::start(
+        backend,
         "prlimit",
         &[&nofile, WSX, "serve", "--port", "0", "--threads", "1"],
     );
