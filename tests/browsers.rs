@@ -18,6 +18,10 @@
 //! otherwise the test prints `SKIPPED: <why>` and passes. `WSX_BROWSER_SEED` changes the seed of
 //! the page's PRNG (printed with every run, so a failure reproduces).
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -28,6 +32,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use wsx::Backend;
 
 /// The exact `puppeteer-core` the test installs (the last line that runs on Debian's node 18+).
 const PUPPETEER: &str = "puppeteer-core@24.43.1";
@@ -241,10 +247,12 @@ struct WsxServe {
 }
 
 impl WsxServe {
-    /// Starts `wsx serve FLAGS` on a port the system picks and reads the address it prints.
-    fn start(flags: &[&str]) -> WsxServe {
+    /// Starts `wsx serve --backend BACKEND FLAGS` on a port the system picks and reads the
+    /// address it prints (on the line that must name the backend).
+    fn start(backend: Backend, flags: &[&str]) -> WsxServe {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsx"));
         cmd.args(["serve", "--host", "127.0.0.1", "--port", "0"]);
+        cmd.args(["--backend", backend.name()]);
         cmd.args(flags);
         let mut child = cmd
             .stdin(Stdio::null())
@@ -264,6 +272,10 @@ impl WsxServe {
             match rx.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(addr) = listening_addr(&line) {
+                        assert!(
+                            line.contains(&format!("(backend {backend},")),
+                            "wsx serve runs on another backend than {backend}: {line:?}"
+                        );
                         break addr;
                     }
                 }
@@ -500,7 +512,7 @@ impl PageReport {
 
 /// Runs the page in one browser against a fresh `wsx serve FLAGS`; panics with every failed
 /// step.
-fn run(browser: Browser, flags: &[&str]) {
+fn run(backend: Backend, browser: Browser, flags: &[&str]) {
     let deflate = flags.contains(&"--deflate");
     let setup = match setup() {
         Ok(setup) => setup,
@@ -509,14 +521,14 @@ fn run(browser: Browser, flags: &[&str]) {
     let _one = one_at_a_time();
     let seed = seed();
     let label = format!(
-        "{} ({}), wsx serve{}{}, seed {seed}",
+        "{} ({}), wsx serve --backend {backend}{}{}, seed {seed}",
         browser.name(),
         setup.versions[browser.name()],
         if flags.is_empty() { "" } else { " " },
         flags.join(" ")
     );
 
-    let wsx = WsxServe::start(flags);
+    let wsx = WsxServe::start(backend, flags);
     let page = PageServer::start(wsx.child.id());
     let url = format!(
         "http://{}/?ws=ws://{}/&deflate={}&seed={seed}&step_ms={STEP_MS}",
@@ -525,7 +537,7 @@ fn run(browser: Browser, flags: &[&str]) {
         u8::from(deflate)
     );
     let profile = setup.node_dir.join(format!(
-        "profile-{}-{}-{}",
+        "profile-{}-{backend}-{}-{}",
         browser.name(),
         if flags.is_empty() {
             "plain".to_owned()
@@ -676,42 +688,42 @@ fn read_report(rx: &Receiver<String>, report: &mut PageReport, deadline: Instant
 const CONTEXT: &[&str] = &["--deflate", "--deflate-context-takeover"];
 const SMALL_WINDOW: &[&str] = &["--deflate", "--deflate-max-window-bits", "10"];
 
-#[test]
-fn chromium() {
-    run(Browser::Chromium, &[]);
+test_all!(chromium);
+fn chromium(backend: Backend) {
+    run(backend, Browser::Chromium, &[]);
 }
 
-#[test]
-fn chromium_deflate() {
-    run(Browser::Chromium, &["--deflate"]);
+test_all!(chromium_deflate);
+fn chromium_deflate(backend: Backend) {
+    run(backend, Browser::Chromium, &["--deflate"]);
 }
 
-#[test]
-fn chromium_deflate_context_takeover() {
-    run(Browser::Chromium, CONTEXT);
+test_all!(chromium_deflate_context_takeover);
+fn chromium_deflate_context_takeover(backend: Backend) {
+    run(backend, Browser::Chromium, CONTEXT);
 }
 
-#[test]
-fn chromium_deflate_small_window() {
-    run(Browser::Chromium, SMALL_WINDOW);
+test_all!(chromium_deflate_small_window);
+fn chromium_deflate_small_window(backend: Backend) {
+    run(backend, Browser::Chromium, SMALL_WINDOW);
 }
 
-#[test]
-fn firefox() {
-    run(Browser::Firefox, &[]);
+test_all!(firefox);
+fn firefox(backend: Backend) {
+    run(backend, Browser::Firefox, &[]);
 }
 
-#[test]
-fn firefox_deflate() {
-    run(Browser::Firefox, &["--deflate"]);
+test_all!(firefox_deflate);
+fn firefox_deflate(backend: Backend) {
+    run(backend, Browser::Firefox, &["--deflate"]);
 }
 
-#[test]
-fn firefox_deflate_context_takeover() {
-    run(Browser::Firefox, CONTEXT);
+test_all!(firefox_deflate_context_takeover);
+fn firefox_deflate_context_takeover(backend: Backend) {
+    run(backend, Browser::Firefox, CONTEXT);
 }
 
-#[test]
-fn firefox_deflate_small_window() {
-    run(Browser::Firefox, SMALL_WINDOW);
+test_all!(firefox_deflate_small_window);
+fn firefox_deflate_small_window(backend: Backend) {
+    run(backend, Browser::Firefox, SMALL_WINDOW);
 }
