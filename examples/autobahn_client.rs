@@ -79,6 +79,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The backend comes from `WSX_BACKEND` (default: io_uring where the kernel allows it).
+    println!("autobahn_client: engine on backend {}", engine.backend());
     // Autobahn's large cases (9.*) send up to 16 MiB messages.
     let options = || {
         let options = ClientOptions::new().no_proxy().max_payload(64 << 20);

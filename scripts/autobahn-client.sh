@@ -7,10 +7,12 @@
 #     --update  write the run's results into the expected file instead of comparing
 #   AUTOBAHN_EXCLUDE  case patterns to skip, default none
 #   AUTOBAHN_SHARED   the shared Autobahn scripts (default: <repo>/../shared/autobahn)
+#   WSX_BACKEND       the engine client's IO backend: epoll, io_uring or auto (default auto),
+#                     read by the engine; the client's output must name it
 #
 # Starts the fuzzing server on a free port, runs every case with the engine client, stops the
-# server, summarizes (reports in reports/client), and compares every case's behavior and
-# behaviorClose with the expected file. Exits non-zero on any FAILED, UNIMPLEMENTED or MISSING
+# server, summarizes (reports in reports/client/BACKEND), and compares every case's behavior
+# and behaviorClose with the expected file (the same for both backends). Exits non-zero on any FAILED, UNIMPLEMENTED or MISSING
 # case, any difference, or a client that did not finish. See docs/conformance.md.
 set -euo pipefail
 
@@ -34,8 +36,16 @@ export AUTOBAHN_EXCLUDE=${AUTOBAHN_EXCLUDE-}
 SHARED=${AUTOBAHN_SHARED:-$ROOT/../shared/autobahn}
 [ -x "$SHARED/fuzzingserver.sh" ] || die "no Autobahn scripts in $SHARED (set AUTOBAHN_SHARED)"
 SHARED=$(cd "$SHARED" && pwd)
+BACKEND=${WSX_BACKEND:-auto}
+case "$BACKEND" in
+  auto|epoll|io_uring) ;;
+  *) die "WSX_BACKEND=$BACKEND names no backend (expected epoll, io_uring or auto)" ;;
+esac
+export WSX_BACKEND=$BACKEND
+log "backend $BACKEND"
 EXPECTED=$ROOT/autobahn/expected-client.json
-OUTDIR=$ROOT/reports/client
+OUTDIR=$ROOT/reports/client/$BACKEND
+CLIENT_LOG=$ROOT/reports/autobahn-client-$BACKEND.log
 AGENT=wsx
 
 FUZZ_PID=
@@ -63,7 +73,11 @@ done
 
 failed=()
 timeout 1200 target/release/examples/autobahn_client --deflate --url "ws://127.0.0.1:$PORT" --agent "$AGENT" \
-  || failed+=("autobahn_client did not finish cleanly")
+  2>&1 | tee "$CLIENT_LOG" || failed+=("autobahn_client did not finish cleanly")
+line=$(grep -m1 'engine on backend' "$CLIENT_LOG" || true)
+if [ "$BACKEND" != auto ] && [ "$line" != "autobahn_client: engine on backend $BACKEND" ]; then
+  failed+=("the engine client does not run on the backend $BACKEND: ${line:-no backend line}")
+fi
 cleanup
 FUZZ_PID=
 
@@ -83,8 +97,8 @@ else
 fi
 elapsed=$(( $(date +%s) - start ))
 if [ ${#failed[@]} -gt 0 ]; then
-  log "FAILED after ${elapsed}s:"
+  log "FAILED on backend $BACKEND after ${elapsed}s:"
   printf '  - %s\n' "${failed[@]}"
   exit 1
 fi
-log "passed in ${elapsed}s (reports in $OUTDIR)"
+log "passed on backend $BACKEND in ${elapsed}s (reports in $OUTDIR)"

@@ -9,13 +9,16 @@
 #   AUTOBAHN_EXCLUDE  case patterns to skip, default none
 #   AUTOBAHN_SHARED   the shared Autobahn scripts (default: <repo>/../shared/autobahn)
 #   AUTOBAHN_VENV     passed on to install.sh / fuzzingclient.sh
+#   WSX_BACKEND       the IO backend: epoll, io_uring or auto (default auto); passed to
+#                     `wsx serve --backend`, whose start-up line must name it
 #
-# Builds wsx in release, starts it on a free port, runs the fuzzing client
-# (reports in reports/server), stops the server with SIGTERM and requires a
-# clean exit, summarizes, then compares every case's behavior/behaviorClose
-# with the expected file. Exits non-zero on any FAILED, UNIMPLEMENTED or
-# MISSING case, any difference from the expected file, a server that crashed
-# or did not exit cleanly, or a harness error. See docs/conformance.md.
+# Builds wsx in release, starts it on a free port on the backend, runs the
+# fuzzing client (reports in reports/server/BACKEND), stops the server with
+# SIGTERM and requires a clean exit, summarizes, then compares every case's
+# behavior/behaviorClose with the expected file (one for both backends). Exits
+# non-zero on any FAILED, UNIMPLEMENTED or MISSING case, any difference from the
+# expected file, a server that crashed, did not exit cleanly or runs on another
+# backend than the one forced, or a harness error. See docs/conformance.md.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -44,9 +47,15 @@ SHARED=${AUTOBAHN_SHARED:-$ROOT/../shared/autobahn}
 [ -d "$SHARED" ] && [ -x "$SHARED/fuzzingclient.sh" ] && [ -x "$SHARED/summarize.py" ] \
   || die "no Autobahn scripts in $SHARED (expected the shared checkout next to the repo: ../shared/autobahn; or set AUTOBAHN_SHARED)"
 SHARED=$(cd "$SHARED" && pwd)
+BACKEND=${WSX_BACKEND:-auto}
+case "$BACKEND" in
+  auto|epoll|io_uring) ;;
+  *) die "WSX_BACKEND=$BACKEND names no backend (expected epoll, io_uring or auto)" ;;
+esac
+export WSX_BACKEND=$BACKEND
 EXPECTED=$ROOT/autobahn/expected-server.json
-OUTDIR=$ROOT/reports/server
-SERVER_LOG=$ROOT/reports/wsx-server.log
+OUTDIR=$ROOT/reports/server/$BACKEND
+SERVER_LOG=$ROOT/reports/wsx-server-$BACKEND.log
 STOP_TIMEOUT=15   # seconds after SIGTERM; wsx's own grace period is 5 s
 command -v python3 >/dev/null || die "python3 not found"
 
@@ -85,11 +94,14 @@ mkdir -p "$OUTDIR"
 PORT=
 for attempt in 1 2 3; do
   port=$(free_port)
-  target/release/wsx serve --deflate --port "$port" >"$SERVER_LOG" 2>&1 &
+  target/release/wsx serve --deflate --backend "$BACKEND" --port "$port" >"$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do   # up to 10 s
     kill -0 "$SERVER_PID" 2>/dev/null || break
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then PORT=$port; break; fi
+    # Up once it accepts and has printed its start-up line (which names the backend).
+    if grep -q 'listening on' "$SERVER_LOG" && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      PORT=$port; break
+    fi
     sleep 0.1
   done
   [ -n "$PORT" ] && break
@@ -98,7 +110,12 @@ for attempt in 1 2 3; do
   cleanup
   SERVER_PID=
 done
-[ -n "$PORT" ] || die "cannot start wsx serve"
+[ -n "$PORT" ] || die "cannot start wsx serve --backend $BACKEND"
+line=$(grep -m1 'listening on' "$SERVER_LOG" || true)
+log "backend $BACKEND asked for; wsx says: ${line:-nothing yet}"
+if [ "$BACKEND" != auto ] && [[ "$line" != *"(backend $BACKEND,"* ]]; then
+  die "wsx serve does not run on the backend $BACKEND: ${line:-no start-up line}"
+fi
 log "wsx serve (pid $SERVER_PID) accepts on 127.0.0.1:$PORT; log in $SERVER_LOG"
 
 failed=()
@@ -158,8 +175,8 @@ fi
 
 elapsed=$(( $(date +%s) - start ))
 if [ ${#failed[@]} -gt 0 ]; then
-  log "FAILED after ${elapsed}s:"
+  log "FAILED on backend $BACKEND after ${elapsed}s:"
   printf '  - %s\n' "${failed[@]}"
   exit 1
 fi
-log "passed in ${elapsed}s (reports in $OUTDIR)"
+log "passed on backend $BACKEND in ${elapsed}s (reports in $OUTDIR)"
