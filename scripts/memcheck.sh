@@ -10,9 +10,9 @@
 #               "::epoll" runs the epoll twins
 #   MEMCHECK_TOOL  asan or valgrind to force one (default: asan when `cargo +nightly` works)
 #
-# AddressSanitizer: RUSTFLAGS=-Zsanitizer=address, `cargo +nightly test --target
-# x86_64-unknown-linux-gnu` (the target keeps build scripts and proc-macros unsanitized), in
-# its own target directory (target/asan). Valgrind: the same test binaries built as usual, each
+# AddressSanitizer (with LeakSanitizer): RUSTFLAGS=-Zsanitizer=address, `cargo +nightly test
+# --target x86_64-unknown-linux-gnu` (the target keeps build scripts and proc-macros
+# unsanitized), in its own target directory (target/asan). Valgrind: the same test binaries built as usual, each
 # run under `valgrind --error-exitcode=1`. It prints which tool ran. Without either tool it
 # fails under CI=true and prints SKIPPED otherwise.
 set -euo pipefail
@@ -54,10 +54,9 @@ start=$(date +%s)
 case "$TOOL" in
   asan)
     log "AddressSanitizer (cargo +nightly, -Zsanitizer=address): ${TESTS[*]}, filter '$FILTER'"
-    # Leak reports are off: tests end with detached threads and servers they never stop, and
-    # what this run is for is use after free and double free, which ASan reports by default.
-    RUSTFLAGS="-Zsanitizer=address" \
-      ASAN_OPTIONS="detect_leaks=0:${ASAN_OPTIONS:-}" CARGO_TARGET_DIR=target/asan \
+    # LeakSanitizer stays on (ASan's default): a buffer an operation never gave back fails the
+    # run too. ASAN_OPTIONS=detect_leaks=0 turns it off while chasing something else.
+    RUSTFLAGS="-Zsanitizer=address" CARGO_TARGET_DIR=target/asan \
       cargo +nightly test --target x86_64-unknown-linux-gnu "${test_args[@]}" -- "$FILTER"
     ;;
   valgrind)
