@@ -3,7 +3,8 @@
 //! Every backend gives a worker the same six things; the worker (`engine/worker/`) owns all
 //! protocol logic above them, so both backends behave the same:
 //!
-//! 1. **accept**: sockets accepted on the worker's listener (non-blocking, close-on-exec);
+//! 1. **accept**: sockets accepted on the worker's listener (close-on-exec; non-blocking for
+//!    epoll, blocking for io_uring, which waits for room to send itself);
 //!    `TCP_NODELAY` and the connection limit are the worker's;
 //! 2. **receive into buffers the backend owns**: bytes come to the worker as a slice it may
 //!    read and unmask in place until it hands the buffer back; end of input and errors come as
@@ -36,7 +37,9 @@ use std::time::Duration;
 use crate::backend::Backend;
 use crate::engine::outbound::Outbound;
 
-/// What the backend tells the worker.
+/// What the backend tells the worker. io_uring's events name the connection's generation (its
+/// low 24 bits, see [`same_gen`]) as well as its slot: an event taken in the same batch as the
+/// end of a connection must not be applied to the next one in that slot.
 #[derive(Debug)]
 pub(crate) enum Event {
     /// epoll: the listener has connections to accept (the worker accepts until none is left).
@@ -55,17 +58,34 @@ pub(crate) enum Event {
         writable: bool,
         read_closed: bool,
     },
-    /// io_uring: `len` bytes for `key` are in receive buffer `buf` (see [`Driver::buffer`]).
-    Received { key: usize, buf: u16, len: usize },
+    /// io_uring: `len` bytes for `key` are in receive buffer `buf`.
+    Received {
+        key: usize,
+        gen: u32,
+        buf: u16,
+        len: usize,
+    },
     /// io_uring: `key`'s input ended (the peer's FIN, a reset or another error).
-    Closed { key: usize },
+    Closed { key: usize, gen: u32 },
+    /// io_uring: the connecting socket in `key` became writable.
+    Writable { key: usize, gen: u32 },
     /// io_uring: a send of `submitted` bytes for `key` completed: `result` bytes went, or
     /// `-errno`.
     Sent {
         key: usize,
+        gen: u32,
         result: i32,
         submitted: usize,
+        /// The queue already knows (the completion came during a fan-out, see
+        /// [`Driver::send_now`]): only the steps after a write are left to do.
+        accounted: bool,
     },
+}
+
+/// Whether an event's generation (`gen`, 24 bits) is that of the connection now in the slot.
+#[inline]
+pub(crate) fn same_gen(slot_gen: u32, gen: u32) -> bool {
+    slot_gen & 0xFF_FFFF == gen
 }
 
 /// A worker's backend.
@@ -116,9 +136,11 @@ impl Driver {
         }
     }
 
-    /// A client connection is connected: it starts receiving (io_uring).
-    pub(crate) fn connected(&mut self, key: usize) {
+    /// A client connection is connected: it starts receiving (io_uring, which wants a
+    /// blocking socket from here on, as accepted ones are).
+    pub(crate) fn connected(&mut self, key: usize, sock: &TcpStream) {
         if let Driver::Uring(u) = self {
+            let _ = sock.set_nonblocking(false);
             u.connected(key);
         }
     }
@@ -153,6 +175,16 @@ impl Driver {
     pub(crate) fn want_send(&mut self, key: usize) {
         if let Driver::Uring(u) = self {
             u.want_send(key);
+        }
+    }
+
+    /// io_uring: sends `key`'s queue now (one submission) and, if the kernel took it at once,
+    /// applies the completion to `out`; the [`Event::Sent`] comes with the next wait. Used
+    /// when the worker must know what the socket took before it queues more (a fan-out that
+    /// passes a subscriber's limit within one turn).
+    pub(crate) fn send_now(&mut self, key: usize, out: &mut Outbound) {
+        if let Driver::Uring(u) = self {
+            u.send_now(key, out);
         }
     }
 

@@ -86,7 +86,7 @@ impl<H: Handler> Worker<H> {
             Err(e) => return self.fail_connect(key, e.into()),
         }
         *started = true;
-        self.io.connected(key);
+        self.io.connected(key, &slot.sock);
         if let Err(e) = connector.start(&mut self.ctx.cork) {
             self.ctx.cork.clear();
             return self.fail_connect(key, e);

@@ -26,7 +26,7 @@ use crate::engine::handler::Handler;
 use crate::engine::inbox::{self, Command, Inbox, InboxSender};
 use crate::engine::stats::WorkerStats;
 use crate::engine::sys::waker::Waker;
-use crate::engine::sys::{Driver, Event};
+use crate::engine::sys::{same_gen, Driver, Event};
 use crate::engine::timer::TimerWheel;
 use crate::engine::Settings;
 use crate::handler::ConnId;
@@ -222,6 +222,9 @@ struct Worker<H: Handler> {
     fan: fanout::FanScratch,
     /// Commands were left in the inbox last turn.
     inbox_more: bool,
+    /// io_uring: connections whose input ended while they were paused; the end is theirs once
+    /// the bytes kept before it are used (epoll sees it then by itself).
+    eof_after_residue: Vec<(usize, u32)>,
 }
 
 /// Ticks to wait for `d`: rounded up, plus one because the current tick began up to one tick
@@ -290,6 +293,7 @@ impl<H: Handler> Worker<H> {
             shutdown: None,
             fan: fanout::FanScratch::default(),
             inbox_more: false,
+            eof_after_residue: Vec::new(),
         }
     }
 
@@ -335,13 +339,28 @@ impl<H: Handler> Worker<H> {
                             self.readable(key, read_closed);
                         }
                     }
-                    Event::Received { key, buf, len } => self.received(key, buf, len),
+                    Event::Received { key, gen, buf, len } => self.received(key, gen, buf, len),
                     Event::Sent {
                         key,
+                        gen,
                         result,
                         submitted,
-                    } => self.sent(key, result, submitted),
-                    Event::Closed { key } => self.on_eof(key),
+                        accounted,
+                    } => {
+                        if self.current(key, gen) {
+                            self.sent(key, result, submitted, accounted);
+                        }
+                    }
+                    Event::Closed { key, gen } => {
+                        if self.current(key, gen) {
+                            self.closed(key);
+                        }
+                    }
+                    Event::Writable { key, gen } => {
+                        if self.current(key, gen) {
+                            self.writable(key);
+                        }
+                    }
                     Event::Acceptable => self.accept(),
                     Event::Accepted(sock) => self.accepted(sock),
                     Event::AcceptFailed(e) => {
@@ -499,6 +518,43 @@ impl<H: Handler> Worker<H> {
             stage: Stage::Handshake(Vec::new()),
         });
         self.schedule(key);
+    }
+
+    /// Whether the connection in `key` is the one an io_uring event names.
+    fn current(&self, key: usize, gen: u32) -> bool {
+        self.conns.get(key).is_some_and(|s| same_gen(s.gen, gen))
+    }
+
+    /// io_uring: the sends asked for so far go now, in one submission, and those the kernel
+    /// completed at once are applied to their queues (their events come with the next wait).
+    fn sync_sends(&mut self) {
+        let Driver::Uring(u) = &mut self.io else {
+            return;
+        };
+        let list = u.take_sends();
+        for &key in &list {
+            if let Some(slot) = self.conns.get_mut(key) {
+                u.send(key, &mut slot.io.out);
+            }
+        }
+        u.sends_done(list);
+        let from = u.submit_early();
+        for ev in &mut u.early_mut()[from..] {
+            if let Event::Sent {
+                key,
+                gen,
+                result,
+                accounted,
+                ..
+            } = ev
+            {
+                let slot = self.conns.get_mut(*key);
+                if let Some(slot) = slot.filter(|s| !*accounted && same_gen(s.gen, *gen)) {
+                    slot.io.out.complete((*result).max(0) as usize);
+                    *accounted = true;
+                }
+            }
+        }
     }
 
     /// io_uring: one send per connection that queued bytes this turn.

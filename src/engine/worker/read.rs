@@ -3,7 +3,7 @@
 
 use std::io::{self, Read};
 
-use super::{Slot, Stage, Worker, MAX_READS_PER_EVENT, READ_BUF};
+use super::{Slot, Stage, Worker, MAX_READS_PER_EVENT, READ_BUF, RESIDUE_ROOM};
 use crate::engine::conn::Conn;
 use crate::engine::handler::Handler;
 use crate::engine::sys::Driver;
@@ -69,12 +69,16 @@ impl<H: Handler> Worker<H> {
     /// the connection's residue in the read buffer and the receive buffer goes back to the
     /// kernel at once; bytes that come while the connection is paused (before the cancel of
     /// its receive lands) are kept as residue, fed in once it resumes.
-    pub(super) fn received(&mut self, key: usize, buf: u16, len: usize) {
+    pub(super) fn received(&mut self, key: usize, gen: u32, buf: u16, len: usize) {
         let Driver::Uring(u) = &mut self.io else {
             return;
         };
         let data = u.buffer(buf, len);
-        let Some(slot) = self.conns.get_mut(key) else {
+        let Some(slot) = self
+            .conns
+            .get_mut(key)
+            .filter(|s| crate::engine::sys::same_gen(s.gen, gen))
+        else {
             u.recycle(buf);
             return;
         };
@@ -99,31 +103,68 @@ impl<H: Handler> Worker<H> {
         self.on_data(key, r + len);
     }
 
+    /// io_uring: `key`'s input ended. If bytes before the end wait (the connection is paused),
+    /// the end waits for them.
+    pub(super) fn closed(&mut self, key: usize) {
+        let Some(slot) = self.conns.get(key) else {
+            return;
+        };
+        if slot.io.paused || slot.io.residue.len() > RESIDUE_ROOM {
+            self.eof_after_residue.push((key, slot.gen));
+            return;
+        }
+        self.on_eof(key);
+    }
+
     /// io_uring: feeds bytes kept in `key`'s residue (while it was paused) through the read
-    /// buffer, a buffer's worth at a time, until they are used or it is paused again.
+    /// buffer, a buffer's worth at a time, until they are used (what is left is part of a
+    /// frame, waiting for more) or it is paused again; then an end of input that waited for
+    /// them is due.
     fn feed_residue(&mut self, key: usize) {
         loop {
             let Some(slot) = self.conns.get_mut(key) else {
                 return;
             };
-            if slot.io.paused || slot.io.residue.is_empty() {
+            if slot.io.paused {
                 return;
             }
-            let mut kept = std::mem::take(&mut slot.io.residue);
-            let take = kept.len().min(self.rbuf.len());
-            self.rbuf[..take].copy_from_slice(&kept[..take]);
-            kept.drain(..take);
-            self.on_data(key, take);
-            if kept.is_empty() {
-                return;
+            let before = slot.io.residue.len();
+            if before > 0 {
+                let mut kept = std::mem::take(&mut slot.io.residue);
+                let take = kept.len().min(self.rbuf.len());
+                self.rbuf[..take].copy_from_slice(&kept[..take]);
+                kept.drain(..take);
+                self.on_data(key, take);
+                let Some(slot) = self.conns.get_mut(key) else {
+                    return;
+                };
+                if !kept.is_empty() {
+                    // What the protocol left unconsumed comes before what was kept.
+                    let mut residue = std::mem::take(&mut slot.io.residue);
+                    residue.extend_from_slice(&kept);
+                    slot.io.residue = residue;
+                    continue;
+                }
+                if slot.io.residue.len() < before && !slot.io.residue.is_empty() {
+                    continue;
+                }
             }
-            let Some(slot) = self.conns.get_mut(key) else {
+            let Some(slot) = self.conns.get(key) else {
                 return;
             };
-            // What the protocol left unconsumed comes before what was kept.
-            let mut residue = std::mem::take(&mut slot.io.residue);
-            residue.extend_from_slice(&kept);
-            slot.io.residue = residue;
+            if slot.io.paused {
+                return;
+            }
+            let gen = slot.gen;
+            if let Some(i) = self
+                .eof_after_residue
+                .iter()
+                .position(|&(k, g)| k == key && g == gen)
+            {
+                self.eof_after_residue.swap_remove(i);
+                self.on_eof(key);
+            }
+            return;
         }
     }
 

@@ -186,17 +186,26 @@ impl<H: Handler> Worker<H> {
     }
 
     /// io_uring: a send of `submitted` bytes completed with `result` (bytes written or
-    /// `-errno`). A short send is backpressure, as a short `write` is under epoll.
-    pub(super) fn sent(&mut self, key: usize, result: i32, submitted: usize) {
+    /// `-errno`); `accounted`: the queue knows already. A short send is backpressure, as a
+    /// short `write` is under epoll.
+    pub(super) fn sent(&mut self, key: usize, result: i32, submitted: usize, accounted: bool) {
         let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
+        let n = result.max(0) as usize;
+        if !accounted {
+            slot.io.out.complete(n);
+        }
+        if result == -libc::EAGAIN {
+            // A non-blocking socket with a full buffer (sockets are blocking under io_uring,
+            // so only one handed over that way): nothing went; try again.
+            slot.io.backpressured = true;
+            self.io.want_send(key);
+            return;
+        }
         if result < 0 {
-            slot.io.out.complete(0);
             return self.end(key, abnormal("write failed"), Ending::Drop);
         }
-        let n = result as usize;
-        slot.io.out.complete(n);
         if n < submitted {
             slot.io.backpressured = true;
         }

@@ -138,6 +138,8 @@ pub(crate) struct Uring {
     wake_armed: bool,
     /// Requests whose last completion has not come.
     outstanding: usize,
+    /// Completions taken early (by [`Uring::send_now`]), given out by the next wait first.
+    early: Vec<Event>,
 }
 
 /// Whether this kernel runs what the backend needs (a ring, multishot receive with a buffer
@@ -218,6 +220,7 @@ impl Uring {
             wake_buf: Box::new(0),
             wake_armed: false,
             outstanding: 0,
+            early: Vec::new(),
         })
     }
 
@@ -411,6 +414,46 @@ impl Uring {
         self.push(sqe.user_data(ud));
     }
 
+    /// Sends `key`'s queue now and applies the completion if it came at once (the socket had
+    /// room); every completion taken meanwhile waits for the next wait.
+    pub(crate) fn send_now(&mut self, key: usize, out: &mut Outbound) {
+        self.send(key, out);
+        let from = self.submit_early();
+        for ev in &mut self.early[from..] {
+            if let Event::Sent {
+                key: k,
+                result,
+                accounted,
+                ..
+            } = ev
+            {
+                if *k == key && !*accounted {
+                    out.complete((*result).max(0) as usize);
+                    *accounted = true;
+                }
+            }
+        }
+    }
+
+    /// Submits what is queued now and takes the completions already in; they wait for the
+    /// next wait. Returns where the new ones start in [`Uring::early_mut`].
+    pub(crate) fn submit_early(&mut self) -> usize {
+        let from = self.early.len();
+        if self.ring.submit().is_ok() {
+            self.arena.iov.clear();
+            self.arena.msgs.clear();
+            let mut early = std::mem::take(&mut self.early);
+            self.reap(&mut early);
+            self.early = early;
+        }
+        from
+    }
+
+    /// Completions taken early, for the worker to apply the sends among them.
+    pub(crate) fn early_mut(&mut self) -> &mut [Event] {
+        &mut self.early
+    }
+
     /// Stops accepting (shutdown).
     pub(crate) fn stop_accepting(&mut self) {
         if let Some(_fd) = self.listener.take() {
@@ -439,8 +482,10 @@ impl Uring {
     fn arm(&mut self) {
         if let (Some(fd), false, false) = (self.listener, self.accept_armed, self.accept_paused) {
             self.accept_armed = true;
+            // Blocking sockets: io_uring waits for room itself; on an `O_NONBLOCK` socket a
+            // send to a full buffer would end with `EAGAIN` instead.
             let sqe = opcode::AcceptMulti::new(types::Fd(fd))
-                .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+                .flags(libc::SOCK_CLOEXEC)
                 .build()
                 .user_data(user_data(Op::Accept, 0, 0));
             self.push(sqe);
@@ -472,6 +517,12 @@ impl Uring {
     /// Submits the turn's requests and waits up to `timeout` for completions, which are
     /// appended to `out`.
     pub(crate) fn wait(&mut self, timeout: Duration, out: &mut Vec<Event>) -> io::Result<()> {
+        let timeout = if self.early.is_empty() {
+            timeout
+        } else {
+            out.append(&mut self.early);
+            Duration::ZERO
+        };
         self.arm();
         let ts = types::Timespec::from(timeout);
         let args = types::SubmitArgs::new().timespec(&ts);
@@ -529,10 +580,11 @@ impl Uring {
                         match bid {
                             Some(buf) => out.push(Event::Received {
                                 key,
+                                gen,
                                 buf,
                                 len: res as usize,
                             }),
-                            None => out.push(Event::Closed { key }),
+                            None => out.push(Event::Closed { key, gen }),
                         }
                         if !more && s.want_recv {
                             rearm.push(key);
@@ -548,7 +600,7 @@ impl Uring {
                         }
                     } else {
                         s.want_recv = false;
-                        out.push(Event::Closed { key }); // end of input or an error
+                        out.push(Event::Closed { key, gen }); // end of input or an error
                     }
                 }
                 Some(Op::Send) => {
@@ -556,8 +608,10 @@ impl Uring {
                         let submitted = std::mem::take(&mut slots[key].send);
                         out.push(Event::Sent {
                             key,
+                            gen,
                             result: res,
                             submitted,
+                            accounted: false,
                         });
                     } else {
                         graveyard.remove(&cqe.user_data());
@@ -566,12 +620,7 @@ impl Uring {
                 Some(Op::PollOut) => {
                     if live {
                         slots[key].poll = false;
-                        out.push(Event::Ready {
-                            key,
-                            readable: false,
-                            writable: true,
-                            read_closed: false,
-                        });
+                        out.push(Event::Writable { key, gen });
                     }
                 }
                 Some(Op::Accept) => {
