@@ -10,6 +10,8 @@ use std::io;
 
 pub use connector::{ConnectStep, Connector};
 pub use options::{ClientOptions, ProxyChoice};
+#[doc(hidden)]
+pub use options::Resolver;
 pub use url::{Url, UrlError};
 
 use crate::client::proxy::ProxyError;
