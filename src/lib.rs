@@ -13,6 +13,7 @@ pub mod protocol;
 pub mod server;
 
 pub use backend::Backend;
+pub use client::ClientBuilder;
 pub use error::{HandshakeError, ProtocolError, SendError};
 pub use limits::Limits;
 pub use protocol::{CloseCode, MessageKind, Role};

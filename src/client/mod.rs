@@ -1,7 +1,8 @@
-//! WebSocket clients: URLs, options, proxies, and the sans-IO [`Connector`] that the blocking
-//! client ([`crate::blocking`]) and the engine drive.
+//! WebSocket clients: URLs, options, proxies, the sans-IO [`Connector`] that the blocking
+//! client ([`crate::blocking`]) and the engine drive, and the engine client's [`ClientBuilder`].
 
 mod connector;
+mod engine;
 mod options;
 pub mod proxy;
 mod url;
@@ -9,9 +10,10 @@ mod url;
 use std::io;
 
 pub use connector::{ConnectStep, Connector};
-pub use options::{ClientOptions, ProxyChoice};
+pub use engine::{Client, ClientBuilder};
 #[doc(hidden)]
 pub use options::Resolver;
+pub use options::{ClientOptions, ProxyChoice};
 pub use url::{Url, UrlError};
 
 use crate::client::proxy::ProxyError;
