@@ -392,7 +392,9 @@ fn a_slow_name_does_not_stall_the_other_connections_of_its_worker() {
         .connect(&format!("ws://slow.test:{port}/"), options.clone(), 1)
         .unwrap();
     assert_eq!(
-        arrived.recv_timeout(TIMEOUT).expect("the slow name is being resolved"),
+        arrived
+            .recv_timeout(TIMEOUT)
+            .expect("the slow name is being resolved"),
         "slow.test"
     );
     // Same worker (one), while the slow name is still unanswered: a name and an IP literal.
@@ -404,7 +406,10 @@ fn a_slow_name_does_not_stall_the_other_connections_of_its_worker() {
         .unwrap();
     let mut echoed = Vec::new();
     while echoed.len() < 2 {
-        match rx.recv_timeout(TIMEOUT).expect("the other connections echo") {
+        match rx
+            .recv_timeout(TIMEOUT)
+            .expect("the other connections echo")
+        {
             Seen::Open(tag, Role::Client, _) => assert_ne!(tag, 1, "the slow one opened early"),
             Seen::Text(tag, text) => {
                 assert_eq!(text, format!("hello {tag}"));
@@ -521,7 +526,11 @@ fn a_proxy_given_by_name_is_resolved_off_the_worker_too() {
         auth: None,
     });
     engine
-        .connect(&format!("ws://{}/", server.local_addr()), options.clone(), 1)
+        .connect(
+            &format!("ws://{}/", server.local_addr()),
+            options.clone(),
+            1,
+        )
         .unwrap();
     match rx.recv_timeout(TIMEOUT).unwrap() {
         Seen::Open(1, Role::Client, _) => {}

@@ -35,7 +35,6 @@ const RESOLVERS: usize = 2;
 /// Most resolutions waiting or running, all workers together; past it `connect` fails at once.
 const MAX_PENDING: usize = 16_384;
 
-
 /// What comes back to the worker through its inbox.
 #[derive(Debug)]
 pub(crate) struct Answer {

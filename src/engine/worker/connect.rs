@@ -68,7 +68,13 @@ impl<H: Handler> Worker<H> {
 
     /// Starts the TCP connect to `target` and puts the connection in the slab; the handshake
     /// has `left` to complete.
-    fn connect_to(&mut self, connector: Box<Connector>, tag: u64, target: SocketAddr, left: Duration) {
+    fn connect_to(
+        &mut self,
+        connector: Box<Connector>,
+        tag: u64,
+        target: SocketAddr,
+        left: Duration,
+    ) {
         let sock = match connect_nonblocking(&connector, target) {
             Ok(pair) => pair,
             Err(e) => {
