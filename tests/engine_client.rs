@@ -15,8 +15,8 @@ use common::{start_server, stop, Echo, TIMEOUT};
 use wsx::client::proxy::Proxy;
 use wsx::client::{ClientError, ClientOptions, Url};
 use wsx::{
-    Client, CloseCode, CloseInfo, Conn, Handler, HandshakeError, Message, Reject, Role, Server,
-    ServerHandle, Upgrade,
+    Client, CloseCode, CloseInfo, Conn, Handler, HandshakeError, InitialState, Message, Reject,
+    Role, Server, ServerHandle, Upgrade,
 };
 
 /// What the client handler saw, by tag.
@@ -556,5 +556,123 @@ fn a_proxy_given_by_name_is_resolved_off_the_worker_too() {
         other => panic!("unexpected {other:?}"),
     }
     stop(&engine);
+    stop(&server);
+}
+
+// A state type without a default: built by `on_upgrade` on the server and by `client_state`
+// on the client engine (`InitialState` declared empty).
+
+/// A server connection's state: the room named by the request path.
+struct Room(String);
+impl InitialState for Room {}
+
+/// Answers every message with `<room>: <message>`.
+struct Rooms;
+
+impl Handler for Rooms {
+    type State = Room;
+
+    fn on_upgrade(&mut self, upgrade: &mut Upgrade<'_>) -> Result<Room, Reject> {
+        let room = upgrade
+            .path()
+            .strip_prefix("/room/")
+            .ok_or(Reject::new(404))?;
+        Ok(Room(room.to_owned()))
+    }
+
+    fn on_message(&mut self, conn: &mut Conn<'_, Room>, message: Message<'_>) {
+        if let Message::Text(t) = message {
+            let reply = format!("{}: {t}", conn.state().0);
+            let _ = conn.send_text(&reply);
+        }
+    }
+}
+
+/// A client connection's state: its name, made from the tag; tag 0 gets none.
+struct Named(String);
+impl InitialState for Named {}
+
+struct NamedClient(Sender<Seen>);
+
+impl Handler for NamedClient {
+    type State = Named;
+
+    fn client_state(&mut self, _url: &Url, tag: u64) -> Option<Named> {
+        (tag != 0).then(|| Named(format!("client {tag}")))
+    }
+
+    fn on_open(&mut self, conn: &mut Conn<'_, Named>) {
+        let text = conn.state().0.clone();
+        let _ = conn.send_text(&text);
+    }
+
+    fn on_message(&mut self, conn: &mut Conn<'_, Named>, message: Message<'_>) {
+        if let Message::Text(t) = message {
+            let _ = self.0.send(Seen::Text(conn.tag(), t.to_owned()));
+        }
+    }
+
+    fn on_connect_error(&mut self, url: &Url, tag: u64, error: &ClientError) {
+        let _ = self
+            .0
+            .send(Seen::Failed(tag, url.to_string(), clone_error(error)));
+    }
+}
+
+/// Keeps the default `on_upgrade`, which has no state to accept with.
+struct NoUpgrade;
+
+impl Handler for NoUpgrade {
+    type State = Room;
+}
+
+#[test]
+fn states_without_a_default_are_built_by_on_upgrade_and_client_state() {
+    let server = start_server(Server::builder().threads(1), |_| Rooms);
+    let (tx, rx) = channel();
+    let engine = Client::builder()
+        .threads(1)
+        .pin_threads(false)
+        .start(move |_| NamedClient(tx.clone()))
+        .expect("client engine starts");
+    let url = format!("ws://{}/room/lobby", server.local_addr());
+    engine.connect(&url, direct(), 7).unwrap();
+    match rx.recv_timeout(TIMEOUT).unwrap() {
+        Seen::Text(7, text) => assert_eq!(text, "lobby: client 7"),
+        other => panic!("unexpected {other:?}"),
+    }
+    // No state from `client_state`: the connection fails before it opens.
+    engine.connect(&url, direct(), 0).unwrap();
+    match rx.recv_timeout(TIMEOUT).unwrap() {
+        Seen::Failed(0, _, e) => assert!(e.to_string().contains("no state"), "{e}"),
+        other => panic!("unexpected {other:?}"),
+    }
+    // The server refuses what its `on_upgrade` refuses.
+    engine
+        .connect(
+            &format!("ws://{}/elsewhere", server.local_addr()),
+            direct(),
+            8,
+        )
+        .unwrap();
+    match rx.recv_timeout(TIMEOUT).unwrap() {
+        Seen::Failed(8, _, ClientError::Handshake(HandshakeError::UnexpectedStatus(s))) => {
+            assert_eq!(s.status, 404)
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // The default `on_upgrade` with a state that has no initial value refuses with 500.
+    let plain = start_server(Server::builder().threads(1), |_| NoUpgrade);
+    engine
+        .connect(&format!("ws://{}/", plain.local_addr()), direct(), 9)
+        .unwrap();
+    match rx.recv_timeout(TIMEOUT).unwrap() {
+        Seen::Failed(9, _, ClientError::Handshake(HandshakeError::UnexpectedStatus(s))) => {
+            assert_eq!(s.status, 500)
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    stop(&engine);
+    stop(&plain);
     stop(&server);
 }

@@ -154,7 +154,8 @@ impl ClientBuilder {
     }
 
     /// Starts the workers. `factory(worker_index)` runs once on each worker thread to make its
-    /// [`Handler`]. A client connection starts with `State::default()` as its state.
+    /// [`Handler`]. A client connection's state comes from [`Handler::client_state`]: by
+    /// default `State::default()`.
     ///
     /// # Errors
     ///

@@ -57,4 +57,8 @@ pub enum ClientError {
     /// The connection is closed: nothing more can be received or sent.
     #[error("connection closed")]
     Closed,
+    /// The engine's handler gave no state for the client connection
+    /// ([`Handler::client_state`](crate::Handler::client_state) returned `None`).
+    #[error("the handler gave no state for the client connection")]
+    NoState,
 }

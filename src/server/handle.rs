@@ -221,7 +221,8 @@ impl ServerHandle {
 
     /// Opens a client connection to `url` on one of the workers (round-robin), driven by that
     /// worker's [`Handler`] like an accepted one: `on_open`, `on_message`… with
-    /// [`Conn::role`](super::Conn::role) `Client` and [`Conn::tag`](super::Conn::tag) `tag`, and `State::default()` as its state. A
+    /// [`Conn::role`](super::Conn::role) `Client` and [`Conn::tag`](super::Conn::tag) `tag`, and [`Handler::client_state`] (by default
+    /// `State::default()`) as its state. A
     /// failure before the connection opens goes to [`Handler::on_connect_error`].
     ///
     /// An IP literal (the server's, or the proxy's) is connected at once; a host name is

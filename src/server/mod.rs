@@ -14,7 +14,7 @@ pub use handle::{HandleError, ServerHandle};
 pub use crate::client::Client;
 pub use crate::engine::conn::Conn;
 pub use crate::engine::deflate_pool::DeflatePoolStats;
-pub use crate::engine::handler::Handler;
+pub use crate::engine::handler::{Handler, InitialState};
 #[doc(hidden)]
 pub use crate::engine::stats::Footprint;
 pub use crate::engine::stats::Stats;

@@ -186,7 +186,11 @@ impl<H: Handler> Worker<H> {
                 let leftover = buf.len() - consumed;
                 self.rbuf[..leftover].copy_from_slice(&buf[consumed..]);
                 let protocol = response.protocol().map(Into::into);
-                self.open(key, connection, H::State::default(), protocol, leftover);
+                let (url, tag) = (connector.url().clone(), slot.io.tag);
+                let Some(state) = self.handler.client_state(&url, tag) else {
+                    return self.fail_connect(key, ClientError::NoState);
+                };
+                self.open(key, connection, state, protocol, leftover);
             }
         }
     }
