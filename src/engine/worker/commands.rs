@@ -58,7 +58,7 @@ impl<H: Handler> Worker<H> {
                         self.open_client(connector, tag);
                     }
                 }
-                Command::Resolved(answer) => self.resolved(answer),
+                Command::Resolved(answer) => self.resolved(*answer),
                 Command::Deflated { id, ticket, frame } => self.deflated(id, ticket, frame),
                 Command::Shutdown { deadline } => {
                     self.cancel_resolutions();

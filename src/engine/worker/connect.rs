@@ -39,13 +39,13 @@ impl<H: Handler> Worker<H> {
     }
 
     /// The resolver answered (or its watchdog timed the name out).
-    pub(super) fn resolved(&mut self, answer: Box<Answer>) {
+    pub(super) fn resolved(&mut self, answer: Answer) {
         let Answer {
             connector,
             tag,
             result,
             left,
-        } = *answer;
+        } = answer;
         if self.shutdown.is_some() {
             return self
                 .handler
