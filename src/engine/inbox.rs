@@ -5,8 +5,8 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::engine::sys::waker::Waker;
 use bytes::Bytes;
-use mio::Waker;
 
 use crate::broadcast::frame::Published;
 use crate::client::Connector;
@@ -79,14 +79,14 @@ pub(crate) struct Inbox {
 }
 
 /// A connected inbox pair.
-pub(crate) fn inbox(waker: Waker) -> (InboxSender, Inbox) {
+pub(crate) fn inbox(waker: Arc<Waker>) -> (InboxSender, Inbox) {
     let (tx, rx) = std::sync::mpsc::channel();
     let woken = Arc::new(AtomicBool::new(false));
     let depth = Arc::new(AtomicUsize::new(0));
     (
         InboxSender {
             tx,
-            waker: Arc::new(waker),
+            waker,
             woken: woken.clone(),
             depth: depth.clone(),
         },

@@ -357,7 +357,7 @@ impl Builder {
                 let first = resolved.next().ok_or_else(|| {
                     io::Error::new(io::ErrorKind::InvalidInput, "address resolves to nothing")
                 })?;
-                let ls = engine::sys::epoll::listen_group(first, self.backlog, self.threads)?;
+                let ls = engine::sys::listen::listen_group(first, self.backlog, self.threads)?;
                 let local = ls[0].local_addr()?;
                 (ls, local)
             }

@@ -452,7 +452,7 @@ where
     let mut prepared = Vec::new();
     let mut inboxes = Vec::new();
     for listener in listeners {
-        let (p, inbox) = engine::worker::prepare(listener)?;
+        let (p, inbox) = engine::worker::prepare(listener, settings.backend)?;
         prepared.push(p);
         inboxes.push(inbox);
     }

@@ -92,7 +92,7 @@ impl<H: Handler> Worker<H> {
             }
             return;
         }
-        self.writable(key);
+        self.flush_queue(key);
     }
 
     /// Runs `f` on the open connection `id`, if it still exists, then writes what it sent.

@@ -7,9 +7,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mio::net::TcpStream;
-use mio::{Interest, Token};
 use socket2::{Domain, Protocol, Socket, Type};
+use std::net::TcpStream;
 
 use super::{ticks, Slot, Stage, Worker};
 use crate::client::{ClientError, ConnectStep, Connector};
@@ -82,26 +81,23 @@ impl<H: Handler> Worker<H> {
                 return;
             }
         };
-        let (mut sock, peer) = sock;
+        let (sock, peer) = sock;
         if self.settings.nodelay {
             let _ = sock.set_nodelay(true);
         }
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        if let Err(e) = self.poll.registry().register(
-            &mut sock,
-            Token(key),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        let gen = self.next_gen.wrapping_add(1);
+        if let Err(e) = self.io.add(key, gen, &sock, true) {
             self.handler
                 .on_connect_error(connector.url(), tag, &e.into());
             return;
         }
-        self.next_gen = self.next_gen.wrapping_add(1);
+        self.next_gen = gen;
         let id = ConnId {
             worker: self.index,
             key: key as u32,
-            gen: self.next_gen,
+            gen,
         };
         let mut io = ConnIo::new(id, peer, self.now);
         io.role = Role::Client;
@@ -141,10 +137,13 @@ impl<H: Handler> Worker<H> {
         }
         match slot.sock.peer_addr() {
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => return, // not yet
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                return self.io.still_connecting(key); // not yet
+            }
             Err(e) => return self.fail_connect(key, e.into()),
         }
         *started = true;
+        self.io.connected(key);
         if let Err(e) = connector.start(&mut self.ctx.cork) {
             self.ctx.cork.clear();
             return self.fail_connect(key, e);
@@ -230,7 +229,7 @@ fn connect_nonblocking(
                 || e.kind() == io::ErrorKind::WouldBlock => {}
         Err(e) => return Err(e.into()),
     }
-    Ok((TcpStream::from_std(socket.into()), target))
+    Ok((socket.into(), target))
 }
 
 /// `EINPROGRESS` on Linux.

@@ -207,6 +207,12 @@ impl<H: Handler> Worker<H> {
                 }
                 scratch.pieces.len().min(MAX_BATCH + 1)
             };
+            if self.io.completes() {
+                // io_uring: queued (shared frames by reference) and sent at the end of the turn.
+                out.queue_parts(&parts[..n]);
+                self.io.want_send(key);
+                continue;
+            }
             let was_empty = out.is_empty();
             match out.write_parts(&mut slot.sock, &parts[..n]) {
                 Ok(written) => {
