@@ -490,7 +490,7 @@ fn an_engine_client_masks_its_pooled_frames_and_both_pools_keep_order() {
     let engine = wsx::Client::builder()
         .threads(1)
         .pin_threads(false)
-        .deflate(DeflateOptions::default())
+        .deflate_threads(1)
         .start(move |_| BigClient(tx.clone()))
         .expect("client engine starts");
     let options = ClientOptions::new()

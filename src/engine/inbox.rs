@@ -36,6 +36,8 @@ pub(crate) enum Command {
     Terminate { id: ConnId },
     /// Open a client connection; `tag` comes back through `Conn::tag`.
     Connect { connector: Box<Connector>, tag: u64 },
+    /// The resolver's answer for a client connection to a host name: connect now, or report.
+    Resolved(Box<crate::engine::resolve::Answer>),
     /// A frame compressed on the deflate pool, for the place `ticket` keeps in connection
     /// `id`'s queue.
     Deflated {
