@@ -30,6 +30,9 @@ pub mod docs {
     /// How data flows through the engine.
     #[doc = include_str!("../docs/architecture.md")]
     pub struct Architecture;
+    /// The IO backends.
+    #[doc = include_str!("../docs/backends.md")]
+    pub struct Backends;
     /// Broadcast and pub/sub.
     #[doc = include_str!("../docs/broadcast.md")]
     pub struct Broadcast;

@@ -39,7 +39,7 @@ use crate::engine::outbound::Outbound;
 const SQ_ENTRIES: u32 = 1024;
 /// Receive buffers in the ring, and their size.
 const BUFFERS: u16 = 256;
-const BUFFER_SIZE: usize = 16 << 10;
+const BUFFER_SIZE: usize = 4 << 10;
 /// Most segments in one send.
 const MAX_IOV: usize = 64;
 /// iovecs the turn's sends can use before the queue is submitted early.
