@@ -13,13 +13,14 @@ pub mod protocol;
 pub mod server;
 
 pub use backend::Backend;
+pub use client::ClientBuilder;
 pub use error::{HandshakeError, ProtocolError, SendError};
 pub use limits::Limits;
 pub use protocol::{CloseCode, MessageKind, Role};
 pub use server::Builder as ServerBuilder;
 pub use server::{
-    Client, CloseInfo, Conn, ConnId, DeflatePoolStats, DropReason, HandleError, Handler, Message,
-    Reject, SendStatus, Server, ServerHandle, Stats, Upgrade,
+    Client, CloseInfo, Conn, ConnId, DeflatePoolStats, DropReason, HandleError, Handler,
+    InitialState, Message, Reject, SendStatus, Server, ServerHandle, Stats, Upgrade,
 };
 
 /// The pages of `docs/`, one item each, so that `cargo test --doc` compiles (and, unless a block
@@ -29,6 +30,9 @@ pub mod docs {
     /// How data flows through the engine.
     #[doc = include_str!("../docs/architecture.md")]
     pub struct Architecture;
+    /// The IO backends.
+    #[doc = include_str!("../docs/backends.md")]
+    pub struct Backends;
     /// Broadcast and pub/sub.
     #[doc = include_str!("../docs/broadcast.md")]
     pub struct Broadcast;

@@ -500,7 +500,7 @@ fn an_engine_client_masks_its_pooled_frames_and_both_pools_keep_order(backend: B
     let engine = wsx::Client::builder()
         .threads(1)
         .pin_threads(false)
-        .deflate(DeflateOptions::default())
+        .deflate_threads(1)
         .backend(backend)
         .start(move |_| BigClient(tx.clone()))
         .expect("client engine starts");

@@ -1,7 +1,8 @@
-//! WebSocket clients: URLs, options, proxies, and the sans-IO [`Connector`] that the blocking
-//! client ([`crate::blocking`]) and the engine drive.
+//! WebSocket clients: URLs, options, proxies, the sans-IO [`Connector`] that the blocking
+//! client ([`crate::blocking`]) and the engine drive, and the engine client's [`ClientBuilder`].
 
 mod connector;
+mod engine;
 mod options;
 pub mod proxy;
 mod url;
@@ -9,6 +10,9 @@ mod url;
 use std::io;
 
 pub use connector::{ConnectStep, Connector};
+pub use engine::{Client, ClientBuilder};
+#[doc(hidden)]
+pub use options::Resolver;
 pub use options::{ClientOptions, ProxyChoice};
 pub use url::{Url, UrlError};
 
@@ -53,4 +57,8 @@ pub enum ClientError {
     /// The connection is closed: nothing more can be received or sent.
     #[error("connection closed")]
     Closed,
+    /// The engine's handler gave no state for the client connection
+    /// ([`Handler::client_state`](crate::Handler::client_state) returned `None`).
+    #[error("the handler gave no state for the client connection")]
+    NoState,
 }

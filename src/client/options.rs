@@ -1,7 +1,8 @@
 //! Client options: Node ws's client options, in Rust.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,7 +66,15 @@ pub struct ClientOptions {
     /// Masking key generator replacing the OS-seeded one (tests only: predictable keys break
     /// RFC 6455 §5.3). Node ws's `generateMask`.
     pub dangerous_mask_generator: Option<Arc<dyn Fn() -> [u8; 4] + Send + Sync>>,
+    /// Resolves `host:port` in place of the system resolver, for the engine client (tests: a
+    /// name that is slow or fails on cue). Called on a resolver thread, never for IP literals.
+    #[doc(hidden)]
+    pub dangerous_resolver: Option<Resolver>,
 }
+
+/// A function resolving `host:port` to addresses (see `ClientOptions::dangerous_resolver`).
+#[doc(hidden)]
+pub type Resolver = Arc<dyn Fn(&str) -> io::Result<Vec<SocketAddr>> + Send + Sync>;
 
 impl fmt::Debug for ClientOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -100,6 +109,7 @@ impl Default for ClientOptions {
             proxy: ProxyChoice::FromEnv,
             deflate: None,
             dangerous_mask_generator: None,
+            dangerous_resolver: None,
         }
     }
 }

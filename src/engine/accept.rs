@@ -23,7 +23,10 @@ use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
 
-use mio::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
+use std::os::fd::{AsRawFd, RawFd};
+
+use mio::net::TcpListener;
 
 /// `EMFILE` and `ENFILE` on Linux: the process's or the system's descriptor table is full.
 const EMFILE: i32 = 24;
@@ -55,9 +58,23 @@ impl Acceptor {
         }
     }
 
-    /// The listener, to register with (and deregister from) the poller.
-    pub(crate) fn listener_mut(&mut self) -> &mut TcpListener {
-        &mut self.listener
+    /// The listener's descriptor, for the backend to watch (epoll) or accept on (io_uring).
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        self.listener.as_raw_fd()
+    }
+
+    /// The io_uring backend's accept failed with `e`: as [`Acceptor::accept`] does on an
+    /// error, sheds the queue if descriptors ran out, and stalls (retried on a tick).
+    pub(crate) fn failed(&mut self, e: &io::Error) {
+        if matches!(e.raw_os_error(), Some(EMFILE | ENFILE)) {
+            self.shed_queue();
+        }
+        self.stalled = true;
+    }
+
+    /// The worker retries accepting (io_uring: the accept is armed again).
+    pub(crate) fn clear_stall(&mut self) {
+        self.stalled = false;
     }
 
     /// Whether the last accept loop ended on an error: the worker retries at its next tick.
@@ -82,12 +99,12 @@ impl Acceptor {
     pub(crate) fn accept(&mut self) -> Option<(TcpStream, SocketAddr)> {
         loop {
             match self.listener.accept() {
-                Ok(pair) => {
+                Ok((sock, peer)) => {
                     self.stalled = false;
                     if self.reserve.is_none() {
                         self.reserve = open_reserve();
                     }
-                    return Some(pair);
+                    return Some((sock.into(), peer));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.stalled = false;

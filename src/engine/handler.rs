@@ -5,25 +5,89 @@ use crate::client::{ClientError, Url};
 use crate::engine::conn::Conn;
 use crate::handler::{CloseInfo, ConnId, DropReason, Message, Reject, Upgrade};
 
+/// How a connection's state begins when no callback builds it: every [`Default`] type starts
+/// from `default()`; a state without one says so with an empty impl, and is then built by
+/// [`Handler::on_upgrade`] (accepted connections) and [`Handler::client_state`] (client
+/// connections).
+///
+/// # Examples
+///
+/// A session that exists only once the request has been seen:
+///
+/// ```
+/// use wsx::{Conn, Handler, InitialState, Reject, Upgrade};
+///
+/// struct Session {
+///     user: String,
+/// }
+/// impl InitialState for Session {} // none: built from the request
+///
+/// struct App;
+/// impl Handler for App {
+///     type State = Session;
+///     fn on_upgrade(&mut self, upgrade: &mut Upgrade<'_>) -> Result<Session, Reject> {
+///         let user = upgrade.header("x-user").ok_or_else(|| Reject::new(401))?;
+///         let user = String::from_utf8_lossy(user).into_owned();
+///         Ok(Session { user })
+///     }
+///     fn on_open(&mut self, conn: &mut Conn<'_, Session>) {
+///         let _ = conn.send_text(&format!("hello {}", conn.state().user));
+///     }
+/// }
+///
+/// let server = wsx::Server::builder().port(0).start(|_| App)?;
+/// # server.shutdown(std::time::Duration::ZERO);
+/// # server.wait();
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub trait InitialState: Sized {
+    /// The state a connection starts with when no callback builds one; `None` (the default)
+    /// for a type that has none.
+    fn initial() -> Option<Self> {
+        None
+    }
+}
+
+impl<T: Default> InitialState for T {
+    fn initial() -> Option<Self> {
+        Some(T::default())
+    }
+}
+
 /// The application's side of a server: one instance per worker thread, created on that thread
 /// by the factory given to [`Builder::start`](crate::server::Builder::start), so it needs neither `Send` nor locks.
 ///
 /// Every callback gets a [`Conn`]; what it sends is corked and leaves in one write when the
 /// callbacks for the current read are done.
 pub trait Handler: 'static {
-    /// Per-connection state, kept in the worker's slab next to the connection.
-    type State: Default + 'static;
+    /// Per-connection state, kept in the worker's slab next to the connection. Any
+    /// [`Default`] type works as it is; a type without a default declares
+    /// `impl InitialState for T {}` and is built by [`Handler::on_upgrade`] (and, for client
+    /// connections, [`Handler::client_state`]). See [`InitialState`].
+    type State: InitialState + 'static;
 
     /// Decides on an upgrade request: accept with the connection's initial state (choosing a
     /// subprotocol and adding headers through `upgrade`), or refuse with an HTTP status. The
-    /// default accepts every request with `State::default()`.
+    /// default accepts every request with the state's [`InitialState::initial`]
+    /// (`State::default()`); a handler whose state has none must override it (the default
+    /// refuses with `500` then).
     ///
     /// # Errors
     ///
     /// A [`Reject`] refuses the upgrade with its status.
     fn on_upgrade(&mut self, upgrade: &mut Upgrade<'_>) -> Result<Self::State, Reject> {
         let _ = upgrade;
-        Ok(Self::State::default())
+        Self::State::initial().ok_or_else(|| Reject::new(500))
+    }
+
+    /// The state of a client connection opened with
+    /// [`ServerHandle::connect`](crate::ServerHandle::connect), called when the server's `101`
+    /// has been checked, before [`Handler::on_open`]; `tag` is the one given to `connect`. The
+    /// default is the state's [`InitialState::initial`] (`State::default()`). `None` fails the
+    /// connection with [`ClientError::NoState`] (to [`Handler::on_connect_error`]).
+    fn client_state(&mut self, url: &Url, tag: u64) -> Option<Self::State> {
+        let _ = (url, tag);
+        Self::State::initial()
     }
 
     /// The connection is open (the `101` is on its way).

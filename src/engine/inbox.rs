@@ -5,8 +5,8 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::engine::sys::waker::Waker;
 use bytes::Bytes;
-use mio::Waker;
 
 use crate::broadcast::frame::Published;
 use crate::client::Connector;
@@ -36,6 +36,8 @@ pub(crate) enum Command {
     Terminate { id: ConnId },
     /// Open a client connection; `tag` comes back through `Conn::tag`.
     Connect { connector: Box<Connector>, tag: u64 },
+    /// The resolver's answer for a client connection to a host name: connect now, or report.
+    Resolved(Box<crate::engine::resolve::Answer>),
     /// A frame compressed on the deflate pool, for the place `ticket` keeps in connection
     /// `id`'s queue.
     Deflated {
@@ -77,14 +79,14 @@ pub(crate) struct Inbox {
 }
 
 /// A connected inbox pair.
-pub(crate) fn inbox(waker: Waker) -> (InboxSender, Inbox) {
+pub(crate) fn inbox(waker: Arc<Waker>) -> (InboxSender, Inbox) {
     let (tx, rx) = std::sync::mpsc::channel();
     let woken = Arc::new(AtomicBool::new(false));
     let depth = Arc::new(AtomicUsize::new(0));
     (
         InboxSender {
             tx,
-            waker: Arc::new(waker),
+            waker,
             woken: woken.clone(),
             depth: depth.clone(),
         },

@@ -9,6 +9,8 @@
 //!                         one write per connection per read; the rest queues in the slot
 //! timer wheel ─► handshake deadline, heartbeat ping, idle timeout, close deadline
 //! inbox (mpsc + waker) ─► sends, closes, publishes and shutdown from other threads
+//! resolver (threads shared by the workers) ─► host names of client connections, off the
+//!                                              workers, back through the inbox
 //! deflate pool (threads shared by the workers) ─► large messages compressed off the worker,
 //!                                                  back through the inbox, in order
 //! publish ─► frame once ─► local subscribers (writev of shared frames) + one push per worker
@@ -24,6 +26,7 @@ pub(crate) mod handler;
 pub(crate) mod inbox;
 pub(crate) mod outbound;
 pub(crate) mod publish;
+pub(crate) mod resolve;
 pub(crate) mod sent;
 pub(crate) mod stats;
 pub(crate) mod sys;
@@ -57,6 +60,8 @@ pub(crate) struct Settings {
     pub(crate) deflate_pool: Option<std::sync::Arc<deflate_pool::DeflatePool>>,
     /// The backend asked for (`Auto` until the server starts and resolves it).
     pub(crate) backend: crate::backend::Backend,
+    /// Resolves the host names of client connections off the workers (see [`resolve`]).
+    pub(crate) resolver: std::sync::Arc<resolve::Resolver>,
 }
 
 /// The deflate pool's settings (see `Builder::deflate_threads` and the other `deflate_*`
@@ -102,6 +107,7 @@ impl Default for Settings {
             pool: PoolSettings::default(),
             deflate_pool: None,
             backend: crate::backend::Backend::Auto,
+            resolver: std::sync::Arc::default(),
         }
     }
 }

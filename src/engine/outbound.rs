@@ -52,6 +52,9 @@ impl Segment {
 pub(crate) struct Outbound {
     segs: VecDeque<Segment>,
     len: usize,
+    /// Front segments a send in flight reads (io_uring): they are not changed until it
+    /// completes ([`Outbound::complete`]).
+    frozen: usize,
 }
 
 /// A piece of bytes to write in order with others: shared (queued without a copy if the
@@ -176,13 +179,64 @@ impl Outbound {
         }
         self.len += bytes.len();
         note_added(bytes.len(), self.len);
-        if let Some(Segment::Owned(v, _)) = self.segs.back_mut() {
+        let growable = self.segs.len() > self.frozen;
+        if let Some(Segment::Owned(v, _)) = self.segs.back_mut().filter(|_| growable) {
             if bytes.len() < MERGE_BELOW || v.len() < MERGE_BELOW {
                 v.extend_from_slice(bytes);
                 return;
             }
         }
         self.segs.push_back(Segment::Owned(bytes.to_vec(), 0));
+    }
+
+    /// Appends `bytes`, taking the buffer (no copy) unless it is small enough to merge.
+    pub(crate) fn push_owned(&mut self, bytes: Vec<u8>) {
+        if bytes.len() < MERGE_BELOW {
+            return self.push_copy(&bytes);
+        }
+        self.len += bytes.len();
+        note_added(bytes.len(), self.len);
+        self.segs.push_back(Segment::Owned(bytes, 0));
+    }
+
+    /// Appends `parts` in order without writing any (shared parts as slices, no copy).
+    pub(crate) fn queue_parts(&mut self, parts: &[Part<'_>]) {
+        for part in parts {
+            match part {
+                Part::Shared(b) => self.push_shared((*b).clone()),
+                Part::Copy(s) => self.push_copy(s),
+            }
+        }
+    }
+
+    /// Calls `f` with the unwritten bytes of up to `max` front segments (stopping at a frame
+    /// still being compressed), for a send; returns how many segments and bytes.
+    pub(crate) fn slices(&self, max: usize, mut f: impl FnMut(&[u8])) -> (usize, usize) {
+        let (mut count, mut bytes) = (0, 0);
+        for seg in self.segs.iter().take(max) {
+            if matches!(seg, Segment::Pending { .. }) {
+                break;
+            }
+            let b = seg.remaining();
+            f(b);
+            count += 1;
+            bytes += b.len();
+        }
+        (count, bytes)
+    }
+
+    /// A send of the first `count` segments (from [`Outbound::slices`]) is in flight.
+    pub(crate) fn begin_send(&mut self, count: usize) {
+        self.frozen = count;
+    }
+
+    /// The send in flight completed with `n` bytes written.
+    pub(crate) fn complete(&mut self, n: usize) {
+        self.frozen = 0;
+        self.consume(n);
+        if self.segs.is_empty() && self.segs.capacity() > 0 {
+            self.segs = VecDeque::new();
+        }
     }
 
     /// Appends a shared slice without copying it.

@@ -1,79 +1,82 @@
-//! The epoll backend (through mio): listener set-up.
-//!
-//! Each worker binds its own listener with `SO_REUSEPORT`, so that the kernel spreads new
-//! connections over the workers' accept queues. `SO_REUSEPORT` alone would also let any other
-//! socket of the same user join the port: a second server started on a port in use would come
-//! up without an error and take part of the first one's connections. [`listen_group`] binds
-//! the group so that a port something already listens on fails with `AddrInUse`.
+//! The epoll backend, through mio: readiness events; the worker makes the `read` and `write`
+//! calls itself when a socket is ready (the "legacy call" half of each operation).
 
 use std::io;
-use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::time::Duration;
 
-use socket2::{Domain, Protocol, Socket, Type};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
 
-/// Opens a non-blocking listener on `addr` with `SO_REUSEADDR` and, when `reuse_port`, with
-/// `SO_REUSEPORT` so that each worker can bind its own.
-pub(crate) fn listen(
-    addr: SocketAddr,
-    backlog: i32,
-    reuse_port: bool,
-) -> io::Result<std::net::TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    if reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    if addr.is_ipv6() {
-        socket.set_only_v6(false).ok();
-    }
-    socket.bind(&addr.into())?;
-    socket.listen(backlog)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket.into())
+use super::Event;
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+
+/// A worker's epoll instance and its event buffer.
+pub(crate) struct Epoll {
+    poll: Poll,
+    events: Events,
+    listener: Option<RawFd>,
 }
 
-/// Opens `count` listeners (at least one) on `addr` that share the port with `SO_REUSEPORT`,
-/// one per worker, failing with [`io::ErrorKind::AddrInUse`] when anything already listens on
-/// it (a plain listener, another process's `SO_REUSEPORT` group, another `Server`).
-///
-/// # Implementation notes
-///
-/// With a given port, a probe socket is bound there first *without* `SO_REUSEPORT` (but with
-/// `SO_REUSEADDR`, so connections of an earlier run in `TIME_WAIT` do not count): the kernel
-/// refuses it when any socket listens on the port, whatever that socket's options, which is
-/// exactly the check `SO_REUSEPORT` skips. The probe is closed and the group bound. What
-/// remains is a race window of two system calls between the probe's close and the first
-/// listener's bind: another server that probes in that instant also succeeds, and the two
-/// share the port. A socket that binds later with `SO_REUSEPORT` (same user) can still join;
-/// a `wsx` server that comes later probes and fails.
-///
-/// With port 0 no probe is needed: the kernel picks a port that no socket, `SO_REUSEPORT` or
-/// not, is bound to (`inet_csk_find_open_port` does not share ports), and the other listeners
-/// join that port by number.
-pub(crate) fn listen_group(
-    addr: SocketAddr,
-    backlog: i32,
-    count: usize,
-) -> io::Result<Vec<std::net::TcpListener>> {
-    if addr.port() != 0 {
-        probe(addr)?;
+impl Epoll {
+    /// A poller watching `waker` and, if given, the worker's listener.
+    pub(crate) fn new(listener: Option<RawFd>, waker: RawFd) -> io::Result<Epoll> {
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut SourceFd(&waker), WAKER, Interest::READABLE)?;
+        if let Some(fd) = listener {
+            poll.registry()
+                .register(&mut SourceFd(&fd), LISTENER, Interest::READABLE)?;
+        }
+        Ok(Epoll {
+            poll,
+            events: Events::with_capacity(1024),
+            listener,
+        })
     }
-    let first = listen(addr, backlog, true)?;
-    let local = first.local_addr()?;
-    let mut listeners = vec![first];
-    for _ in 1..count {
-        listeners.push(listen(local, backlog, true)?);
-    }
-    Ok(listeners)
-}
 
-/// Binds (and closes) a socket on `addr` without `SO_REUSEPORT`: `AddrInUse` if something
-/// listens there.
-fn probe(addr: SocketAddr) -> io::Result<()> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(false).ok();
+    /// Watches a new connection's socket for both directions (edge-triggered).
+    pub(crate) fn add(&mut self, key: usize, fd: RawFd) -> io::Result<()> {
+        self.poll.registry().register(
+            &mut SourceFd(&fd),
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        )
     }
-    socket.bind(&addr.into())
+
+    /// Stops watching a socket about to be closed.
+    pub(crate) fn remove(&mut self, fd: RawFd) {
+        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+    }
+
+    /// Stops watching the listener (shutdown).
+    pub(crate) fn stop_accepting(&mut self) {
+        if let Some(fd) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        }
+    }
+
+    /// Waits up to `timeout` for readiness and appends what came to `out`.
+    pub(crate) fn wait(&mut self, timeout: Duration, out: &mut Vec<Event>) -> io::Result<()> {
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        for event in self.events.iter() {
+            out.push(match event.token() {
+                LISTENER => Event::Acceptable,
+                WAKER => Event::Wake,
+                Token(key) => Event::Ready {
+                    key,
+                    readable: event.is_readable() || event.is_read_closed() || event.is_error(),
+                    writable: event.is_writable(),
+                    read_closed: event.is_read_closed(),
+                },
+            });
+        }
+        Ok(())
+    }
 }

@@ -58,8 +58,12 @@ impl<H: Handler> Worker<H> {
                         self.open_client(connector, tag);
                     }
                 }
+                Command::Resolved(answer) => self.resolved(*answer),
                 Command::Deflated { id, ticket, frame } => self.deflated(id, ticket, frame),
-                Command::Shutdown { deadline } => self.begin_shutdown(deadline),
+                Command::Shutdown { deadline } => {
+                    self.cancel_resolutions();
+                    self.begin_shutdown(deadline);
+                }
             }
         }
         self.commands = commands;
@@ -88,7 +92,7 @@ impl<H: Handler> Worker<H> {
             }
             return;
         }
-        self.writable(key);
+        self.flush_queue(key);
     }
 
     /// Runs `f` on the open connection `id`, if it still exists, then writes what it sent.

@@ -1,55 +1,108 @@
 //! The client side of a worker: opening a connection (a first attempt or a redirect's next hop),
-//! the non-blocking connect, the proxy phase and the client upgrade through the sans-IO
-//! `Connector`, and connect failures reported to the handler.
+//! host names resolved off the worker (`engine/resolve.rs`), the non-blocking connect, the proxy
+//! phase and the client upgrade through the sans-IO `Connector`, and connect failures reported
+//! to the handler.
 
 use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
 
-use mio::net::TcpStream;
-use mio::{Interest, Token};
 use socket2::{Domain, Protocol, Socket, Type};
+use std::net::TcpStream;
 
 use super::{ticks, Slot, Stage, Worker};
 use crate::client::{ClientError, ConnectStep, Connector};
 use crate::engine::conn::ConnIo;
 use crate::engine::handler::Handler;
+use crate::engine::resolve::{self, Answer};
 use crate::handler::ConnId;
 use crate::protocol::Role;
 
 impl<H: Handler> Worker<H> {
-    /// Opens a client connection for `connector` (a first attempt or a redirect's next hop).
+    /// Opens a client connection for `connector` (a first attempt or a redirect's next hop):
+    /// an IP literal connects at once, a host name goes to the engine's resolver and comes
+    /// back as [`Command::Resolved`](crate::engine::inbox::Command::Resolved) (see
+    /// `engine/resolve.rs`), so that no lookup blocks this worker.
     pub(super) fn open_client(&mut self, connector: Box<Connector>, tag: u64) {
-        let sock = match connect_nonblocking(&connector) {
+        if let Some(target) = resolve::literal(&connector) {
+            let left = connector.options().handshake_timeout;
+            return self.connect_to(connector, tag, target, left);
+        }
+        let inbox = self.ctx.hub.inboxes[usize::from(self.index)].clone();
+        let resolver = self.settings.resolver.clone();
+        if let Err((connector, tag, e)) =
+            resolver.submit(usize::from(self.index), connector, tag, inbox)
+        {
+            self.handler.on_connect_error(connector.url(), tag, &e);
+        }
+    }
+
+    /// The resolver answered (or its watchdog timed the name out).
+    pub(super) fn resolved(&mut self, answer: Answer) {
+        let Answer {
+            connector,
+            tag,
+            result,
+            left,
+        } = answer;
+        if self.shutdown.is_some() {
+            return self
+                .handler
+                .on_connect_error(connector.url(), tag, &ClientError::Closed);
+        }
+        match result {
+            Ok(target) => self.connect_to(connector, tag, target, left),
+            Err(e) => self.handler.on_connect_error(connector.url(), tag, &e),
+        }
+    }
+
+    /// The worker shuts down: the names still being resolved for it fail with `Closed`.
+    pub(super) fn cancel_resolutions(&mut self) {
+        let resolver = self.settings.resolver.clone();
+        for (connector, tag) in resolver.cancel(usize::from(self.index)) {
+            self.handler
+                .on_connect_error(connector.url(), tag, &ClientError::Closed);
+        }
+    }
+
+    /// Starts the TCP connect to `target` and puts the connection in the slab; the handshake
+    /// has `left` to complete.
+    fn connect_to(
+        &mut self,
+        connector: Box<Connector>,
+        tag: u64,
+        target: SocketAddr,
+        left: Duration,
+    ) {
+        let sock = match connect_nonblocking(&connector, target) {
             Ok(pair) => pair,
             Err(e) => {
                 self.handler.on_connect_error(connector.url(), tag, &e);
                 return;
             }
         };
-        let (mut sock, peer) = sock;
+        let (sock, peer) = sock;
         if self.settings.nodelay {
             let _ = sock.set_nodelay(true);
         }
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        if let Err(e) = self.poll.registry().register(
-            &mut sock,
-            Token(key),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        let gen = self.next_gen.wrapping_add(1);
+        if let Err(e) = self.io.add(key, gen, &sock, true) {
             self.handler
                 .on_connect_error(connector.url(), tag, &e.into());
             return;
         }
-        self.next_gen = self.next_gen.wrapping_add(1);
+        self.next_gen = gen;
         let id = ConnId {
             worker: self.index,
             key: key as u32,
-            gen: self.next_gen,
+            gen,
         };
         let mut io = ConnIo::new(id, peer, self.now);
         io.role = Role::Client;
         io.tag = tag;
-        let timeout = ticks(connector.options().handshake_timeout);
+        let timeout = ticks(left);
         entry.insert(Slot {
             sock,
             gen: self.next_gen,
@@ -84,10 +137,13 @@ impl<H: Handler> Worker<H> {
         }
         match slot.sock.peer_addr() {
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => return, // not yet
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                return self.io.still_connecting(key); // not yet
+            }
             Err(e) => return self.fail_connect(key, e.into()),
         }
         *started = true;
+        self.io.connected(key, &slot.sock);
         if let Err(e) = connector.start(&mut self.ctx.cork) {
             self.ctx.cork.clear();
             return self.fail_connect(key, e);
@@ -129,7 +185,11 @@ impl<H: Handler> Worker<H> {
                 let leftover = buf.len() - consumed;
                 self.rbuf[..leftover].copy_from_slice(&buf[consumed..]);
                 let protocol = response.protocol().map(Into::into);
-                self.open(key, connection, H::State::default(), protocol, leftover);
+                let (url, tag) = (connector.url().clone(), slot.io.tag);
+                let Some(state) = self.handler.client_state(&url, tag) else {
+                    return self.fail_connect(key, ClientError::NoState);
+                };
+                self.open(key, connection, state, protocol, leftover);
             }
         }
     }
@@ -147,17 +207,12 @@ impl<H: Handler> Worker<H> {
     }
 }
 
-/// Starts a non-blocking TCP connect to the connector's first address (the proxy's or the
-/// server's), bound to the options' local address if any.
+/// Starts a non-blocking TCP connect to `target` (the proxy's or the server's address), bound
+/// to the options' local address if any.
 fn connect_nonblocking(
     connector: &Connector,
-) -> Result<(TcpStream, std::net::SocketAddr), ClientError> {
-    use std::net::ToSocketAddrs;
-    let target = connector
-        .connect_addr()
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "host resolves to no address"))?;
+    target: SocketAddr,
+) -> Result<(TcpStream, SocketAddr), ClientError> {
     let socket = Socket::new(
         Domain::for_address(target),
         Type::STREAM,
@@ -165,7 +220,7 @@ fn connect_nonblocking(
     )?;
     socket.set_nonblocking(true)?;
     if let Some(local) = connector.options().local_addr {
-        socket.bind(&std::net::SocketAddr::new(local, 0).into())?;
+        socket.bind(&SocketAddr::new(local, 0).into())?;
     }
     match socket.connect(&target.into()) {
         Ok(()) => {}
@@ -174,7 +229,7 @@ fn connect_nonblocking(
                 || e.kind() == io::ErrorKind::WouldBlock => {}
         Err(e) => return Err(e.into()),
     }
-    Ok((TcpStream::from_std(socket.into()), target))
+    Ok((socket.into(), target))
 }
 
 /// `EINPROGRESS` on Linux.

@@ -53,6 +53,11 @@ impl<H: Handler> Worker<H> {
                 }
                 self.fan_out(&batch[start..end]);
                 start = end;
+                if start < batch.len() && self.io.completes() {
+                    // io_uring: the batch's sends go now, so that the next batch judges the
+                    // subscribers by what their sockets took, as under epoll.
+                    self.sync_sends();
+                }
             }
             batch.clear();
             // Callbacks run by the batch (on_close of a failed recipient) may have published.
@@ -154,6 +159,11 @@ impl<H: Handler> Worker<H> {
             // left unwritten: "slow" means the socket did not take it.
             scratch.own.clear();
             scratch.pieces.clear();
+            if self.io.completes() && !out.is_empty() && next > 0 {
+                // io_uring: what this turn queued has not been offered to the kernel yet;
+                // offer it before judging the subscriber by what is left.
+                self.io.send_now(key, out);
+            }
             recipient.queued = out.len();
             while next < messages.len() {
                 if recipient.queued >= recipient.limit && !scratch.pieces.is_empty() {
@@ -207,6 +217,12 @@ impl<H: Handler> Worker<H> {
                 }
                 scratch.pieces.len().min(MAX_BATCH + 1)
             };
+            if self.io.completes() {
+                // io_uring: queued (shared frames by reference) and sent at the end of the turn.
+                out.queue_parts(&parts[..n]);
+                self.io.want_send(key);
+                continue;
+            }
             let was_empty = out.is_empty();
             match out.write_parts(&mut slot.sock, &parts[..n]) {
                 Ok(written) => {

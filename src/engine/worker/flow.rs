@@ -28,10 +28,14 @@ impl<H: Handler> Worker<H> {
         if slot.io.paused {
             if !open || queued == 0 {
                 self.resume(key);
+            } else {
+                // Paused by a dropped send during the callbacks: stop receiving (io_uring).
+                self.io.pause(key);
             }
         } else if open && queued > self.settings.max_buffered {
             slot.io.paused = true;
             self.ctx.paused += 1;
+            self.io.pause(key);
         }
     }
 
@@ -57,6 +61,7 @@ impl<H: Handler> Worker<H> {
         if let Some(slot) = self.conns.get_mut(key) {
             if std::mem::take(&mut slot.io.paused) {
                 self.ctx.paused -= 1;
+                self.io.resume(key);
                 self.pending.push(key);
             }
         }

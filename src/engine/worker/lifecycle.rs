@@ -63,6 +63,7 @@ impl<H: Handler> Worker<H> {
         slot.io.forget_sent();
         if std::mem::take(&mut slot.io.paused) {
             self.ctx.paused -= 1;
+            self.io.resume(key);
             self.pending.push(key); // a draining connection reads until the peer's FIN
         }
         slot.stage = Stage::Draining {
@@ -100,13 +101,13 @@ impl<H: Handler> Worker<H> {
         self.leave_topics(key);
         if self.conns.contains(key) {
             let mut slot = self.conns.remove(key);
-            let _ = self.poll.registry().deregister(&mut slot.sock);
+            self.io.remove(key, &slot.sock, &mut slot.io.out);
         }
     }
 
     pub(super) fn begin_shutdown(&mut self, deadline: Instant) {
-        if let Some(mut acceptor) = self.acceptor.take() {
-            let _ = self.poll.registry().deregister(acceptor.listener_mut());
+        if self.acceptor.take().is_some() {
+            self.io.stop_accepting();
         }
         self.shutdown = Some(deadline);
         let keys: Vec<(usize, u32)> = self.conns.iter().map(|(k, s)| (k, s.gen)).collect();

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token, Waker};
+use std::net::TcpStream;
+
 use slab::Slab;
 
 use crate::broadcast::local::Topics;
@@ -25,6 +25,8 @@ use crate::engine::fanout::{Counts, Hub};
 use crate::engine::handler::Handler;
 use crate::engine::inbox::{self, Command, Inbox, InboxSender};
 use crate::engine::stats::WorkerStats;
+use crate::engine::sys::waker::Waker;
+use crate::engine::sys::{same_gen, Driver, Event};
 use crate::engine::timer::TimerWheel;
 use crate::engine::Settings;
 use crate::handler::ConnId;
@@ -42,8 +44,6 @@ mod write;
 
 use lifecycle::abnormal;
 
-const LISTENER: Token = Token(usize::MAX - 1);
-const WAKER: Token = Token(usize::MAX - 2);
 /// Timer resolution.
 const TICK: Duration = Duration::from_millis(100);
 /// Wheel size: 2^12 ticks of 100 ms, about 7 minutes before an entry is parked.
@@ -55,35 +55,50 @@ const RESIDUE_ROOM: usize = 256;
 const MAX_READS_PER_EVENT: usize = 8;
 /// A cork buffer that grew past this (one huge send) is shrunk back after use.
 const CORK_KEEP: usize = 1 << 20;
+/// io_uring: a cork at least this large is moved into the queue instead of copied.
+const CORK_MOVE: usize = 64 << 10;
 
-/// A worker made but not started: its poller, listener and inbox exist, so that every
-/// worker's inbox can be known (the [`Hub`]) before any of them runs.
+/// A worker made but not started: its listener and inbox exist, so that every worker's inbox
+/// can be known (the [`Hub`]) before any of them runs. The backend is made on the worker's own
+/// thread (an io_uring ring with `SINGLE_ISSUER` belongs to the thread that makes it).
 pub(crate) struct Prepared {
-    poll: Poll,
+    backend: crate::Backend,
     acceptor: Option<Acceptor>,
     inbox: Inbox,
+    waker: Arc<Waker>,
 }
 
-/// Makes worker's poller, listener registration and inbox; the sender goes into the [`Hub`].
+/// Makes a worker's listener and inbox for a backend of kind `backend` (resolved); the sender
+/// goes into the [`Hub`].
 pub(crate) fn prepare(
     listener: Option<std::net::TcpListener>,
+    backend: crate::Backend,
 ) -> io::Result<(Prepared, InboxSender)> {
-    let poll = Poll::new()?;
-    let waker = Waker::new(poll.registry(), WAKER)?;
-    let (sender, inbox) = inbox::inbox(waker);
-    let mut acceptor = listener.map(|l| Acceptor::new(TcpListener::from_std(l)));
-    if let Some(acceptor) = &mut acceptor {
-        poll.registry()
-            .register(acceptor.listener_mut(), LISTENER, Interest::READABLE)?;
-    }
+    let waker = Arc::new(Waker::new()?);
+    let acceptor = listener.map(|l| Acceptor::new(mio::net::TcpListener::from_std(l)));
+    let (sender, inbox) = inbox::inbox(waker.clone());
     Ok((
         Prepared {
-            poll,
+            backend,
             acceptor,
             inbox,
+            waker,
         },
         sender,
     ))
+}
+
+/// The worker's backend, made on its thread; an io_uring ring that cannot be made there (the
+/// probe at start succeeded, so this is rare: a memory limit) falls back to epoll, saying so.
+fn make_driver(index: usize, p: &Prepared) -> io::Result<Driver> {
+    let listener = p.acceptor.as_ref().map(Acceptor::raw_fd);
+    match Driver::new(p.backend, listener, p.waker.raw_fd()) {
+        Err(e) if p.backend == crate::Backend::IoUring => {
+            eprintln!("wsx: worker {index}: io_uring ring failed ({e}); using epoll");
+            Driver::new(crate::Backend::Epoll, listener, p.waker.raw_fd())
+        }
+        r => r,
+    }
 }
 
 /// Starts worker `index` on its own thread. `factory` makes the handler on that thread.
@@ -106,8 +121,15 @@ where
             if let Some(core) = core {
                 core_affinity::set_for_current(core);
             }
+            let io = match make_driver(index, &prepared) {
+                Ok(io) => io,
+                Err(e) => {
+                    eprintln!("wsx: worker {index} cannot start: {e}");
+                    return;
+                }
+            };
             let handler = factory(index);
-            let mut worker = Worker::new(index, prepared, handler, settings, hub, stats);
+            let mut worker = Worker::new(index, prepared, io, handler, settings, hub, stats);
             worker.ctx.pool = worker.settings.deflate_pool.clone().map(|pool| PoolCtx {
                 pool,
                 // The worker's own inbox, where compressed frames come back.
@@ -176,7 +198,9 @@ struct LocalStats {
 
 struct Worker<H: Handler> {
     index: u16,
-    poll: Poll,
+    io: Driver,
+    /// The inbox's wake-up (the epoll backend resets it after each wake).
+    waker: Arc<Waker>,
     acceptor: Option<Acceptor>,
     conns: Slab<Slot<H::State>>,
     handler: H,
@@ -198,6 +222,9 @@ struct Worker<H: Handler> {
     fan: fanout::FanScratch,
     /// Commands were left in the inbox last turn.
     inbox_more: bool,
+    /// io_uring: connections whose input ended while they were paused; the end is theirs once
+    /// the bytes kept before it are used (epoll sees it then by itself).
+    eof_after_residue: Vec<(usize, u32)>,
 }
 
 /// Ticks to wait for `d`: rounded up, plus one because the current tick began up to one tick
@@ -210,15 +237,17 @@ impl<H: Handler> Worker<H> {
     fn new(
         index: usize,
         prepared: Prepared,
+        io: Driver,
         handler: H,
         settings: Arc<Settings>,
         hub: Arc<Hub>,
         stats: Arc<WorkerStats>,
     ) -> Self {
         let Prepared {
-            poll,
             acceptor,
             inbox,
+            waker,
+            ..
         } = prepared;
         let topics = Topics::new(index, hub.directory.clone(), settings.policies.clone());
         let proto_config = Config {
@@ -227,7 +256,8 @@ impl<H: Handler> Worker<H> {
         };
         Worker {
             index: index as u16,
-            poll,
+            io,
+            waker,
             acceptor,
             conns: Slab::new(),
             handler,
@@ -263,23 +293,24 @@ impl<H: Handler> Worker<H> {
             shutdown: None,
             fan: fanout::FanScratch::default(),
             inbox_more: false,
+            eof_after_residue: Vec::new(),
         }
     }
 
     fn run(&mut self) {
-        let mut events = Events::with_capacity(1024);
+        let mut events = Vec::with_capacity(1024);
         let mut due = Vec::new();
         loop {
+            // io_uring: the turn's sends go with the wait, in one system call.
+            self.submit_sends();
             let timeout = if self.pending.is_empty() && !self.inbox_more {
-                Some(TICK)
+                TICK
             } else {
-                Some(Duration::ZERO)
+                Duration::ZERO
             };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                // The poller itself failed: nothing more can be done on this worker.
+            events.clear();
+            if self.io.wait(timeout, &mut events).is_err() {
+                // The backend itself failed: nothing more can be done on this worker.
                 break;
             }
             let before = self.now;
@@ -288,22 +319,60 @@ impl<H: Handler> Worker<H> {
             let ticked = self.now != before;
             if ticked && self.acceptor.as_ref().is_some_and(Acceptor::stalled) {
                 // No readiness event follows a failed accept (see engine/accept.rs).
-                self.accept();
+                self.retry_accept();
             }
             if self.inbox_more {
                 self.drain_inbox();
             }
-            for event in events.iter() {
-                match event.token() {
-                    LISTENER => self.accept(),
-                    WAKER => self.drain_inbox(),
-                    Token(key) => {
-                        if event.is_writable() {
+            for event in events.drain(..) {
+                match event {
+                    Event::Ready {
+                        key,
+                        readable,
+                        writable,
+                        read_closed,
+                    } => {
+                        if writable {
                             self.writable(key);
                         }
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.readable(key, event.is_read_closed());
+                        if readable {
+                            self.readable(key, read_closed);
                         }
+                    }
+                    Event::Received { key, gen, buf, len } => self.received(key, gen, buf, len),
+                    Event::Sent {
+                        key,
+                        gen,
+                        result,
+                        submitted,
+                        accounted,
+                    } => {
+                        if self.current(key, gen) {
+                            self.sent(key, result, submitted, accounted);
+                        }
+                    }
+                    Event::Closed { key, gen } => {
+                        if self.current(key, gen) {
+                            self.closed(key);
+                        }
+                    }
+                    Event::Writable { key, gen } => {
+                        if self.current(key, gen) {
+                            self.writable(key);
+                        }
+                    }
+                    Event::Acceptable => self.accept(),
+                    Event::Accepted(sock) => self.accepted(sock),
+                    Event::AcceptFailed(e) => {
+                        if let Some(acceptor) = &mut self.acceptor {
+                            acceptor.failed(&e);
+                        }
+                    }
+                    Event::Wake => {
+                        if !self.io.completes() {
+                            self.waker.reset();
+                        }
+                        self.drain_inbox();
                     }
                 }
             }
@@ -385,49 +454,120 @@ impl<H: Handler> Worker<H> {
             .store(self.ctx.topics.heap_size() as u64, Ordering::Relaxed);
     }
 
-    /// Accepts what is queued (see engine/accept.rs for what happens when descriptors run out).
+    /// Accepts what is queued (epoll; see engine/accept.rs for what happens when descriptors
+    /// run out).
     fn accept(&mut self) {
         loop {
             let Some(acceptor) = &mut self.acceptor else {
                 return;
             };
-            let Some((mut sock, peer)) = acceptor.accept() else {
+            let Some((sock, peer)) = acceptor.accept() else {
                 return;
             };
-            if self.conns.len() >= self.settings.max_connections {
-                acceptor.refuse(sock);
-                continue;
-            }
-            if self.settings.nodelay {
-                let _ = sock.set_nodelay(true);
-            }
-            let entry = self.conns.vacant_entry();
-            let key = entry.key();
-            if self
-                .poll
-                .registry()
-                .register(
-                    &mut sock,
-                    Token(key),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
-                .is_err()
-            {
-                continue;
-            }
-            self.next_gen = self.next_gen.wrapping_add(1);
-            let id = ConnId {
-                worker: self.index,
-                key: key as u32,
-                gen: self.next_gen,
-            };
-            entry.insert(Slot {
-                sock,
-                gen: self.next_gen,
-                io: ConnIo::new(id, peer, self.now),
-                stage: Stage::Handshake(Vec::new()),
-            });
-            self.schedule(key);
+            self.admit(sock, peer);
         }
+    }
+
+    /// A connection the io_uring backend accepted.
+    fn accepted(&mut self, sock: TcpStream) {
+        match sock.peer_addr() {
+            Ok(peer) => self.admit(sock, peer),
+            Err(_) => drop(sock), // reset before we saw it
+        }
+    }
+
+    /// Accepting failed earlier: try again (epoll: accept now; io_uring: re-arm the accept).
+    fn retry_accept(&mut self) {
+        if self.io.completes() {
+            if let Some(acceptor) = &mut self.acceptor {
+                acceptor.clear_stall();
+            }
+            self.io.resume_accepting();
+        } else {
+            self.accept();
+        }
+    }
+
+    /// Takes an accepted connection into the slab, or refuses it over the connection limit.
+    fn admit(&mut self, sock: TcpStream, peer: std::net::SocketAddr) {
+        if self.conns.len() >= self.settings.max_connections {
+            if let Some(acceptor) = &mut self.acceptor {
+                acceptor.refuse(sock);
+            }
+            return;
+        }
+        if self.settings.nodelay {
+            let _ = sock.set_nodelay(true);
+        }
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        let gen = self.next_gen.wrapping_add(1);
+        if self.io.add(key, gen, &sock, false).is_err() {
+            return;
+        }
+        self.next_gen = gen;
+        let id = ConnId {
+            worker: self.index,
+            key: key as u32,
+            gen,
+        };
+        entry.insert(Slot {
+            sock,
+            gen,
+            io: ConnIo::new(id, peer, self.now),
+            stage: Stage::Handshake(Vec::new()),
+        });
+        self.schedule(key);
+    }
+
+    /// Whether the connection in `key` is the one an io_uring event names.
+    fn current(&self, key: usize, gen: u32) -> bool {
+        self.conns.get(key).is_some_and(|s| same_gen(s.gen, gen))
+    }
+
+    /// io_uring: the sends asked for so far go now, in one submission, and those the kernel
+    /// completed at once are applied to their queues (their events come with the next wait).
+    fn sync_sends(&mut self) {
+        let Driver::Uring(u) = &mut self.io else {
+            return;
+        };
+        let list = u.take_sends();
+        for &key in &list {
+            if let Some(slot) = self.conns.get_mut(key) {
+                u.send(key, &mut slot.io.out);
+            }
+        }
+        u.sends_done(list);
+        let from = u.submit_early();
+        for ev in &mut u.early_mut()[from..] {
+            if let Event::Sent {
+                key,
+                gen,
+                result,
+                accounted,
+                ..
+            } = ev
+            {
+                let slot = self.conns.get_mut(*key);
+                if let Some(slot) = slot.filter(|s| !*accounted && same_gen(s.gen, *gen)) {
+                    slot.io.out.complete((*result).max(0) as usize);
+                    *accounted = true;
+                }
+            }
+        }
+    }
+
+    /// io_uring: one send per connection that queued bytes this turn.
+    fn submit_sends(&mut self) {
+        let Driver::Uring(u) = &mut self.io else {
+            return;
+        };
+        let list = u.take_sends();
+        for &key in &list {
+            if let Some(slot) = self.conns.get_mut(key) {
+                u.send(key, &mut slot.io.out);
+            }
+        }
+        u.sends_done(list);
     }
 }

@@ -3,9 +3,10 @@
 
 use std::io::{self, Read};
 
-use super::{Slot, Stage, Worker, MAX_READS_PER_EVENT, READ_BUF};
+use super::{Slot, Stage, Worker, MAX_READS_PER_EVENT, READ_BUF, RESIDUE_ROOM};
 use crate::engine::conn::Conn;
 use crate::engine::handler::Handler;
+use crate::engine::sys::Driver;
 use crate::handler::Message;
 use crate::protocol::{CloseState, Connection, Event};
 
@@ -13,6 +14,10 @@ impl<H: Handler> Worker<H> {
     /// Reads what the socket holds. `read_closed`: the peer's FIN is already in (it brings no
     /// new edge), so a short read does not mean drained; read on until EOF or `WouldBlock`.
     pub(super) fn readable(&mut self, key: usize, read_closed: bool) {
+        if self.io.completes() {
+            // io_uring: nothing to read here; bytes kept while paused are due.
+            return self.feed_residue(key);
+        }
         for _ in 0..MAX_READS_PER_EVENT {
             let Some(slot) = self.conns.get_mut(key) else {
                 return;
@@ -58,6 +63,109 @@ impl<H: Handler> Worker<H> {
             }
         }
         self.pending.push(key);
+    }
+
+    /// io_uring: `len` bytes for `key` arrived in receive buffer `buf`. They are copied behind
+    /// the connection's residue in the read buffer and the receive buffer goes back to the
+    /// kernel at once; bytes that come while the connection is paused (before the cancel of
+    /// its receive lands) are kept as residue, fed in once it resumes.
+    pub(super) fn received(&mut self, key: usize, gen: u32, buf: u16, len: usize) {
+        let Driver::Uring(u) = &mut self.io else {
+            return;
+        };
+        let data = u.buffer(buf, len);
+        let Some(slot) = self
+            .conns
+            .get_mut(key)
+            .filter(|s| crate::engine::sys::same_gen(s.gen, gen))
+        else {
+            u.recycle(buf);
+            return;
+        };
+        self.local.bytes_in += len as u64;
+        slot.io.last_read = self.now;
+        slot.io.ping_sent = false;
+        let r = slot.io.residue.len();
+        if slot.io.paused || r + len > self.rbuf.len() {
+            slot.io.residue.extend_from_slice(data);
+            u.recycle(buf);
+            if !slot.io.paused {
+                self.pending.push(key);
+            }
+            return;
+        }
+        self.rbuf[..r].copy_from_slice(&slot.io.residue);
+        self.rbuf[r..r + len].copy_from_slice(data);
+        u.recycle(buf);
+        if r > 0 {
+            slot.io.residue = Vec::new();
+        }
+        self.on_data(key, r + len);
+    }
+
+    /// io_uring: `key`'s input ended. If bytes before the end wait (the connection is paused),
+    /// the end waits for them.
+    pub(super) fn closed(&mut self, key: usize) {
+        let Some(slot) = self.conns.get(key) else {
+            return;
+        };
+        if slot.io.paused || slot.io.residue.len() > RESIDUE_ROOM {
+            self.eof_after_residue.push((key, slot.gen));
+            return;
+        }
+        self.on_eof(key);
+    }
+
+    /// io_uring: feeds bytes kept in `key`'s residue (while it was paused) through the read
+    /// buffer, a buffer's worth at a time, until they are used (what is left is part of a
+    /// frame, waiting for more) or it is paused again; then an end of input that waited for
+    /// them is due.
+    fn feed_residue(&mut self, key: usize) {
+        loop {
+            let Some(slot) = self.conns.get_mut(key) else {
+                return;
+            };
+            if slot.io.paused {
+                return;
+            }
+            let before = slot.io.residue.len();
+            if before > 0 {
+                let mut kept = std::mem::take(&mut slot.io.residue);
+                let take = kept.len().min(self.rbuf.len());
+                self.rbuf[..take].copy_from_slice(&kept[..take]);
+                kept.drain(..take);
+                self.on_data(key, take);
+                let Some(slot) = self.conns.get_mut(key) else {
+                    return;
+                };
+                if !kept.is_empty() {
+                    // What the protocol left unconsumed comes before what was kept.
+                    let mut residue = std::mem::take(&mut slot.io.residue);
+                    residue.extend_from_slice(&kept);
+                    slot.io.residue = residue;
+                    continue;
+                }
+                if slot.io.residue.len() < before && !slot.io.residue.is_empty() {
+                    continue;
+                }
+            }
+            let Some(slot) = self.conns.get(key) else {
+                return;
+            };
+            if slot.io.paused {
+                return;
+            }
+            let gen = slot.gen;
+            if let Some(i) = self
+                .eof_after_residue
+                .iter()
+                .position(|&(k, g)| k == key && g == gen)
+            {
+                self.eof_after_residue.swap_remove(i);
+                self.on_eof(key);
+            }
+            return;
+        }
     }
 
     pub(super) fn on_data(&mut self, key: usize, len: usize) {

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use super::lifecycle::abnormal;
-use super::{Ending, Stage, Worker, CORK_KEEP};
+use super::{Ending, Stage, Worker, CORK_KEEP, CORK_MOVE};
 use crate::broadcast::local::Subscriptions;
 use crate::engine::conn::Conn;
 use crate::engine::handler::Handler;
@@ -78,6 +78,10 @@ impl<H: Handler> Worker<H> {
     /// Writes the cork buffer for `key`: straight to the socket when nothing waits, else behind
     /// the queue; what the socket does not take is queued.
     pub(super) fn uncork(&mut self, key: usize) -> io::Result<()> {
+        if self.io.completes() {
+            self.uncork_later(key);
+            return Ok(());
+        }
         let queued = std::mem::take(&mut self.ctx.queued);
         if !self.ctx.chain.is_empty() {
             return self.uncork_chain(key);
@@ -126,6 +130,44 @@ impl<H: Handler> Worker<H> {
         result
     }
 
+    /// io_uring: the cork (and the shared frames chained behind it) goes into the queue, and
+    /// the connection gets a send at the end of the turn. A large cork is moved, not copied.
+    fn uncork_later(&mut self, key: usize) {
+        self.ctx.queued = false;
+        self.ctx.chain_len = 0;
+        let cork = &mut self.ctx.cork;
+        let Some(slot) = self.conns.get_mut(key) else {
+            cork.clear();
+            self.ctx.chain.clear();
+            return;
+        };
+        let out = &mut slot.io.out;
+        if self.ctx.chain.is_empty() {
+            if cork.len() >= CORK_MOVE {
+                out.push_owned(std::mem::take(cork));
+            } else {
+                out.push_copy(cork);
+                cork.clear();
+            }
+        } else {
+            let mut at = 0;
+            for (offset, frame) in self.ctx.chain.drain(..) {
+                if offset > at {
+                    out.push_copy(&cork[at..offset]);
+                }
+                out.push_shared(frame);
+                at = offset;
+            }
+            out.push_copy(&cork[at..]);
+            cork.clear();
+        }
+        if !out.is_empty() {
+            self.io.want_send(key);
+        }
+    }
+
+    /// The socket is writable (epoll): writes the queue (or, for a client connection still
+    /// connecting, checks that the connect is done).
     pub(super) fn writable(&mut self, key: usize) {
         let Some(slot) = self.conns.get_mut(key) else {
             return;
@@ -133,12 +175,61 @@ impl<H: Handler> Worker<H> {
         if matches!(slot.stage, Stage::Connecting { started: false, .. }) {
             return self.on_connect_writable(key);
         }
-        if slot.io.out.is_empty() {
+        if slot.io.out.is_empty() || self.io.completes() {
             return;
         }
         let n = match slot.io.out.write_to(&mut slot.sock) {
             Ok(n) => n,
             Err(_) => return self.end(key, abnormal("write failed"), Ending::Drop),
+        };
+        self.after_write(key, n);
+    }
+
+    /// io_uring: a send of `submitted` bytes completed with `result` (bytes written or
+    /// `-errno`); `accounted`: the queue knows already. A short send is backpressure, as a
+    /// short `write` is under epoll.
+    pub(super) fn sent(&mut self, key: usize, result: i32, submitted: usize, accounted: bool) {
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
+        let n = result.max(0) as usize;
+        if !accounted {
+            slot.io.out.complete(n);
+        }
+        if result == -libc::EAGAIN {
+            // A non-blocking socket with a full buffer (sockets are blocking under io_uring,
+            // so only one handed over that way): nothing went; try again.
+            slot.io.backpressured = true;
+            self.io.want_send(key);
+            return;
+        }
+        if result < 0 {
+            return self.end(key, abnormal("write failed"), Ending::Drop);
+        }
+        if n < submitted {
+            slot.io.backpressured = true;
+        }
+        self.after_write(key, n);
+        if self.conns.get(key).is_some_and(|s| !s.io.out.is_empty()) {
+            self.io.want_send(key);
+        }
+    }
+
+    /// Queued bytes may go (a frame came back from the deflate pool): epoll writes now,
+    /// io_uring sends at the end of the turn.
+    pub(super) fn flush_queue(&mut self, key: usize) {
+        if self.io.completes() {
+            self.io.want_send(key);
+        } else {
+            self.writable(key);
+        }
+    }
+
+    /// After `n` queued bytes went: resume reading, report tracked sends, send held-back
+    /// messages, and call `on_drain` (or move a closing connection on) once the queue is empty.
+    fn after_write(&mut self, key: usize, n: usize) {
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
         };
         self.local.bytes_out += n as u64;
         slot.io.wrote(n);

@@ -1,0 +1,147 @@
+//! A provided-buffer ring: memory the kernel picks receive buffers from (one per completion), so
+//! that a connection holds no buffer while it waits for data.
+//!
+//! The ring is an array of `io_uring_buf` entries shared with the kernel: we write entries and
+//! publish them by advancing the tail; the kernel consumes them from its head. A buffer belongs
+//! to the kernel from the moment its entry is published until a completion names it, then to us
+//! until [`BufRing::recycle`] publishes it again.
+#![allow(unsafe_code)]
+
+use std::alloc::{self, Layout};
+use std::io;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use io_uring::types::BufRingEntry;
+use io_uring::IoUring;
+
+/// The ring of entries (page aligned, as the kernel requires) and the buffers it names.
+pub(crate) struct BufRing {
+    entries: NonNull<BufRingEntry>,
+    entries_layout: Layout,
+    memory: NonNull<u8>,
+    memory_layout: Layout,
+    count: u16,
+    size: usize,
+    /// Our copy of the tail (the next entry to write).
+    tail: u16,
+    group: u16,
+}
+
+// SAFETY: the ring's memory is owned by this value alone; the kernel's access to it is tied to
+// the io_uring instance, which moves to the worker thread with it.
+unsafe impl Send for BufRing {}
+
+impl BufRing {
+    /// Allocates `count` (a power of two) buffers of `size` bytes, registers them with `ring` as
+    /// buffer group `group` and hands them all to the kernel.
+    pub(crate) fn new(ring: &IoUring, group: u16, count: u16, size: usize) -> io::Result<BufRing> {
+        assert!(count.is_power_of_two() && size > 0);
+        let entries_layout =
+            Layout::from_size_align(usize::from(count) * size_of::<BufRingEntry>(), 4096)
+                .map_err(io::Error::other)?;
+        let memory_layout =
+            Layout::from_size_align(usize::from(count) * size, 64).map_err(io::Error::other)?;
+        // SAFETY: both layouts have a non-zero size.
+        let (entries, memory) = unsafe {
+            (
+                alloc::alloc_zeroed(entries_layout).cast::<BufRingEntry>(),
+                alloc::alloc(memory_layout),
+            )
+        };
+        let (Some(entries), Some(memory)) = (NonNull::new(entries), NonNull::new(memory)) else {
+            alloc::handle_alloc_error(entries_layout);
+        };
+        let mut ring_bufs = BufRing {
+            entries,
+            entries_layout,
+            memory,
+            memory_layout,
+            count,
+            size,
+            tail: 0,
+            group,
+        };
+        // SAFETY: the entries stay allocated until `Drop`, which unregisters them first.
+        unsafe {
+            ring.submitter().register_buf_ring_with_flags(
+                entries.as_ptr() as u64,
+                count,
+                group,
+                0,
+            )?;
+        }
+        for bid in 0..count {
+            ring_bufs.push(bid);
+        }
+        ring_bufs.publish();
+        Ok(ring_bufs)
+    }
+
+    /// The buffer group id, for receive requests.
+    pub(crate) fn group(&self) -> u16 {
+        self.group
+    }
+
+    /// The first `len` bytes of buffer `bid`, which a completion gave back to us.
+    pub(crate) fn get(&mut self, bid: u16, len: usize) -> &mut [u8] {
+        assert!(
+            bid < self.count && len <= self.size,
+            "bad buffer id or length"
+        );
+        // SAFETY: in bounds (checked); the kernel is done with this buffer until we publish it
+        // again, and `&mut self` keeps us from handing out two views of it.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.memory.as_ptr().add(usize::from(bid) * self.size),
+                len,
+            )
+        }
+    }
+
+    /// Gives buffer `bid` back to the kernel.
+    pub(crate) fn recycle(&mut self, bid: u16) {
+        if bid < self.count {
+            self.push(bid);
+            self.publish();
+        }
+    }
+
+    fn push(&mut self, bid: u16) {
+        let mask = self.count - 1;
+        let i = usize::from(self.tail & mask);
+        // SAFETY: `i < count`; the entry at the tail is not the kernel's until published.
+        let entry = unsafe { &mut *self.entries.as_ptr().add(i) };
+        // SAFETY: in bounds of `memory`.
+        let addr = unsafe { self.memory.as_ptr().add(usize::from(bid) * self.size) };
+        entry.set_addr(addr as u64);
+        entry.set_len(self.size as u32);
+        entry.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    fn publish(&self) {
+        // SAFETY: the tail field lives in the first entry, which is ours to write; the kernel
+        // reads it with acquire semantics, so the entries written before are visible.
+        unsafe {
+            let tail = BufRingEntry::tail(self.entries.as_ptr()) as *const AtomicU16;
+            (*tail).store(self.tail, Ordering::Release);
+        }
+    }
+
+    /// Unregisters the ring from `ring` (before the memory is freed).
+    pub(crate) fn unregister(&self, ring: &IoUring) {
+        let _ = ring.submitter().unregister_buf_ring(self.group);
+    }
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with these layouts; the owner unregistered the ring and
+        // ended every request that could write into it (or leaked this value instead).
+        unsafe {
+            alloc::dealloc(self.entries.as_ptr().cast(), self.entries_layout);
+            alloc::dealloc(self.memory.as_ptr(), self.memory_layout);
+        }
+    }
+}

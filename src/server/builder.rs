@@ -1,0 +1,386 @@
+//! The server's [`Builder`]: where it listens, its workers, limits, timeouts, broadcast
+//! policies and deflate, and [`Builder::start`].
+
+use std::io;
+use std::net::{TcpListener, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::handle::launch;
+use super::ServerHandle;
+use crate::broadcast::TopicPolicy;
+use crate::engine::handler::Handler;
+use crate::engine::{self, Settings};
+use crate::limits::Limits;
+
+/// Entry point: `Server::builder()`.
+#[derive(Debug)]
+pub struct Server;
+
+impl Server {
+    /// A builder with the defaults documented on each of its methods.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+}
+
+/// Where the server listens.
+#[derive(Debug)]
+enum Bind {
+    Addr(String),
+    Listener(TcpListener),
+}
+
+/// Configures and starts a [`Server`].
+///
+/// # Examples
+///
+/// ```no_run
+/// use wsx::{Conn, Handler, Message, Server};
+///
+/// struct Echo;
+/// impl Handler for Echo {
+///     type State = ();
+///     fn on_message(&mut self, conn: &mut Conn<'_, ()>, message: Message<'_>) {
+///         let _ = conn.send(message);
+///     }
+/// }
+///
+/// let server = Server::builder().port(9001).start(|_worker| Echo)?;
+/// server.wait();
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Builder {
+    bind: Bind,
+    threads: usize,
+    pin: bool,
+    settings: Settings,
+    backlog: i32,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            bind: Bind::Addr("127.0.0.1:9001".into()),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            pin: true,
+            settings: Settings::default(),
+            backlog: 1024,
+        }
+    }
+}
+
+impl Builder {
+    /// Listens on `addr` (`"host:port"`). Default `127.0.0.1:9001`.
+    pub fn bind(mut self, addr: impl Into<String>) -> Self {
+        self.bind = Bind::Addr(addr.into());
+        self
+    }
+
+    /// Listens on `host` at the current port.
+    pub fn host(self, host: &str) -> Self {
+        let port = self.current_port();
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_owned()
+        };
+        self.bind(format!("{host}:{port}"))
+    }
+
+    /// Listens on `port` of the current host (0 picks a free port; see
+    /// [`ServerHandle::local_addr`]).
+    pub fn port(self, port: u16) -> Self {
+        let host = match &self.bind {
+            Bind::Addr(a) => a
+                .rsplit_once(':')
+                .map_or("127.0.0.1", |(h, _)| h)
+                .to_owned(),
+            Bind::Listener(_) => "127.0.0.1".to_owned(),
+        };
+        self.bind(format!("{host}:{port}"))
+    }
+
+    fn current_port(&self) -> u16 {
+        match &self.bind {
+            Bind::Addr(a) => a
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse().ok())
+                .unwrap_or(9001),
+            Bind::Listener(l) => l.local_addr().map_or(9001, |a| a.port()),
+        }
+    }
+
+    /// Accepts from a listener the application opened. Every worker polls a duplicate of it.
+    pub fn listener(mut self, listener: TcpListener) -> Self {
+        self.bind = Bind::Listener(listener);
+        self
+    }
+
+    /// Worker threads. Default: one per available core.
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// Pins worker `i` to core `i` (modulo the cores). Default on.
+    pub fn pin_threads(mut self, pin: bool) -> Self {
+        self.pin = pin;
+        self
+    }
+
+    /// Serves only this request path; other paths get `404`. Default: every path.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.settings.path = Some(path.into());
+        self
+    }
+
+    /// Largest message accepted (`max_message_size`; frames are capped at the same size).
+    /// Default 64 MiB. Larger messages close the connection with 1009.
+    pub fn max_payload(mut self, bytes: u64) -> Self {
+        self.settings.limits.max_message_size = bytes;
+        self.settings.limits.max_frame_size = self.settings.limits.max_frame_size.min(bytes);
+        self
+    }
+
+    /// All protocol limits at once; see [`Limits`].
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.settings.limits = limits;
+        self
+    }
+
+    /// Time a client has from connecting to completing its upgrade request. Default 10 s; a
+    /// slower client is dropped (this stops slowloris-style attacks).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.handshake_timeout = timeout;
+        self
+    }
+
+    /// Closes a connection from which nothing arrived for `timeout`; with automatic pings (on by
+    /// default) a ping goes out at half the timeout, so a live peer's pong keeps it open — the
+    /// "detect broken connections" recipe of Node's ws, built in. `None` turns it off.
+    /// Default 120 s.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.settings.idle_timeout = timeout;
+        self
+    }
+
+    /// Sends a ping when a connection has been silent for half the idle timeout. Default on.
+    pub fn auto_ping(mut self, on: bool) -> Self {
+        self.settings.auto_ping = on;
+        self
+    }
+
+    /// Time the peer has to answer our close frame (and to finish sending after a protocol
+    /// error) before the socket is dropped. Default 5 s.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.close_timeout = timeout;
+        self
+    }
+
+    /// Backpressure limit on a connection's unwritten output. Default 16 MiB.
+    ///
+    /// A data frame is admitted when the connection's unwritten bytes plus the frame fit in
+    /// `bytes`, or when nothing is unwritten (so one larger message still goes to a peer that
+    /// keeps up); else the send is dropped ([`SendStatus::Dropped`](super::SendStatus::Dropped), counted in
+    /// [`Stats::dropped`](super::Stats::dropped)). Control frames are never dropped; instead the worker stops reading
+    /// from a connection whose queue passes `bytes` (or refused a send), until it drains to half
+    /// of it. One connection then holds at most its message being assembled
+    /// (≤ `max_message_size`), the 139-byte residue of a read, and unwritten output of at most
+    /// `max(bytes, F) + P`: `F` the largest frame the handler sends while nothing is unwritten
+    /// (an echo: `max_message_size` + 14), `P` the control frames answering one read
+    /// (≤ 256 KiB + 400 B on a server connection, 3 × that on a client one). See
+    /// `docs/server.md`, "Backpressure".
+    pub fn max_buffered(mut self, bytes: usize) -> Self {
+        self.settings.max_buffered = bytes;
+        self
+    }
+
+    /// The slow-consumer policy of every topic (and of broadcasts to all) that no
+    /// [`Builder::topic_policy_for`] prefix matches. Default: [`TopicPolicy::default`] (drop
+    /// at `max_buffered`). See [`crate::broadcast`].
+    pub fn topic_policy(mut self, policy: TopicPolicy) -> Self {
+        Arc::make_mut(&mut self.settings.policies).default = policy;
+        self
+    }
+
+    /// The slow-consumer policy of topics whose name starts with `prefix` (the longest
+    /// matching prefix wins), e.g. `topic_policy_for("ticks.", TopicPolicy::conflate_at(64 << 10))`.
+    pub fn topic_policy_for(mut self, prefix: impl Into<String>, policy: TopicPolicy) -> Self {
+        Arc::make_mut(&mut self.settings.policies)
+            .by_prefix
+            .push((prefix.into(), policy));
+        self
+    }
+
+    /// Most publishes waiting in one worker's inbox (from other threads and other workers);
+    /// past it a publish skips that worker ([`HandleError::Backlogged`](super::HandleError::Backlogged),
+    /// [`Stats::publish_backlogged`](super::Stats::publish_backlogged)) instead of growing its memory without bound. Default
+    /// 65,536.
+    pub fn publish_backlog(mut self, publishes: usize) -> Self {
+        self.settings.publish_backlog = publishes.max(1);
+        self
+    }
+
+    /// Most connections per worker; connections beyond it are closed as soon as accepted.
+    /// Default 1,000,000.
+    pub fn max_connections(mut self, per_worker: usize) -> Self {
+        self.settings.max_connections = per_worker;
+        self
+    }
+
+    /// `TCP_NODELAY` on accepted sockets. Default on.
+    pub fn nodelay(mut self, on: bool) -> Self {
+        self.settings.nodelay = on;
+        self
+    }
+
+    /// Offers permessage-deflate (RFC 7692) with `options`: a client's offer is answered when
+    /// acceptable, and messages at or above the threshold are compressed. Default off. See
+    /// `docs/deflate.md` for what each mode costs.
+    pub fn deflate(mut self, options: crate::protocol::deflate::DeflateOptions) -> Self {
+        self.settings.deflate = Some(Arc::new(options));
+        self
+    }
+
+    /// Threads of the deflate pool, shared by all workers, that compress large messages so that
+    /// a worker goes on serving its other connections meanwhile (Node ws's
+    /// `concurrencyLimit`). Messages at or above [`Builder::deflate_pool_threshold`] on
+    /// connections that compress each message alone (`server_no_context_takeover` and the full
+    /// window, the default) go to the pool; the frame is written in the message's place, before
+    /// anything sent after it. 0 compresses every message inline on its worker. Default 1 (see
+    /// `docs/deflate.md`, "Large messages: the deflate pool"). Only started when
+    /// [`Builder::deflate`] is set.
+    pub fn deflate_threads(mut self, threads: usize) -> Self {
+        self.settings.pool.threads = threads;
+        self
+    }
+
+    /// Most messages waiting for the deflate pool, all workers together. When it is full, a
+    /// worker compresses its message inline (nothing is dropped; the worker reads no more until
+    /// it is done, which slows the senders). Default 64.
+    pub fn deflate_queue(mut self, jobs: usize) -> Self {
+        self.settings.pool.queue = jobs.max(1);
+        self
+    }
+
+    /// Messages of at least this many bytes are compressed on the deflate pool; smaller ones
+    /// inline (a hand-off costs a copy of the message and a wake-up, about what compressing a
+    /// few KiB costs). Default 128 KiB: about 0.5 ms of compression at level 5 on JSON.
+    pub fn deflate_pool_threshold(mut self, bytes: usize) -> Self {
+        self.settings.pool.threshold = bytes;
+        self
+    }
+
+    /// Messages larger than this are not compressed on the pool (sent uncompressed, as
+    /// [`DeflateOptions::max_compress_size`](crate::protocol::deflate::DeflateOptions::max_compress_size)
+    /// does inline): a memory bound, since a job holds the message and its output. Default
+    /// 64 MiB, the default message limit; with the pool on, `max_compress_size` (4 MiB) bounds
+    /// only what a worker compresses inline.
+    pub fn deflate_pool_max_size(mut self, bytes: usize) -> Self {
+        self.settings.pool.max_size = bytes;
+        self
+    }
+
+    /// The IO backend the workers run on. Default [`Backend::Auto`](crate::Backend::Auto):
+    /// the `WSX_BACKEND` environment variable if set, else io_uring when the kernel supports
+    /// it, else epoll (see [`crate::backend`]). A backend forced here (or by `WSX_BACKEND`)
+    /// that the kernel refuses makes [`Builder::start`] fail with
+    /// [`io::ErrorKind::Unsupported`]; [`ServerHandle::backend`] tells which one runs.
+    pub fn backend(mut self, backend: crate::Backend) -> Self {
+        self.settings.backend = backend;
+        self
+    }
+
+    /// Listen backlog. Default 1024.
+    pub fn backlog(mut self, backlog: i32) -> Self {
+        self.backlog = backlog;
+        self
+    }
+
+    /// Starts the workers. `factory(worker_index)` runs once on each worker thread to make its
+    /// [`Handler`].
+    ///
+    /// # Errors
+    ///
+    /// The address cannot be resolved or bound (with [`io::ErrorKind::AddrInUse`] when something
+    /// already listens on the port, another server included: the workers of one server share
+    /// the port with `SO_REUSEPORT`, but no one else joins it), or a thread or poller cannot be
+    /// created.
+    pub fn start<H, F>(self, factory: F) -> io::Result<ServerHandle>
+    where
+        H: Handler,
+        F: Fn(usize) -> H + Send + Sync + 'static,
+    {
+        self.start_with_handle(move |worker, _| factory(worker))
+    }
+
+    /// Starts the workers like [`Builder::start`], giving the factory the server's
+    /// [`ServerHandle`] too, so that a handler can keep it (to publish from a timer, to send
+    /// to a connection of another worker, to read the stats).
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::start`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use wsx::{Conn, Handler, Message, Server, ServerHandle};
+    ///
+    /// struct Feed {
+    ///     server: ServerHandle,
+    /// }
+    /// impl Handler for Feed {
+    ///     type State = ();
+    ///     fn on_message(&mut self, conn: &mut Conn<'_, ()>, _message: Message<'_>) {
+    ///         let subscribers = self.server.subscribers("ticks");
+    ///         let _ = conn.send_text(&format!("{subscribers} subscribers"));
+    ///     }
+    /// }
+    ///
+    /// let server = Server::builder().start_with_handle(|_worker, server| Feed {
+    ///     server: server.clone(),
+    /// })?;
+    /// server.wait();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn start_with_handle<H, F>(self, factory: F) -> io::Result<ServerHandle>
+    where
+        H: Handler,
+        F: Fn(usize, &ServerHandle) -> H + Send + Sync + 'static,
+    {
+        let (listeners, local_addr) = match self.bind {
+            Bind::Addr(addr) => {
+                let mut resolved = addr.to_socket_addrs()?;
+                let first = resolved.next().ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "address resolves to nothing")
+                })?;
+                let ls = engine::sys::listen::listen_group(first, self.backlog, self.threads)?;
+                let local = ls[0].local_addr()?;
+                (ls, local)
+            }
+            Bind::Listener(l) => {
+                l.set_nonblocking(true)?;
+                let local = l.local_addr()?;
+                let mut ls = Vec::new();
+                for _ in 1..self.threads {
+                    ls.push(l.try_clone()?);
+                }
+                ls.push(l);
+                (ls, local)
+            }
+        };
+        let pool = self.settings.deflate.is_some() && self.settings.pool.threads > 0;
+        launch(
+            listeners,
+            local_addr,
+            self.threads,
+            self.pin,
+            self.settings,
+            pool,
+            factory,
+        )
+    }
+}
