@@ -57,7 +57,7 @@ case "$TOOL" in
     # LeakSanitizer stays on (ASan's default): a buffer an operation never gave back fails the
     # run too. ASAN_OPTIONS=detect_leaks=0 turns it off while chasing something else.
     RUSTFLAGS="-Zsanitizer=address" CARGO_TARGET_DIR=target/asan \
-      cargo +nightly test --target x86_64-unknown-linux-gnu "${test_args[@]}" -- "$FILTER"
+      cargo +nightly test --no-fail-fast --target x86_64-unknown-linux-gnu "${test_args[@]}" -- "$FILTER"
     ;;
   valgrind)
     command -v valgrind >/dev/null || die "valgrind is not installed"
@@ -69,10 +69,12 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
         print(m["executable"])')
     [ -n "$bins" ] || die "cargo built no test binary"
+    failed=()
     for bin in $bins; do
       log "valgrind $(basename "$bin") $FILTER"
-      valgrind --error-exitcode=1 --quiet "$bin" "$FILTER"
+      valgrind --error-exitcode=1 --quiet "$bin" "$FILTER" || failed+=("$(basename "$bin")")
     done
+    [ ${#failed[@]} -eq 0 ] || { log "valgrind FAILED: ${failed[*]}"; exit 1; }
     ;;
   *) die "MEMCHECK_TOOL=$TOOL: expected asan or valgrind" ;;
 esac

@@ -80,7 +80,12 @@ fn batch(addr: SocketAddr, n: usize, round: usize) {
         let mut got = Vec::new();
         let mut buf = [0u8; 512];
         while !got.ends_with(b"\r\n\r\n") {
-            let k = s.read(&mut buf).expect("read the 101");
+            // A signal may interrupt the read (seen under AddressSanitizer): read again, as
+            // `read_exact` does.
+            let k = match s.read(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => other.expect("read the 101"),
+            };
             assert!(k > 0, "closed during the handshake");
             got.extend_from_slice(&buf[..k]);
         }
