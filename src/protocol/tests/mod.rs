@@ -692,7 +692,8 @@ fn the_small_message_fast_path_agrees_with_the_general_path() {
             conn
         }
     };
-    let makes: Vec<(&str, Box<dyn Fn() -> Connection>)> = vec![
+    type Make = Box<dyn Fn() -> Connection>;
+    let makes: Vec<(&str, Make)> = vec![
         (
             "server",
             Box::new(with(Role::Server, Limits::DEFAULT, false)),
