@@ -1069,7 +1069,7 @@ impl WriteHalf {
     /// # Errors
     ///
     /// As [`WriteHalf::send_fragment`].
-    #[inline]
+    #[inline(always)]
     pub fn send_message_with(
         &mut self,
         kind: MessageKind,
@@ -1080,6 +1080,18 @@ impl WriteHalf {
         if !(compress && self.would_compress(payload.len())) {
             return self.send_fragment(Some(kind), payload, true, out);
         }
+        self.send_compressed(kind, payload, out)
+    }
+
+    /// [`WriteHalf::send_message_with`] for a message that is compressed: one call away, so that
+    /// the plain send stays small enough to inline.
+    #[inline(never)]
+    fn send_compressed(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
         let opcode = self.begin_send(Some(kind), true)?;
         let Some(deflater) = self.deflater.as_mut() else {
             return Err(SendError::FragmentOrder); // unreachable: would_compress checked it

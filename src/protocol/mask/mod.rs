@@ -142,9 +142,16 @@ pub fn selected() -> Impl {
 #[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     if buf.len() < SMALL {
-        scalar::apply(buf, key, offset);
+        // Inline in the caller: a few word XORs, no call.
+        scalar::words(buf, scalar::rotate(key, offset));
         return;
     }
+    apply_dispatched(buf, key, offset);
+}
+
+/// [`apply_mask`] from [`SMALL`] bytes on: through the cached choice, one call away.
+#[inline(never)]
+fn apply_dispatched(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let imp = selected();
     // SAFETY: `selected()` only returns an implementation `detect()` found available.
     unsafe { apply_unchecked(imp, buf, key, offset) }

@@ -26,8 +26,9 @@ fn bytes(buf: &mut [u8], key: [u8; 4]) {
 
 /// XORs `buf` with `key` word by word, `key` already rotated to `buf[0]`: `u64` words, then
 /// one `u32`, then the last bytes. Every step is a multiple of 4 bytes, so the key phase holds
-/// throughout. Also the tail of the vector paths (whose steps are multiples of 4 too).
-#[inline]
+/// throughout. Also the tail of the vector paths (whose steps are multiples of 4 too). Always
+/// inlined: [`super::apply_mask`] runs it in the caller for small frames.
+#[inline(always)]
 pub(super) fn words(buf: &mut [u8], key: [u8; 4]) {
     let half = u32::from_ne_bytes(key);
     // Both halves are the same 4 bytes, so the word is right in either byte order.
