@@ -925,7 +925,9 @@ impl WriteHalf {
     /// does not read). A queued close reply is kept.
     pub fn discard_transmit(&mut self) {
         if self.state == CloseState::Open {
-            self.out.transmit.clear();
+            // Freed rather than kept when large, as `poll_transmit` does (which no longer looks
+            // at the capacity when nothing waits).
+            self.out.transmit = Vec::new();
         }
     }
 

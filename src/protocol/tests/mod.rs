@@ -802,6 +802,29 @@ fn a_servers_small_frames_are_the_general_encoding() {
 }
 
 #[test]
+fn discarded_replies_give_their_memory_back() {
+    let mut conn = server();
+    let mut wire: Vec<u8> = (0..20)
+        .flat_map(|_| frame(true, 0, 0x9, M, &[7; 125]))
+        .collect();
+    let mut pos = 0;
+    // Pings read without polling the pongs out: they pile up in the reply queue.
+    while let Ok(read) = conn.handle_read(&mut wire[pos..]) {
+        pos += read.consumed;
+        if read.event.is_none() {
+            break;
+        }
+    }
+    assert_eq!(pos, wire.len());
+    assert!(conn.wants_transmit());
+    assert!(conn.heap_size() > 20 * 125, "{} bytes", conn.heap_size());
+    conn.split().1.discard_transmit();
+    assert!(!conn.wants_transmit());
+    assert_eq!(conn.heap_size(), 0);
+    assert_eq!(conn.poll_transmit(&mut Vec::new()), 0);
+}
+
+#[test]
 fn connection_stays_small() {
     // Idle connections cost memory on servers with many sockets; keep the session compact.
     let size = size_of::<Connection>();
