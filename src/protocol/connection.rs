@@ -663,6 +663,13 @@ impl ReadHalf {
                     event: Some(event),
                 });
             }
+            if input.is_empty() {
+                // The end of every read: nothing to decode (the general path would say the same).
+                return Ok(Read {
+                    consumed: 0,
+                    event: None,
+                });
+            }
         }
         self.handle_read_general(tx, input)
     }
