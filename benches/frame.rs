@@ -1,4 +1,5 @@
-//! Frame header decode and whole-session read throughput.
+//! Frame header decode, whole-session read throughput, and the read-and-echo of a batch of small
+//! messages.
 //!
 //! `cargo bench --bench frame`
 
@@ -70,10 +71,50 @@ fn session_read(c: &mut Criterion) {
     g.finish();
 }
 
+/// What an echo server does per read in the harness's scenario b (16 messages in flight per
+/// socket): a batch of 16 masked 32-byte binary frames read by a server session, each echoed into
+/// one cork buffer. Elements are messages, so the figure is time per echoed message.
+fn session_echo(c: &mut Criterion) {
+    let mut g = c.benchmark_group("session_echo");
+    let (size, count) = (32usize, 16usize);
+    let mut client = Connection::new(Role::Client, Config::default());
+    let mut wire = Vec::new();
+    let payload: Vec<u8> = (0..size).map(|i| (i * 7 + 3) as u8).collect();
+    for _ in 0..count {
+        client.send_binary(&payload, &mut wire).unwrap();
+    }
+    g.throughput(Throughput::Elements(count as u64));
+    g.bench_with_input(BenchmarkId::new("binary", size), &wire, |b, wire| {
+        let mut server = Connection::new(Role::Server, Config::default());
+        let mut buf = wire.clone();
+        let mut cork = Vec::with_capacity(4096);
+        b.iter(|| {
+            buf.copy_from_slice(wire);
+            cork.clear();
+            let mut pos = 0;
+            loop {
+                let (rx, tx) = server.split();
+                let read = rx.handle_read(tx, &mut buf[pos..]).unwrap();
+                pos += read.consumed;
+                let _ = tx.poll_transmit(&mut cork);
+                match read.event {
+                    Some(Event::Binary(m)) => tx.send_binary(m, &mut cork).unwrap(),
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            assert_eq!(cork.len(), count * (size + 2));
+            black_box(&cork);
+        })
+    });
+    g.finish();
+}
+
 fn main() {
     // By hand rather than `criterion_group!`, whose generated `pub fn` has no doc comment.
     let mut c = Criterion::default().configure_from_args();
     decode(&mut c);
     session_read(&mut c);
+    session_echo(&mut c);
     c.final_summary();
 }

@@ -214,8 +214,29 @@ impl Output {
         self.masker.as_mut().map(Masker::next)
     }
 
-    /// Appends one frame to `dst`, masked in the client role.
+    /// Appends one frame to `dst`, masked in the client role. A server's small frame (the
+    /// common case, one per echoed message) takes a 2-byte header built in place, inline.
+    #[inline]
     fn write_frame(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        rsv: u8,
+        payload: &[u8],
+        dst: &mut Vec<u8>,
+    ) {
+        if self.masker.is_none() && payload.len() <= 125 {
+            let b0 = (u8::from(fin) << 7) | ((rsv & 0b111) << 4) | opcode.as_u8();
+            dst.reserve(2 + payload.len());
+            dst.extend_from_slice(&[b0, payload.len() as u8]);
+            dst.extend_from_slice(payload);
+            return;
+        }
+        self.write_long_or_masked_frame(opcode, fin, rsv, payload, dst);
+    }
+
+    /// [`Output::write_frame`] for everything but a server's small frame.
+    fn write_long_or_masked_frame(
         &mut self,
         opcode: OpCode,
         fin: bool,
@@ -479,6 +500,31 @@ impl Connection {
         self.rx.handle_read(&mut self.tx, input)
     }
 
+    /// [`Connection::handle_read`] without its fast path, for the tests that hold the two to the
+    /// same outcome.
+    #[cfg(test)]
+    pub(super) fn handle_read_general<'a>(
+        &'a mut self,
+        input: &'a mut [u8],
+    ) -> Result<Read<'a>, ProtocolError> {
+        self.rx.handle_read_general(&mut self.tx, input)
+    }
+
+    /// [`Output::write_frame`] without its fast path, for the tests that hold the two to the
+    /// same bytes.
+    #[cfg(test)]
+    pub(super) fn write_frame_general(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        payload: &[u8],
+        dst: &mut Vec<u8>,
+    ) {
+        self.tx
+            .out
+            .write_long_or_masked_frame(opcode, fin, 0, payload, dst);
+    }
+
     /// The options in force.
     pub fn config(&self) -> &Config {
         &self.rx.config
@@ -589,7 +635,48 @@ impl ReadHalf {
     /// # Errors
     ///
     /// As [`Connection::handle_read`].
+    ///
+    /// # Implementation notes
+    ///
+    /// The fast path (a whole small message, see [`ReadHalf::small_message`]) is inlined into
+    /// the caller's loop; everything else goes through one call.
+    #[inline]
     pub fn handle_read<'a>(
+        &'a mut self,
+        tx: &mut WriteHalf,
+        input: &'a mut [u8],
+    ) -> Result<Read<'a>, ProtocolError> {
+        if tx.error.is_none() {
+            self.assembler.release();
+            if let Some((kind, range)) = self.small_message(tx, input) {
+                let consumed = range.end;
+                let payload = &input[range];
+                let event = match kind {
+                    MessageKind::Binary => Event::Binary(payload),
+                    MessageKind::Text => match utf8::as_str(payload) {
+                        Ok(text) => Event::Text(text),
+                        Err(_) => return Err(tx.fail(ProtocolError::InvalidUtf8)),
+                    },
+                };
+                return Ok(Read {
+                    consumed,
+                    event: Some(event),
+                });
+            }
+            if input.is_empty() {
+                // The end of every read: nothing to decode (the general path would say the same).
+                return Ok(Read {
+                    consumed: 0,
+                    event: None,
+                });
+            }
+        }
+        self.handle_read_general(tx, input)
+    }
+
+    /// [`ReadHalf::handle_read`] past its fast path: any frame, any split, every error.
+    #[inline(never)]
+    fn handle_read_general<'a>(
         &'a mut self,
         tx: &mut WriteHalf,
         input: &'a mut [u8],
@@ -644,6 +731,48 @@ impl ReadHalf {
             max_frame_size: self.config.limits.max_frame_size,
             dangerous_accept_unmasked_frames: self.config.dangerous_accept_unmasked_frames,
         }
+    }
+
+    /// The fast path for the many small messages of chat-like and market-data traffic: a whole
+    /// message in one frame of at most 125 bytes at the front of `input` (FIN, no RSV bit, text
+    /// or binary, masked exactly when the peer is a client, within the size limits), while no
+    /// frame or message is in progress and the peer has not closed. Unmasks it in place and
+    /// returns its kind and payload range. Anything else is `None`, untouched, for
+    /// [`ReadHalf::read_until_event`], which also reports every error.
+    #[inline]
+    fn small_message(
+        &self,
+        tx: &WriteHalf,
+        input: &mut [u8],
+    ) -> Option<(MessageKind, Range<usize>)> {
+        let [b0, b1, ..] = *input else {
+            return None;
+        };
+        let kind = match b0 {
+            0x81 => MessageKind::Text,
+            0x82 => MessageKind::Binary,
+            _ => return None,
+        };
+        let len = b1 & 0x7f;
+        let masked = b1 & 0x80 != 0;
+        if len > 125
+            || masked != (tx.role == Role::Server)
+            || self.frame.is_some()
+            || self.assembler.in_progress()
+            || tx.state == CloseState::Closed
+            || u64::from(len) > self.config.limits.max_frame_size
+            || u64::from(len) > self.config.limits.max_message_size
+        {
+            return None;
+        }
+        let start = if masked { 6 } else { 2 };
+        let range = start..start + usize::from(len);
+        let (head, rest) = input.split_at_mut_checked(start)?;
+        let payload = rest.get_mut(..usize::from(len))?;
+        if let [_, _, k0, k1, k2, k3] = *head {
+            apply_mask(payload, [k0, k1, k2, k3], 0);
+        }
+        Some((kind, range))
     }
 
     fn read_until_event(
@@ -789,6 +918,9 @@ impl WriteHalf {
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
         let transmit = &mut self.out.transmit;
         let n = transmit.len();
+        if n == 0 {
+            return 0; // the common case, once per event: touch nothing
+        }
         out.append(transmit);
         if transmit.capacity() > 1024 {
             *transmit = Vec::new();
@@ -800,7 +932,9 @@ impl WriteHalf {
     /// does not read). A queued close reply is kept.
     pub fn discard_transmit(&mut self) {
         if self.state == CloseState::Open {
-            self.out.transmit.clear();
+            // Freed rather than kept when large, as `poll_transmit` does (which no longer looks
+            // at the capacity when nothing waits).
+            self.out.transmit = Vec::new();
         }
     }
 
@@ -847,6 +981,7 @@ impl WriteHalf {
         error
     }
 
+    #[inline]
     fn check_open(&self) -> Result<(), SendError> {
         match self.state {
             CloseState::Open => Ok(()),
@@ -894,6 +1029,7 @@ impl WriteHalf {
     ///
     /// [`SendError::FragmentOrder`] for a start while a message is open or a continuation
     /// without one; [`SendError::Closing`] as in [`WriteHalf::send_text`].
+    #[inline]
     pub fn send_fragment(
         &mut self,
         kind: Option<MessageKind>,
@@ -928,6 +1064,7 @@ impl WriteHalf {
 
     /// Whether a whole message of `len` bytes would be compressed (permessage-deflate
     /// negotiated, size within the threshold and cap).
+    #[inline]
     pub fn would_compress(&self, len: usize) -> bool {
         self.deflater
             .as_ref()
@@ -941,6 +1078,7 @@ impl WriteHalf {
     /// # Errors
     ///
     /// As [`WriteHalf::send_fragment`].
+    #[inline(always)]
     pub fn send_message_with(
         &mut self,
         kind: MessageKind,
@@ -951,6 +1089,18 @@ impl WriteHalf {
         if !(compress && self.would_compress(payload.len())) {
             return self.send_fragment(Some(kind), payload, true, out);
         }
+        self.send_compressed(kind, payload, out)
+    }
+
+    /// [`WriteHalf::send_message_with`] for a message that is compressed: one call away, so that
+    /// the plain send stays small enough to inline.
+    #[inline(never)]
+    fn send_compressed(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
         let opcode = self.begin_send(Some(kind), true)?;
         let Some(deflater) = self.deflater.as_mut() else {
             return Err(SendError::FragmentOrder); // unreachable: would_compress checked it
@@ -994,6 +1144,7 @@ impl WriteHalf {
     }
 
     /// Checks a data frame may be sent now and returns its opcode.
+    #[inline]
     fn begin_send(&mut self, kind: Option<MessageKind>, fin: bool) -> Result<OpCode, SendError> {
         self.check_open()?;
         let opcode = match (kind, self.sending) {

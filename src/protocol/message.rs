@@ -40,11 +40,13 @@ const KEEP_CAPACITY: usize = 64 << 10;
 
 impl Assembler {
     /// Whether a message is in progress (a frame without FIN was seen, or a frame is partial).
+    #[inline]
     pub(crate) fn in_progress(&self) -> bool {
         self.kind.is_some()
     }
 
     /// Forgets a message that was handed out.
+    #[inline]
     pub(crate) fn release(&mut self) {
         if self.delivered {
             self.delivered = false;

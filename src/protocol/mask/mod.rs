@@ -78,13 +78,24 @@ impl Impl {
         }
     }
 
+    /// The implementation whose discriminant is `v` (a `match`, not a search: it runs on every
+    /// dispatched call).
+    #[inline]
     fn from_u8(v: u8) -> Option<Impl> {
-        Impl::ALL.iter().copied().find(|imp| *imp as u8 == v)
+        match v {
+            0 => Some(Impl::Scalar),
+            1 => Some(Impl::Sse2),
+            2 => Some(Impl::Avx2),
+            3 => Some(Impl::Neon),
+            _ => None,
+        }
     }
 }
 
-/// Buffers shorter than this are masked by [`scalar`] without dispatch.
-const SMALL: usize = 32;
+/// Buffers shorter than this are masked by [`scalar`] without dispatch: its word loop beats
+/// the call into a `#[target_feature]` path (never inlined) for the small frames of chat-like
+/// and market-data traffic.
+const SMALL: usize = 64;
 
 /// Not yet detected.
 const UNKNOWN: u8 = u8::MAX;
@@ -100,6 +111,7 @@ fn detect() -> Impl {
 }
 
 /// The implementation [`apply_mask`] uses: the widest available, detected on first use and cached.
+#[inline]
 pub fn selected() -> Impl {
     if let Some(imp) = Impl::from_u8(SELECTED.load(Ordering::Relaxed)) {
         return imp;
@@ -129,12 +141,17 @@ pub fn selected() -> Impl {
 /// ```
 #[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
-    // Below one AVX2 vector every path runs the scalar code anyway; skip the dispatch and the
-    // (never inlined) `#[target_feature]` call for the many tiny frames of chat-like traffic.
     if buf.len() < SMALL {
-        scalar::apply(buf, key, offset);
+        // Inline in the caller: a few word XORs, no call.
+        scalar::words(buf, scalar::rotate(key, offset));
         return;
     }
+    apply_dispatched(buf, key, offset);
+}
+
+/// [`apply_mask`] from [`SMALL`] bytes on: through the cached choice, one call away.
+#[inline(never)]
+fn apply_dispatched(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let imp = selected();
     // SAFETY: `selected()` only returns an implementation `detect()` found available.
     unsafe { apply_unchecked(imp, buf, key, offset) }
@@ -343,6 +360,14 @@ mod tests {
             available.join(", "),
             first.name()
         );
+    }
+
+    #[test]
+    fn every_implementation_round_trips_through_its_discriminant() {
+        for imp in Impl::ALL.iter().copied() {
+            assert_eq!(Impl::from_u8(imp as u8), Some(imp), "{}", imp.name());
+        }
+        assert_eq!(Impl::from_u8(UNKNOWN), None);
     }
 
     #[test]

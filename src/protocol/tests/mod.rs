@@ -627,6 +627,203 @@ proptest! {
     }
 }
 
+/// Feeds `bytes` (after `before`, fed and forgotten) to a fresh connection in both ways: through
+/// `handle_read` (fast path for small whole messages) and through the general path alone.
+/// Returns both outcomes: events, replies, error.
+fn feed_both_paths(
+    make: &dyn Fn() -> Connection,
+    before: &[u8],
+    bytes: &[u8],
+) -> [(Vec<Owned>, Vec<u8>, Option<ProtocolError>); 2] {
+    let mut out = [(); 2].map(|()| (Vec::new(), Vec::new(), None));
+    for (general, slot) in out.iter_mut().enumerate() {
+        let mut conn = make();
+        let _ = feed(&mut conn, before);
+        let mut input = bytes.to_vec();
+        let mut pos = 0;
+        loop {
+            let read = if general == 1 {
+                conn.handle_read_general(&mut input[pos..])
+            } else {
+                conn.handle_read(&mut input[pos..])
+            };
+            match read {
+                Ok(read) => {
+                    pos += read.consumed;
+                    let done = read.event.is_none();
+                    slot.0.extend(read.event.map(Owned::from));
+                    let _ = conn.poll_transmit(&mut slot.1);
+                    if done {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = conn.poll_transmit(&mut slot.1);
+                    slot.2 = Some(e);
+                    break;
+                }
+            }
+        }
+        // What was left unconsumed counts too.
+        slot.1.extend_from_slice(&input[pos..]);
+    }
+    out
+}
+
+#[test]
+fn the_small_message_fast_path_agrees_with_the_general_path() {
+    let tight = Limits {
+        max_frame_size: 40,
+        max_message_size: 60,
+        ..Limits::DEFAULT
+    };
+    let with = |role, limits, unmasked| {
+        move || {
+            let mut conn = Connection::new(
+                role,
+                Config {
+                    limits,
+                    dangerous_accept_unmasked_frames: unmasked,
+                    ..Config::default()
+                },
+            );
+            // The same keys both ways, so that a client's close frames compare equal.
+            conn.dangerous_set_mask_generator(|| [1, 2, 3, 4]);
+            conn
+        }
+    };
+    type Make = Box<dyn Fn() -> Connection>;
+    let makes: Vec<(&str, Make)> = vec![
+        (
+            "server",
+            Box::new(with(Role::Server, Limits::DEFAULT, false)),
+        ),
+        (
+            "client",
+            Box::new(with(Role::Client, Limits::DEFAULT, false)),
+        ),
+        (
+            "server, tight limits",
+            Box::new(with(Role::Server, tight, false)),
+        ),
+        (
+            "server, unmasked allowed",
+            Box::new(with(Role::Server, Limits::DEFAULT, true)),
+        ),
+    ];
+    // What came before: nothing, half a fragmented message, a whole message, the peer's close.
+    let befores: Vec<(&str, Vec<u8>)> = vec![
+        ("fresh", vec![]),
+        ("mid-message", frame(false, 0, 0x1, M, b"ab")),
+        ("after a message", frame(true, 0, 0x2, M, b"xyz")),
+        (
+            "after close",
+            frame(true, 0, 0x8, M, &1000u16.to_be_bytes()),
+        ),
+    ];
+    let (mut delivered, mut failed) = (0, 0);
+    for (who, make) in &makes {
+        for (when, before) in &befores {
+            for b0 in [0x81u8, 0x82, 0x80, 0x01, 0x02, 0x91, 0xC1, 0x83, 0x89, 0x8A] {
+                for len in [0usize, 1, 4, 31, 32, 40, 41, 60, 61, 63, 64, 100, 125, 126] {
+                    for mask in [M, None] {
+                        for text in [&b"a\xce\xbab"[..], b"\xc0\xaf"] {
+                            let payload: Vec<u8> = text.iter().copied().cycle().take(len).collect();
+                            let mut wire = frame(b0 & 0x80 != 0, 0, b0 & 0x0f, mask, &payload);
+                            wire[0] = b0;
+                            // A second frame behind the first, and half of a third.
+                            wire.extend(frame(true, 0, 0x2, mask, b"next"));
+                            wire.extend_from_slice(&frame(true, 0, 0x1, mask, b"partial")[..3]);
+                            let [got, want] = feed_both_paths(&**make, before, &wire);
+                            assert_eq!(
+                                got, want,
+                                "{who}, {when}: {b0:#04x}, {len} bytes, mask {mask:?}, payload {text:?}"
+                            );
+                            delivered += usize::from(matches!(
+                                got.0.first(),
+                                Some(Owned::Binary(_) | Owned::Text(_))
+                            ));
+                            failed += usize::from(got.2.is_some());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // The table reaches both outcomes many times: messages delivered and connections failed.
+    assert!(
+        delivered >= 200 && failed >= 200,
+        "{delivered} cases delivered a message, {failed} failed"
+    );
+}
+
+#[test]
+fn a_servers_small_frames_are_the_general_encoding() {
+    for opcode in [
+        OpCode::TEXT,
+        OpCode::BINARY,
+        OpCode::CONTINUE,
+        OpCode::PING,
+        OpCode::PONG,
+    ] {
+        for fin in [true, false] {
+            for len in 0..=130usize {
+                let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+                let mut conn = server();
+                let mut fast = Vec::new();
+                match (opcode, fin) {
+                    (OpCode::TEXT, true) => {
+                        conn.send_message(MessageKind::Text, &payload, &mut fast)
+                    }
+                    (OpCode::BINARY, true) => conn.send_binary(&payload, &mut fast),
+                    (OpCode::PING, true) if len <= 125 => conn.send_ping(&payload, &mut fast),
+                    (OpCode::PONG, true) if len <= 125 => conn.send_pong(&payload, &mut fast),
+                    (OpCode::BINARY, false) => {
+                        conn.send_fragment(Some(MessageKind::Binary), &payload, false, &mut fast)
+                    }
+                    (OpCode::CONTINUE, _) => conn
+                        .send_fragment(Some(MessageKind::Text), b"", false, &mut Vec::new())
+                        .and_then(|()| conn.send_fragment(None, &payload, fin, &mut fast)),
+                    _ => continue,
+                }
+                .unwrap();
+                let mut general = Vec::new();
+                conn.write_frame_general(opcode, fin, &payload, &mut general);
+                assert_eq!(fast, general, "{opcode:?} fin {fin}, {len} bytes");
+                let (h, n) = FrameHeader::decode(&fast).unwrap().unwrap();
+                assert_eq!(
+                    (h.opcode, h.fin, h.payload_len, h.mask),
+                    (opcode, fin, len as u64, None)
+                );
+                assert_eq!(&fast[n..], &payload[..]);
+            }
+        }
+    }
+}
+
+#[test]
+fn discarded_replies_give_their_memory_back() {
+    let mut conn = server();
+    let mut wire: Vec<u8> = (0..20)
+        .flat_map(|_| frame(true, 0, 0x9, M, &[7; 125]))
+        .collect();
+    let mut pos = 0;
+    // Pings read without polling the pongs out: they pile up in the reply queue.
+    while let Ok(read) = conn.handle_read(&mut wire[pos..]) {
+        pos += read.consumed;
+        if read.event.is_none() {
+            break;
+        }
+    }
+    assert_eq!(pos, wire.len());
+    assert!(conn.wants_transmit());
+    assert!(conn.heap_size() > 20 * 125, "{} bytes", conn.heap_size());
+    conn.split().1.discard_transmit();
+    assert!(!conn.wants_transmit());
+    assert_eq!(conn.heap_size(), 0);
+    assert_eq!(conn.poll_transmit(&mut Vec::new()), 0);
+}
+
 #[test]
 fn connection_stays_small() {
     // Idle connections cost memory on servers with many sockets; keep the session compact.
