@@ -68,13 +68,9 @@ if [[ " $STEPS " == *" anchors "* ]]; then
 fi
 
 SPID=""
-start() { # peer port [strace-output]
+start() { # peer port
     local cmd=${CMD[$1]//\{port\}/$2}
-    if [ -n "${3:-}" ]; then
-        bash -c "exec taskset -c $SERVER_CPU strace -c -f -o $3 $cmd" > /dev/null 2>> "$OUTDIR/servers.log" &
-    else
-        bash -c "exec taskset -c $SERVER_CPU $cmd" > /dev/null 2>> "$OUTDIR/servers.log" &
-    fi
+    bash -c "exec taskset -c $SERVER_CPU $cmd" > /dev/null 2>> "$OUTDIR/servers.log" &
     SPID=$!
     for _ in $(seq 1 100); do
         (exec 3<> "/dev/tcp/127.0.0.1/$2") 2> /dev/null && return 0
@@ -128,15 +124,29 @@ if [[ " $STEPS " == *" syscalls "* ]]; then
         for p in $PEERS; do
             port=$((port + 1))
             trace="$OUTDIR/strace-$p-$sc.txt"
-            start "$p" $port "$trace" || { echo "$p did not start under strace" >&2; stop; continue; }
+            start "$p" $port || { echo "$p did not start" >&2; stop; continue; }
+            sleep 0.5
+            timeout 60 strace -c -f -o "$trace" -p "$SPID" 2> /dev/null &
+            tpid=$!
             sleep 0.5
             # shellcheck disable=SC2086
             load $port "$p/strace-$sc" $args -t 4 --warmup 0 | tail -n 1 > "$OUTDIR/strace-$p-$sc.json"
+            kill -INT "$tpid" 2> /dev/null
+            wait "$tpid" 2> /dev/null
             stop
-            sleep 0.5
-            msgs=$(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(int(d.get('messages', d.get('msgs', 0)) or 0))" "$OUTDIR/strace-$p-$sc.json" 2> /dev/null || echo 0)
-            calls=$(awk '/total$/ {print $4}' "$trace" 2> /dev/null)
-            echo "syscalls $sc $p: ${calls:-?} calls for ${msgs} messages" | tee -a "$OUTDIR/syscalls.txt"
+            python3 - "$trace" "$OUTDIR/strace-$p-$sc.json" "$sc" "$p" << 'PY' | tee -a "$OUTDIR/syscalls.txt"
+import json, sys
+trace, result, sc, peer = sys.argv[1:]
+calls = {}
+for line in open(trace):
+    f = line.split()
+    if len(f) >= 5 and f[-1].isidentifier() and f[-1] != "total" and f[3].isdigit():
+        calls[f[-1]] = int(f[3])
+n = json.load(open(result)).get("msgs") or 1
+top = sorted(calls.items(), key=lambda kv: -kv[1])[:4]
+print(f"syscalls {sc} {peer}: {sum(calls.values()) / n:.3f} per message ({n} messages); "
+      + ", ".join(f"{k} {v / n:.3f}" for k, v in top))
+PY
         done
     done
 fi
