@@ -19,7 +19,8 @@
 #
 # Environment: HARNESS (target/bench-harness, see scripts/bench-anchors.sh), UWS, REPS (3),
 #   DUR (6), WARMUP (2), SCENARIOS, SERVER_CPU (0), CLIENT_CPU (1), OUTDIR, PLAIN (1: add
-#   wsx-uring-plain, io_uring without SINGLE_ISSUER/DEFER_TASKRUN), ONLY (a list of peers)
+#   wsx-uring-plain, io_uring without SINGLE_ISSUER/DEFER_TASKRUN), BEFORE (an earlier
+#   bench_server binary, peer wsx-before), ONLY (a list of peers)
 set -u
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -54,6 +55,11 @@ if [ -n "$UWS" ]; then
     PEERS="wsx-uring wsx-epoll uws-cpp raw-ref"
 fi
 [ "${PLAIN:-0}" = 1 ] && PEERS="$PEERS wsx-uring-plain"
+# An earlier build of bench_server (BEFORE=path), to check that epoll lost no speed.
+if [ -n "${BEFORE:-}" ]; then
+    CMD[wsx-before]="$(realpath "$BEFORE") --port {port} --threads 1"
+    PEERS="$PEERS wsx-before"
+fi
 PEERS=${ONLY:-$PEERS}
 
 if [[ " $STEPS " == *" anchors "* ]]; then
@@ -63,7 +69,8 @@ if [[ " $STEPS " == *" anchors "* ]]; then
         extra="$extra${extra:+;}$p=${CMD[$p]}"
     done
     (cd "$HARNESS" && EXTRA_PEERS="$extra" PEERS="$PEERS" SCENARIOS="$SCENARIOS" REPS=$REPS \
-        DUR=$DUR WARMUP=$WARMUP REF=${REF:-raw-ref} OUT="$OUTDIR/anchors.jsonl" ./run-anchors.sh) \
+        DUR=$DUR WARMUP=$WARMUP REF=${REF:-raw-ref} BASE_PORT=${BASE_PORT:-25100} \
+        OUT="$OUTDIR/anchors.jsonl" ./run-anchors.sh) \
         | tee "$OUTDIR/anchors.txt"
 fi
 
@@ -95,7 +102,7 @@ load() { # port label args...
         --server-pid "$SPID" --label "$label"
 }
 
-port=19500
+port=${WIDE_PORT:-25500}
 if [[ " $STEPS " == *" wide "* ]]; then
     for rep in $(seq 1 "$REPS"); do
         for p in $PEERS; do
