@@ -638,7 +638,7 @@ impl ReadHalf {
     ///
     /// # Implementation notes
     ///
-    /// The fast path (a whole small message, see [`ReadHalf::small_message`]) is inlined into
+    /// The fast path (a whole small message, see `ReadHalf::small_message`) is inlined into
     /// the caller's loop; everything else goes through one call.
     #[inline]
     pub fn handle_read<'a>(
