@@ -58,12 +58,15 @@ pub(crate) enum Event {
         writable: bool,
         read_closed: bool,
     },
-    /// io_uring: `len` bytes for `key` are in receive buffer `buf`.
+    /// io_uring: `len` bytes for `key` are in receive buffer `buf` from `offset`; `last`: the
+    /// buffer goes back to the kernel once they are used (see `Uring::release`).
     Received {
         key: usize,
         gen: u32,
         buf: u16,
+        offset: u32,
         len: usize,
+        last: bool,
     },
     /// io_uring: `key`'s input ended (the peer's FIN, a reset or another error).
     Closed { key: usize, gen: u32 },

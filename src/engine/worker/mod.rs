@@ -339,7 +339,14 @@ impl<H: Handler> Worker<H> {
                             self.readable(key, read_closed);
                         }
                     }
-                    Event::Received { key, gen, buf, len } => self.received(key, gen, buf, len),
+                    Event::Received {
+                        key,
+                        gen,
+                        buf,
+                        offset,
+                        len,
+                        last,
+                    } => self.received(key, gen, (buf, offset, last), len),
                     Event::Sent {
                         key,
                         gen,

@@ -69,17 +69,23 @@ impl<H: Handler> Worker<H> {
     /// the connection's residue in the read buffer and the receive buffer goes back to the
     /// kernel at once; bytes that come while the connection is paused (before the cancel of
     /// its receive lands) are kept as residue, fed in once it resumes.
-    pub(super) fn received(&mut self, key: usize, gen: u32, buf: u16, len: usize) {
+    pub(super) fn received(
+        &mut self,
+        key: usize,
+        gen: u32,
+        (buf, offset, last): (u16, u32, bool),
+        len: usize,
+    ) {
         let Driver::Uring(u) = &mut self.io else {
             return;
         };
-        let data = u.buffer(buf, len);
+        let data = u.buffer(buf, offset, len);
         let Some(slot) = self
             .conns
             .get_mut(key)
             .filter(|s| crate::engine::sys::same_gen(s.gen, gen))
         else {
-            u.recycle(buf);
+            u.release(buf, last);
             return;
         };
         self.local.bytes_in += len as u64;
@@ -88,7 +94,7 @@ impl<H: Handler> Worker<H> {
         let r = slot.io.residue.len();
         if slot.io.paused || r + len > self.rbuf.len() {
             slot.io.residue.extend_from_slice(data);
-            u.recycle(buf);
+            u.release(buf, last);
             if !slot.io.paused {
                 self.pending.push(key);
             }
@@ -96,7 +102,7 @@ impl<H: Handler> Worker<H> {
         }
         self.rbuf[..r].copy_from_slice(&slot.io.residue);
         self.rbuf[r..r + len].copy_from_slice(data);
-        u.recycle(buf);
+        u.release(buf, last);
         if r > 0 {
             slot.io.residue = Vec::new();
         }

@@ -144,7 +144,9 @@ impl<H: Handler> Worker<H> {
         let out = &mut slot.io.out;
         if self.ctx.chain.is_empty() {
             if cork.len() >= CORK_MOVE {
-                out.push_owned(std::mem::take(cork));
+                // The next cork starts with the room this one needed, not from nothing.
+                let room = cork.capacity().min(CORK_KEEP);
+                out.push_owned(std::mem::replace(cork, Vec::with_capacity(room)));
             } else {
                 out.push_copy(cork);
                 cork.clear();

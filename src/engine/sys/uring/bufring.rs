@@ -26,7 +26,15 @@ pub(crate) struct BufRing {
     /// Our copy of the tail (the next entry to write).
     tail: u16,
     group: u16,
+    /// Incremental consumption (`IOU_PBUF_RING_INC`, Linux 6.12): the kernel fills one buffer
+    /// with several receives, one after the other, until it is full.
+    incremental: bool,
+    /// Incremental: where the next receive into each buffer starts.
+    offsets: Vec<u32>,
 }
+
+/// `IOU_PBUF_RING_INC`.
+const PBUF_RING_INC: u16 = 2;
 
 // SAFETY: the ring's memory is owned by this value alone; the kernel's access to it is tied to
 // the io_uring instance, which moves to the worker thread with it.
@@ -34,8 +42,15 @@ unsafe impl Send for BufRing {}
 
 impl BufRing {
     /// Allocates `count` (a power of two) buffers of `size` bytes, registers them with `ring` as
-    /// buffer group `group` and hands them all to the kernel.
-    pub(crate) fn new(ring: &IoUring, group: u16, count: u16, size: usize) -> io::Result<BufRing> {
+    /// buffer group `group` (consumed incrementally if `incremental`) and hands them all to the
+    /// kernel.
+    pub(crate) fn new(
+        ring: &IoUring,
+        group: u16,
+        count: u16,
+        size: usize,
+        incremental: bool,
+    ) -> io::Result<BufRing> {
         assert!(count.is_power_of_two() && size > 0);
         let entries_layout =
             Layout::from_size_align(usize::from(count) * size_of::<BufRingEntry>(), 4096)
@@ -61,6 +76,8 @@ impl BufRing {
             size,
             tail: 0,
             group,
+            incremental,
+            offsets: vec![0; usize::from(count)],
         };
         // SAFETY: the entries stay allocated until `Drop`, which unregisters them first.
         unsafe {
@@ -68,7 +85,7 @@ impl BufRing {
                 entries.as_ptr() as u64,
                 count,
                 group,
-                0,
+                if incremental { PBUF_RING_INC } else { 0 },
             )?;
         }
         for bid in 0..count {
@@ -83,17 +100,36 @@ impl BufRing {
         self.group
     }
 
-    /// The first `len` bytes of buffer `bid`, which a completion gave back to us.
-    pub(crate) fn get(&mut self, bid: u16, len: usize) -> &mut [u8] {
+    /// Where in buffer `bid` a completion of `len` bytes lies, and whether the kernel is done
+    /// with the buffer after it (`more`: the completion said it goes on filling the buffer).
+    /// Called once per completion, in the kernel's order.
+    pub(crate) fn place(&mut self, bid: u16, len: usize, more: bool) -> (u32, bool) {
+        let Some(offset) = self.offsets.get_mut(usize::from(bid)) else {
+            return (0, true);
+        };
+        if !self.incremental {
+            return (0, true);
+        }
+        let at = *offset;
+        *offset = if more { at + len as u32 } else { 0 };
+        (at, !more)
+    }
+
+    /// `len` bytes of buffer `bid` from `offset`, which a completion gave us.
+    pub(crate) fn get(&mut self, bid: u16, offset: u32, len: usize) -> &mut [u8] {
+        let offset = offset as usize;
         assert!(
-            bid < self.count && len <= self.size,
+            bid < self.count && offset + len <= self.size,
             "bad buffer id or length"
         );
-        // SAFETY: in bounds (checked); the kernel is done with this buffer until we publish it
-        // again, and `&mut self` keeps us from handing out two views of it.
+        // SAFETY: in bounds (checked); the kernel has written these bytes and does not touch
+        // them again (it goes on after them, or the buffer is ours until published again), and
+        // `&mut self` keeps us from handing out two views of it.
         unsafe {
             std::slice::from_raw_parts_mut(
-                self.memory.as_ptr().add(usize::from(bid) * self.size),
+                self.memory
+                    .as_ptr()
+                    .add(usize::from(bid) * self.size + offset),
                 len,
             )
         }

@@ -37,9 +37,15 @@ use crate::engine::outbound::Outbound;
 
 /// Submission queue entries; the completion queue gets four times as many.
 const SQ_ENTRIES: u32 = 1024;
-/// Receive buffers in the ring, and their size.
+/// Receive buffers in the ring, and their size: 16 of 64 KiB filled incrementally (one buffer
+/// takes many small receives, a 64 KiB message takes one), or, on kernels before 6.12, 256 of
+/// 4 KiB. 1 MiB per worker either way.
+const BUFFERS_INC: u16 = 16;
+const BUFFER_SIZE_INC: usize = 64 << 10;
 const BUFFERS: u16 = 256;
 const BUFFER_SIZE: usize = 4 << 10;
+/// `IORING_CQE_F_BUF_MORE`: the kernel goes on filling the completion's buffer.
+const CQE_F_BUF_MORE: u32 = 16;
 /// Most segments in one send.
 const MAX_IOV: usize = 64;
 /// iovecs the turn's sends can use before the queue is submitted early.
@@ -168,7 +174,7 @@ pub(crate) fn probe() -> io::Result<()> {
         ));
     }
     // Provided-buffer rings (5.19) and multishot receive (6.0): register one to see.
-    BufRing::new(&ring, 0, 1, 64).map(drop).map_err(|e| {
+    BufRing::new(&ring, 0, 1, 64, false).map(drop).map_err(|e| {
         io::Error::new(
             io::ErrorKind::Unsupported,
             format!("io_uring buffer rings unavailable: {e}"),
@@ -201,7 +207,11 @@ impl Uring {
     /// `SINGLE_ISSUER` ties the ring to the thread that first submits: the worker's own.
     pub(crate) fn new(listener: Option<RawFd>, waker: RawFd) -> io::Result<Uring> {
         let ring = build_ring()?;
-        let bufs = ManuallyDrop::new(BufRing::new(&ring, 1, BUFFERS, BUFFER_SIZE)?);
+        let bufs = match BufRing::new(&ring, 1, BUFFERS_INC, BUFFER_SIZE_INC, true) {
+            Ok(b) => b,
+            Err(_) => BufRing::new(&ring, 1, BUFFERS, BUFFER_SIZE, false)?,
+        };
+        let bufs = ManuallyDrop::new(bufs);
         Ok(Uring {
             ring,
             bufs,
@@ -468,14 +478,17 @@ impl Uring {
         self.accept_paused = false;
     }
 
-    /// The receive buffer a [`Event::Received`] names.
-    pub(crate) fn buffer(&mut self, bid: u16, len: usize) -> &mut [u8] {
-        self.bufs.get(bid, len)
+    /// The bytes a [`Event::Received`] names.
+    pub(crate) fn buffer(&mut self, bid: u16, offset: u32, len: usize) -> &mut [u8] {
+        self.bufs.get(bid, offset, len)
     }
 
-    /// Gives a receive buffer back to the kernel.
-    pub(crate) fn recycle(&mut self, bid: u16) {
-        self.bufs.recycle(bid);
+    /// The worker is done with the bytes of a [`Event::Received`]: its buffer goes back to
+    /// the kernel if that completion was the buffer's last (`last`).
+    pub(crate) fn release(&mut self, bid: u16, last: bool) {
+        if last {
+            self.bufs.recycle(bid);
+        }
     }
 
     /// Queues what must be armed: receives, the accept, the wake-up read.
@@ -566,8 +579,10 @@ impl Uring {
             match op {
                 Some(Op::Recv) => {
                     let bid = cqueue::buffer_select(cqe.flags());
+                    let buf_more = cqe.flags() & CQE_F_BUF_MORE != 0;
+                    let place = bid.map(|b| bufs.place(b, res.max(0) as usize, buf_more));
                     if !live {
-                        if let Some(bid) = bid {
+                        if let (Some(bid), Some((_, true))) = (bid, place) {
                             bufs.recycle(bid);
                         }
                         continue;
@@ -577,14 +592,16 @@ impl Uring {
                         s.recv = false;
                     }
                     if res > 0 {
-                        match bid {
-                            Some(buf) => out.push(Event::Received {
+                        match (bid, place) {
+                            (Some(buf), Some((offset, last))) => out.push(Event::Received {
                                 key,
                                 gen,
                                 buf,
+                                offset,
                                 len: res as usize,
+                                last,
                             }),
-                            None => out.push(Event::Closed { key, gen }),
+                            _ => out.push(Event::Closed { key, gen }),
                         }
                         if !more && s.want_recv {
                             rearm.push(key);
