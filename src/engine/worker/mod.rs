@@ -535,16 +535,10 @@ impl<H: Handler> Worker<H> {
     /// io_uring: the sends asked for so far go now, in one submission, and those the kernel
     /// completed at once are applied to their queues (their events come with the next wait).
     fn sync_sends(&mut self) {
+        self.submit_sends();
         let Driver::Uring(u) = &mut self.io else {
             return;
         };
-        let list = u.take_sends();
-        for &key in &list {
-            if let Some(slot) = self.conns.get_mut(key) {
-                u.send(key, &mut slot.io.out);
-            }
-        }
-        u.sends_done(list);
         let from = u.submit_early();
         for ev in &mut u.early_mut()[from..] {
             if let Event::Sent {
@@ -564,7 +558,8 @@ impl<H: Handler> Worker<H> {
         }
     }
 
-    /// io_uring: one send per connection that queued bytes this turn.
+    /// io_uring: one send per connection that queued bytes this turn, queued for the next
+    /// submission.
     fn submit_sends(&mut self) {
         let Driver::Uring(u) = &mut self.io else {
             return;
