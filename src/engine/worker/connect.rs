@@ -15,7 +15,6 @@ use crate::client::{ClientError, ConnectStep, Connector};
 use crate::engine::conn::ConnIo;
 use crate::engine::handler::Handler;
 use crate::engine::resolve::{self, Answer};
-use crate::handler::ConnId;
 use crate::protocol::Role;
 
 impl<H: Handler> Worker<H> {
@@ -82,30 +81,22 @@ impl<H: Handler> Worker<H> {
             }
         };
         let (sock, peer) = sock;
-        if self.settings.nodelay {
-            let _ = sock.set_nodelay(true);
-        }
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        let gen = self.next_gen.wrapping_add(1);
-        if let Err(e) = self.io.add(key, gen, &sock, true) {
-            self.handler
-                .on_connect_error(connector.url(), tag, &e.into());
-            return;
-        }
-        self.next_gen = gen;
-        let id = ConnId {
-            worker: self.index,
-            key: key as u32,
-            gen,
+        let id = match self.register(&sock, true) {
+            Ok(id) => id,
+            Err(e) => {
+                self.handler
+                    .on_connect_error(connector.url(), tag, &e.into());
+                return;
+            }
         };
+        let key = id.key as usize;
         let mut io = ConnIo::new(id, peer, self.now);
         io.role = Role::Client;
         io.tag = tag;
         let timeout = ticks(left);
-        entry.insert(Slot {
+        let inserted = self.conns.insert(Slot {
             sock,
-            gen: self.next_gen,
+            gen: id.gen,
             io,
             stage: Stage::Connecting {
                 connector,
@@ -114,6 +105,10 @@ impl<H: Handler> Worker<H> {
                 timeout,
             },
         });
+        debug_assert_eq!(
+            inserted, key,
+            "the slot takes the key its socket was registered under"
+        );
         self.schedule(key);
     }
 

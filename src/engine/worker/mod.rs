@@ -503,28 +503,39 @@ impl<H: Handler> Worker<H> {
             }
             return;
         }
-        if self.settings.nodelay {
-            let _ = sock.set_nodelay(true);
-        }
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        let gen = self.next_gen.wrapping_add(1);
-        if self.io.add(key, gen, &sock, false).is_err() {
+        let Ok(id) = self.register(&sock, false) else {
             return;
-        }
-        self.next_gen = gen;
-        let id = ConnId {
-            worker: self.index,
-            key: key as u32,
-            gen,
         };
-        entry.insert(Slot {
+        let key = id.key as usize;
+        let inserted = self.conns.insert(Slot {
             sock,
-            gen,
+            gen: id.gen,
             io: ConnIo::new(id, peer, self.now),
             stage: Stage::Handshake(Vec::new()),
         });
+        debug_assert_eq!(
+            inserted, key,
+            "the slot takes the key its socket was registered under"
+        );
         self.schedule(key);
+    }
+
+    /// Sets a new connection's socket up (`TCP_NODELAY` as configured) and hands it to the
+    /// backend under the slab key its slot will get (`connecting`: a client connect in
+    /// progress). Returns the connection's id; the caller inserts its slot next.
+    fn register(&mut self, sock: &TcpStream, connecting: bool) -> io::Result<ConnId> {
+        if self.settings.nodelay {
+            let _ = sock.set_nodelay(true);
+        }
+        let key = self.conns.vacant_key();
+        let gen = self.next_gen.wrapping_add(1);
+        self.io.add(key, gen, sock, connecting)?;
+        self.next_gen = gen;
+        Ok(ConnId {
+            worker: self.index,
+            key: key as u32,
+            gen,
+        })
     }
 
     /// Whether the connection in `key` is the one an io_uring event names.
