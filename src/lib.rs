@@ -20,7 +20,7 @@ pub use protocol::{CloseCode, MessageKind, Role};
 pub use server::Builder as ServerBuilder;
 pub use server::{
     Client, CloseInfo, Conn, ConnId, DeflatePoolStats, DropReason, HandleError, Handler,
-    InitialState, Message, Reject, SendStatus, Server, ServerHandle, Stats, Upgrade,
+    InitialState, Message, Reject, SendStatus, Server, ServerHandle, Stats, Tick, Upgrade,
 };
 
 /// The pages of `docs/`, one item each, so that `cargo test --doc` compiles (and, unless a block

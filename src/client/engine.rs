@@ -153,6 +153,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Calls [`Handler::on_tick`] on every worker about every `interval`, as the server's
+    /// [`Builder::tick`](crate::server::Builder::tick) (at least 1 ms, never early, never in
+    /// a burst): a handler that sends on a schedule, independent of what it receives, sends
+    /// from there. Default: never.
+    pub fn tick(mut self, interval: Duration) -> Self {
+        self.settings.tick = Some(crate::engine::tick::at_least_1ms(interval));
+        self
+    }
+
     /// Starts the workers. `factory(worker_index)` runs once on each worker thread to make its
     /// [`Handler`]. A client connection's state comes from [`Handler::client_state`]: by
     /// default `State::default()`.

@@ -3,6 +3,7 @@
 
 use crate::client::{ClientError, Url};
 use crate::engine::conn::Conn;
+use crate::engine::tick::Tick;
 use crate::handler::{CloseInfo, ConnId, DropReason, Message, Reject, Upgrade};
 
 /// How a connection's state begins when no callback builds it: every [`Default`] type starts
@@ -137,6 +138,56 @@ pub trait Handler: 'static {
     /// given to `connect`.
     fn on_connect_error(&mut self, url: &Url, tag: u64, error: &ClientError) {
         let _ = (url, tag, error);
+    }
+
+    /// The worker's periodic turn, about every interval set with
+    /// [`Builder::tick`](crate::server::Builder::tick) or
+    /// [`ClientBuilder::tick`](crate::ClientBuilder::tick); never called without one. Through
+    /// `tick` the handler reaches any of this worker's open connections by id
+    /// ([`Tick::with`]) and sends to them: sends on a schedule of the handler's own, not in
+    /// answer to an event. What it sends is written once `on_tick` returns.
+    ///
+    /// The interval is at least 1 ms (a smaller one is raised to it). A tick never comes
+    /// before its time; a worker busy for several intervals calls `on_tick` once when it is
+    /// free and the next one an interval later (no burst to catch up), so count time with
+    /// [`Tick::now`], not ticks.
+    ///
+    /// # Examples
+    ///
+    /// A client engine that sends one message per connection every 10 ms, whatever comes
+    /// back (open-loop load):
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wsx::{Client, Conn, ConnId, Handler, Tick};
+    ///
+    /// #[derive(Default)]
+    /// struct Load {
+    ///     open: Vec<ConnId>,
+    /// }
+    ///
+    /// impl Handler for Load {
+    ///     type State = ();
+    ///     fn on_open(&mut self, conn: &mut Conn<'_, ()>) {
+    ///         self.open.push(conn.id());
+    ///     }
+    ///     fn on_tick(&mut self, tick: &mut Tick<'_, ()>) {
+    ///         // Forget the connections that are gone.
+    ///         self.open
+    ///             .retain(|&id| tick.with(id, |conn| conn.send_text("load").is_ok()).is_some());
+    ///     }
+    /// }
+    ///
+    /// let client = Client::builder()
+    ///     .threads(1)
+    ///     .tick(Duration::from_millis(10))
+    ///     .start(|_worker| Load::default())?;
+    /// # client.shutdown(Duration::ZERO);
+    /// # client.wait();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    fn on_tick(&mut self, tick: &mut Tick<'_, Self::State>) {
+        let _ = tick;
     }
 
     /// The connection ended; sends now fail with [`crate::SendError::Closing`]. Called once for

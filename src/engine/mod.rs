@@ -30,6 +30,7 @@ pub(crate) mod resolve;
 pub(crate) mod sent;
 pub(crate) mod stats;
 pub(crate) mod sys;
+pub(crate) mod tick;
 pub(crate) mod timer;
 pub(crate) mod worker;
 
@@ -62,6 +63,8 @@ pub(crate) struct Settings {
     pub(crate) backend: crate::backend::Backend,
     /// Resolves the host names of client connections off the workers (see [`resolve`]).
     pub(crate) resolver: std::sync::Arc<resolve::Resolver>,
+    /// How often each worker calls `Handler::on_tick` (at least 1 ms); `None`: never.
+    pub(crate) tick: Option<Duration>,
 }
 
 /// The deflate pool's settings (see `Builder::deflate_threads` and the other `deflate_*`
@@ -108,6 +111,7 @@ impl Default for Settings {
             deflate_pool: None,
             backend: crate::backend::Backend::Auto,
             resolver: std::sync::Arc::default(),
+            tick: None,
         }
     }
 }

@@ -293,6 +293,16 @@ impl Builder {
         self
     }
 
+    /// Calls [`Handler::on_tick`] on every worker about every `interval`. Default: never.
+    ///
+    /// An interval under 1 ms is raised to 1 ms. A tick never comes early; a worker that was
+    /// busy for several intervals calls `on_tick` once when it is free, not once per missed
+    /// interval. See [`Tick`](crate::Tick).
+    pub fn tick(mut self, interval: Duration) -> Self {
+        self.settings.tick = Some(engine::tick::at_least_1ms(interval));
+        self
+    }
+
     /// Listen backlog. Default 1024.
     pub fn backlog(mut self, backlog: i32) -> Self {
         self.backlog = backlog;

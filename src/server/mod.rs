@@ -19,4 +19,5 @@ pub use crate::engine::handler::{Handler, InitialState};
 pub use crate::engine::stats::Footprint;
 pub use crate::engine::stats::Stats;
 pub(crate) use crate::engine::stats::WorkerStats;
+pub use crate::engine::tick::Tick;
 pub use crate::handler::{CloseInfo, ConnId, DropReason, Message, Reject, SendStatus, Upgrade};

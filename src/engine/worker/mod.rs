@@ -4,8 +4,9 @@
 //! This file is the loop (poll, dispatch, stats); each concern has a file of its own:
 //! `read.rs` (socket to protocol core to handler: the hot path), `write.rs` (cork, queue, the
 //! step after callbacks), `timers.rs` (deadlines), `commands.rs` (the inbox), `upgrade.rs` (the
-//! server handshake), `connect.rs` (the client side: connect, proxy phase, client handshake)
-//! and `lifecycle.rs` (end of input, closing, drain, removal, shutdown).
+//! server handshake), `connect.rs` (the client side: connect, proxy phase, client handshake),
+//! `lifecycle.rs` (end of input, closing, drain, removal, shutdown) and `tick.rs` (the
+//! handler's own periodic turn, `on_tick`).
 
 use std::io;
 use std::sync::atomic::Ordering;
@@ -38,6 +39,7 @@ mod fanout;
 mod flow;
 mod lifecycle;
 mod read;
+mod tick;
 mod timers;
 mod upgrade;
 mod write;
@@ -182,7 +184,8 @@ enum Stage<S> {
     },
 }
 
-struct Slot<S> {
+/// A connection's place in the worker's slab (its fields are the worker's own).
+pub(crate) struct Slot<S> {
     sock: TcpStream,
     gen: u32,
     io: ConnIo,
@@ -225,6 +228,10 @@ struct Worker<H: Handler> {
     /// io_uring: connections whose input ended while they were paused; the end is theirs once
     /// the bytes kept before it are used (epoll sees it then by itself).
     eof_after_residue: Vec<(usize, u32)>,
+    /// The handler's tick, when the engine was built with one.
+    tick: Option<tick::TickClock>,
+    /// Connections an `on_tick` sent to, kept for the next tick's (no allocation per tick).
+    tick_touched: Vec<(usize, u32)>,
 }
 
 /// Ticks to wait for `d`: rounded up, plus one because the current tick began up to one tick
@@ -278,6 +285,7 @@ impl<H: Handler> Worker<H> {
                 published: Counts::default(),
                 pool: None,
             },
+            tick: settings.tick.map(tick::TickClock::new),
             settings,
             proto_config,
             rbuf: vec![0; RESIDUE_ROOM + READ_BUF],
@@ -294,6 +302,7 @@ impl<H: Handler> Worker<H> {
             fan: fanout::FanScratch::default(),
             inbox_more: false,
             eof_after_residue: Vec::new(),
+            tick_touched: Vec::new(),
         }
     }
 
@@ -308,6 +317,7 @@ impl<H: Handler> Worker<H> {
             } else {
                 Duration::ZERO
             };
+            let timeout = self.until_tick(timeout);
             events.clear();
             if self.io.wait(timeout, &mut events).is_err() {
                 // The backend itself failed: nothing more can be done on this worker.
@@ -387,6 +397,7 @@ impl<H: Handler> Worker<H> {
                 // The event that put it here may have carried the peer's FIN: read to the end.
                 self.readable(key, true);
             }
+            self.run_tick();
             if !self.ctx.outgoing.is_empty() {
                 // Every publish of this turn, batched: one vectored write per subscriber.
                 self.flush_outgoing();
