@@ -8,16 +8,23 @@ use std::time::Duration;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
+use super::deadline::Deadline;
 use super::Event;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
+const DEADLINE: Token = Token(usize::MAX - 3);
 
 /// A worker's epoll instance and its event buffer.
 pub(crate) struct Epoll {
     poll: Poll,
     events: Events,
     listener: Option<RawFd>,
+    /// Ends a wait whose timeout is not a whole number of milliseconds on time (made at the
+    /// first such wait; see [`Deadline`]).
+    deadline: Option<Deadline>,
+    /// The deadline could not be made: waits round up to a millisecond.
+    no_deadline: bool,
 }
 
 impl Epoll {
@@ -34,6 +41,8 @@ impl Epoll {
             poll,
             events: Events::with_capacity(1024),
             listener,
+            deadline: None,
+            no_deadline: false,
         })
     }
 
@@ -59,7 +68,13 @@ impl Epoll {
     }
 
     /// Waits up to `timeout` for readiness and appends what came to `out`.
+    ///
+    /// A timeout that is not a whole number of milliseconds (the worker waits for its
+    /// handler's tick) ends on time through a timerfd; `epoll_wait` alone would round it up.
     pub(crate) fn wait(&mut self, timeout: Duration, out: &mut Vec<Event>) -> io::Result<()> {
+        if timeout.subsec_nanos() % 1_000_000 != 0 {
+            self.arm_deadline(timeout);
+        }
         match self.poll.poll(&mut self.events, Some(timeout)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
@@ -69,6 +84,12 @@ impl Epoll {
             out.push(match event.token() {
                 LISTENER => Event::Acceptable,
                 WAKER => Event::Wake,
+                DEADLINE => {
+                    if let Some(d) = &mut self.deadline {
+                        d.fired();
+                    }
+                    continue;
+                }
                 Token(key) => Event::Ready {
                     key,
                     readable: event.is_readable() || event.is_read_closed() || event.is_error(),
@@ -78,5 +99,27 @@ impl Epoll {
             });
         }
         Ok(())
+    }
+
+    /// Arms the precise deadline for `timeout` (made on first use); if it cannot be made, the
+    /// wait rounds up to a millisecond as `epoll_wait` does.
+    fn arm_deadline(&mut self, timeout: Duration) {
+        if self.deadline.is_none() && !self.no_deadline {
+            let made = Deadline::new().and_then(|d| {
+                self.poll.registry().register(
+                    &mut SourceFd(&d.raw_fd()),
+                    DEADLINE,
+                    Interest::READABLE,
+                )?;
+                Ok(d)
+            });
+            match made {
+                Ok(d) => self.deadline = Some(d),
+                Err(_) => self.no_deadline = true,
+            }
+        }
+        if let Some(d) = &mut self.deadline {
+            let _ = d.arm(timeout);
+        }
     }
 }

@@ -23,6 +23,7 @@
 //! (`Event::Ready`); io_uring reports completions (`Event::Received`, `Event::Sent`), and the
 //! worker's sends are queued and submitted together at the end of the loop turn.
 
+pub(crate) mod deadline;
 pub(crate) mod epoll;
 pub(crate) mod listen;
 pub(crate) mod uring;
