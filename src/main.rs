@@ -8,6 +8,7 @@
 
 use std::io::{self, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -24,7 +25,8 @@ struct Cli {
 /// What `wsx` runs.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Echo server: every text or binary message comes back unchanged.
+    /// Echo server: every text or binary message comes back unchanged (with `--broadcast`,
+    /// text messages that start with its prefix go to every connection instead).
     ///
     /// Ctrl-C or SIGTERM stops it cleanly: close 1001 to every client, then up to 5 s for the
     /// closing handshakes.
@@ -81,6 +83,12 @@ struct ServeArgs {
     /// line printed names the one that runs) [default: `WSX_BACKEND`, else auto].
     #[arg(long, value_name = "NAME", value_parser = clap::value_parser!(Backend))]
     backend: Option<Backend>,
+    /// Broadcast instead of echo: a text message that starts with PREFIX is not echoed, the
+    /// rest of it goes as a text message to every open connection, the sender included;
+    /// every other message is echoed (the publish convention of broadcast benchmarks is
+    /// `--broadcast B`) [default: echo everything].
+    #[arg(long, value_name = "PREFIX", value_parser = non_empty)]
+    broadcast: Option<String>,
 }
 
 impl ServeArgs {
@@ -115,13 +123,31 @@ fn at_least_one(s: &str) -> Result<usize, String> {
     }
 }
 
-/// Echoes every message.
-struct Echo;
+/// Parses a string that must not be empty.
+fn non_empty(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Err("must not be empty".to_owned())
+    } else {
+        Ok(s.to_owned())
+    }
+}
+
+/// Echoes every message, except text messages that start with the broadcast prefix (when
+/// there is one): their remainder goes to every open connection.
+struct Echo {
+    broadcast: Option<Arc<str>>,
+}
 
 impl Handler for Echo {
     type State = ();
 
     fn on_message(&mut self, conn: &mut Conn<'_, ()>, message: Message<'_>) {
+        if let (Some(prefix), Message::Text(text)) = (&self.broadcast, &message) {
+            if let Some(rest) = text.strip_prefix(&**prefix) {
+                conn.broadcast(Message::Text(rest));
+                return;
+            }
+        }
         let _ = conn.send(message);
     }
 }
@@ -170,17 +196,22 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
         signal_hook::consts::SIGTERM,
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    let server = builder.start(|_| Echo).map_err(|e| match e.kind() {
-        // A backend that `--backend` or `WSX_BACKEND` forced and the kernel refused, or a
-        // `WSX_BACKEND` that names none.
-        io::ErrorKind::Unsupported | io::ErrorKind::InvalidInput => {
-            format!("cannot start the server: {e}")
-        }
-        _ => format!("cannot listen on {}:{}: {e}", args.host, args.port),
-    })?;
+    let broadcast: Option<Arc<str>> = args.broadcast.as_deref().map(Arc::from);
+    let server = builder
+        .start(move |_| Echo {
+            broadcast: broadcast.clone(),
+        })
+        .map_err(|e| match e.kind() {
+            // A backend that `--backend` or `WSX_BACKEND` forced and the kernel refused, or a
+            // `WSX_BACKEND` that names none.
+            io::ErrorKind::Unsupported | io::ErrorKind::InvalidInput => {
+                format!("cannot start the server: {e}")
+            }
+            _ => format!("cannot listen on {}:{}: {e}", args.host, args.port),
+        })?;
     let _ = writeln!(
         io::stdout(),
-        "wsx: echo server listening on ws://{} (backend {}, {} worker{}{})",
+        "wsx: echo server listening on ws://{} (backend {}, {} worker{}{}{})",
         server.local_addr(),
         server.backend(),
         server.workers(),
@@ -189,6 +220,10 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
             ", permessage-deflate"
         } else {
             ""
+        },
+        match &args.broadcast {
+            Some(prefix) => format!(", broadcast prefix {prefix:?}"),
+            None => String::new(),
         }
     );
     let handle = server.clone();

@@ -1,6 +1,6 @@
 //! The `wsx` binary: `--help` and `--version`, errors that name the bad flag, shutdown on
 //! SIGTERM after its output pipes have closed (`wsx serve 2>&1 | head -1`), and the soft
-//! open-file limit raised to the hard one at start.
+//! open-file limit raised to the hard one at start, and `--broadcast PREFIX`.
 
 #[macro_use]
 #[path = "support/backends.rs"]
@@ -139,6 +139,7 @@ fn help_exits_0_and_lists_every_flag() {
         "--deflate-max-window-bits",
         "--deflate-threshold",
         "--backend",
+        "--broadcast",
         "--help",
         "--version",
     ] {
@@ -302,6 +303,51 @@ fn serve_raises_the_soft_open_file_limit_to_the_hard_one(backend: Backend) {
     );
     let pid = serve.child.id().to_string();
     assert_eq!(nofile_limits(&pid), (hard, hard), "prlimit {nofile}");
+    signal(serve.pid(), libc::SIGTERM);
+    let status = serve.wait_exit(STOP_WITHIN);
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
+
+/// A blocking client of `wsx serve` at `addr`, with a bounded read timeout.
+fn client_of(addr: SocketAddr) -> wsx::blocking::WebSocket {
+    let options = wsx::client::ClientOptions::new().no_proxy();
+    let ws = wsx::blocking::connect_with(&format!("ws://{addr}/"), &options)
+        .unwrap_or_else(|e| panic!("connect to wsx serve at {addr}: {e}"));
+    ws.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    ws
+}
+
+test_all!(broadcast_sends_a_prefixed_text_to_everyone_and_echoes_the_rest);
+/// `--broadcast B` on two workers: `B<payload>` from one client reaches both (the sender
+/// included) as `<payload>`; a plain text, and a binary message that starts with `B`, are
+/// echoed to their sender only.
+fn broadcast_sends_a_prefixed_text_to_everyone_and_echoes_the_rest(backend: Backend) {
+    use wsx::blocking::Message;
+    let (mut serve, addr, _stdout, _stderr) = Serve::start(
+        backend,
+        WSX,
+        &["serve", "--port", "0", "--threads", "2", "--broadcast", "B"],
+    );
+    // Both are open on the server once their 101 has come.
+    let mut a = client_of(addr);
+    let mut b = client_of(addr);
+    a.send_text("Bhello all").expect("publish");
+    assert_eq!(a.recv().expect("a"), Message::Text("hello all".into()));
+    assert_eq!(b.recv().expect("b"), Message::Text("hello all".into()));
+    b.send_text("just me").expect("send");
+    assert_eq!(b.recv().expect("b"), Message::Text("just me".into()));
+    a.send_binary(b"Binary").expect("send");
+    assert_eq!(a.recv().expect("a"), Message::Binary(b"Binary".to_vec()));
+    // Nothing else came to either: the next thing each gets is the pong to its own ping.
+    for (name, ws) in [("a", &mut a), ("b", &mut b)] {
+        ws.ping(b"anything else?").expect("ping");
+        assert_eq!(
+            ws.recv().expect(name),
+            Message::Pong(b"anything else?".to_vec()),
+            "{name} got only what was meant for it"
+        );
+    }
     signal(serve.pid(), libc::SIGTERM);
     let status = serve.wait_exit(STOP_WITHIN);
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
