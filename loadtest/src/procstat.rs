@@ -218,7 +218,13 @@ pub fn kernel_mem() -> io::Result<KernelMem> {
     let text = fs::read_to_string("/proc/net/sockstat")?;
     let mut mem = parse_sockstat(&text, sys::page_size())
         .ok_or_else(|| invalid("no TCP line in /proc/net/sockstat"))?;
-    match fs::read_to_string("/proc/slabinfo") {
+    add_slab(&mut mem, fs::read_to_string("/proc/slabinfo"));
+    Ok(mem)
+}
+
+/// Fills `mem.slab` from the text of `/proc/slabinfo`, or notes why it could not be read.
+fn add_slab(mem: &mut KernelMem, slabinfo: io::Result<String>) {
+    match slabinfo {
         Ok(text) => {
             mem.slab = parse_slabinfo(&text, TCP_SLABS);
             let missing: Vec<&str> = TCP_SLABS
@@ -226,20 +232,20 @@ pub fn kernel_mem() -> io::Result<KernelMem> {
                 .copied()
                 .filter(|name| !mem.slab.iter().any(|l| l.name == *name))
                 .collect();
-            if !missing.is_empty() {
-                mem.slab_note = Some(format!(
+            mem.slab_note = (!missing.is_empty()).then(|| {
+                format!(
                     "not in /proc/slabinfo (merged into another cache, or not in this kernel): {}",
                     missing.join(", ")
-                ));
-            }
+                )
+            });
         }
         Err(e) => {
+            mem.slab = Vec::new();
             mem.slab_note = Some(format!(
                 "/proc/slabinfo unreadable ({e}); kernel memory is sockstat's only (root can read it)"
             ));
         }
     }
-    Ok(mem)
 }
 
 /// The open-file limit of this process: `(soft, hard)` (`RLIMIT_NOFILE`). An unlimited value
@@ -259,19 +265,45 @@ pub fn raise_nofile() -> u64 {
         return soft;
     }
     let target = if hard == u64::MAX {
-        fs::read_to_string("/proc/sys/fs/nr_open")
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .unwrap_or(1 << 20)
-            .max(soft)
+        nr_open().max(soft)
     } else {
         hard
     };
-    if sys::set_nofile_soft(target, hard).is_ok() {
+    if sys::set_nofile(target, hard).is_ok() {
         nofile_limit().0
     } else {
         soft
     }
+}
+
+/// Raises the open-file limit to `want` descriptors (capped at `/proc/sys/fs/nr_open`),
+/// lifting the hard limit too where the process may (root with `CAP_SYS_RESOURCE`; a
+/// container often lacks it), else as far as [`raise_nofile`] goes. Returns the soft limit now
+/// in force, which may be below `want`: a run of a million connections needs it checked.
+pub fn raise_nofile_to(want: u64) -> u64 {
+    let (soft, hard) = nofile_limit();
+    let want = want.min(nr_open());
+    if want <= soft {
+        return soft;
+    }
+    if want > hard && hard != u64::MAX && sys::set_nofile(want, want).is_ok() {
+        return nofile_limit().0;
+    }
+    let target = want.min(if hard == u64::MAX { want } else { hard });
+    if sys::set_nofile(target, hard).is_ok() {
+        nofile_limit().0
+    } else {
+        soft
+    }
+}
+
+/// `/proc/sys/fs/nr_open`, the most descriptors the kernel lets one process have (2^20 if
+/// unknown, the kernel's default).
+fn nr_open() -> u64 {
+    fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(1 << 20)
 }
 
 /// The parts of a `/proc/PID/stat` (or `task/TID/stat`) line that the probes use.
@@ -430,8 +462,8 @@ mod sys {
         Ok((to_u64(limit.rlim_cur), to_u64(limit.rlim_max)))
     }
 
-    /// Sets `RLIMIT_NOFILE` to `soft` (the hard limit stays `hard`).
-    pub(super) fn set_nofile_soft(soft: u64, hard: u64) -> io::Result<()> {
+    /// Sets `RLIMIT_NOFILE` to `soft` and `hard`.
+    pub(super) fn set_nofile(soft: u64, hard: u64) -> io::Result<()> {
         let limit = libc::rlimit {
             rlim_cur: from_u64(soft),
             rlim_max: from_u64(hard),
@@ -588,6 +620,43 @@ eventpoll_epi        352\n";
         assert_eq!(parse_slabinfo("", TCP_SLABS), Vec::new());
     }
 
+    #[test]
+    fn slab_notes_say_what_is_missing() {
+        let mut mem = KernelMem::default();
+        add_slab(
+            &mut mem,
+            Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "permission denied",
+            )),
+        );
+        assert!(mem.slab.is_empty());
+        let note = mem.slab_note.clone().expect("a note");
+        assert!(
+            note.contains("unreadable") && note.contains("permission denied"),
+            "{note}"
+        );
+
+        add_slab(&mut mem, Ok(SLABINFO.to_owned()));
+        assert_eq!(mem.slab.len(), 4);
+        let note = mem.slab_note.clone().expect("a note");
+        let (_, missing) = note.split_once(": ").expect("a list");
+        let missing: Vec<&str> = missing.split(", ").collect();
+        assert!(missing.contains(&"eventpoll_pwq"), "{note}");
+        for present in ["TCP", "TCPv6", "tw_sock_TCP", "filp"] {
+            assert!(!missing.contains(&present), "{note}");
+        }
+        assert_eq!(missing.len(), TCP_SLABS.len() - 4);
+
+        let all: String = TCP_SLABS
+            .iter()
+            .map(|n| format!("{n} 1 1 64 64 1 : tunables 0 0 0 : slabdata 1 1 0\n"))
+            .collect();
+        add_slab(&mut mem, Ok(all));
+        assert_eq!(mem.slab.len(), TCP_SLABS.len());
+        assert_eq!(mem.slab_note, None);
+    }
+
     fn line(name: &str, active_objs: u64, objsize: u64) -> SlabLine {
         SlabLine {
             name: name.into(),
@@ -703,6 +772,12 @@ eventpoll_epi        352\n";
         assert!(soft > 0 && soft <= hard, "({soft}, {hard})");
         let raised = raise_nofile();
         assert!(raised >= soft);
-        assert_eq!(nofile_limit().0, raised);
+        assert_eq!(nofile_limit(), (raised, hard));
+        // Further only where the process may lift the hard limit; never lower.
+        let further = raise_nofile_to(u64::MAX);
+        assert!(further >= raised);
+        assert_eq!(nofile_limit().0, further);
+        assert!(further <= nr_open().max(raised));
+        assert_eq!(raise_nofile_to(1), further, "a smaller wish lowers nothing");
     }
 }
