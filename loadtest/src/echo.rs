@@ -1,0 +1,381 @@
+//! `echo`: every connection sends numbered messages and checks each reply (length, content,
+//! order). Closed loop keeps `-d` messages in flight per connection; `--rate` sends on a fixed
+//! schedule over all connections (open loop), and a message's latency runs from the time the
+//! schedule meant to send it, so a server that stalls is charged for every message it
+//! delayed, not just the one it held (coordinated omission, corrected).
+//!
+//! The schedule: message `k` of the connection with tag `j` is due at
+//! `load_start + (k·C + j) / rate`. Each worker walks its own connections in that order with a
+//! cursor on every tick; a connection with `-d` replies outstanding skips its turn and catches
+//! up, from the same intended times, as replies come back.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use wsx::{CloseInfo, Conn, ConnId, Handler, InitialState, Message, SendStatus, Tick};
+
+use crate::payload::Payloads;
+use crate::record::{self, Interval, Shared, WorkerResult};
+use crate::schedule::{Due, Schedule};
+
+/// How one worker's echo handler sends.
+#[derive(Debug, Clone)]
+pub struct EchoPlan {
+    /// Messages in flight per connection, at most.
+    pub in_flight: usize,
+    /// Binary messages instead of text.
+    pub binary: bool,
+    /// Fixed total rate (messages/s), or closed loop.
+    pub rate: Option<f64>,
+    /// The payloads.
+    pub payloads: Payloads,
+}
+
+/// One connection's echo state.
+#[derive(Debug)]
+pub struct EchoConn {
+    tag: u64,
+    /// The next message number to send.
+    next_send: u64,
+    /// The next reply expected.
+    next_reply: u64,
+    /// Messages waiting for their reply: (intended send time, actual send time), ns.
+    waiting: VecDeque<(u64, u64)>,
+}
+
+impl InitialState for EchoConn {}
+
+/// One worker's echo handler.
+#[derive(Debug)]
+pub struct EchoWorker {
+    worker: usize,
+    shared: Arc<Shared>,
+    plan: Arc<EchoPlan>,
+    result: WorkerResult,
+    interval: Interval,
+    /// This worker's open connections, (tag, id), sorted by tag once load begins.
+    conns: Vec<(u64, ConnId)>,
+    started: bool,
+    closing: bool,
+    /// Fixed rate: where the schedule has reached.
+    schedule: Option<Schedule>,
+    due: Vec<Due>,
+    scratch: String,
+}
+
+impl EchoWorker {
+    /// The handler of worker `worker`.
+    pub fn new(worker: usize, shared: Arc<Shared>, plan: Arc<EchoPlan>) -> Self {
+        EchoWorker {
+            schedule: plan.rate.map(|r| Schedule::new(r, shared.connections)),
+            worker,
+            shared,
+            plan,
+            result: WorkerResult::default(),
+            interval: Interval::default(),
+            conns: Vec::new(),
+            started: false,
+            closing: false,
+            due: Vec::new(),
+            scratch: String::new(),
+        }
+    }
+
+    /// Sends message number `state.next_send`, meant for `intended`.
+    fn send_one(&mut self, conn: &mut Conn<'_, EchoConn>, intended: u64, now: u64) -> bool {
+        let k = conn.state().next_send;
+        self.plan.payloads.write(k, &mut self.scratch);
+        let status = if self.plan.binary {
+            conn.send_binary(self.scratch.as_bytes())
+        } else {
+            conn.send_text(&self.scratch)
+        };
+        match status {
+            Ok(SendStatus::Dropped) => {
+                self.error("send: dropped by backpressure", || {
+                    "a send was dropped: the server does not read fast enough".to_owned()
+                });
+                false
+            }
+            Ok(_) => {
+                let state = conn.state_mut();
+                state.next_send += 1;
+                state.waiting.push_back((intended, now));
+                let c = &mut self.result.counters;
+                c.sent += 1;
+                c.bytes_sent += self.scratch.len() as u64;
+                let (_, start, end) = self.shared.timeline().unwrap_or((0, 0, 0));
+                if intended >= start && intended < end {
+                    c.sent_measured += 1;
+                }
+                let live = &self.shared.live[self.worker];
+                live.sent.fetch_add(1, Ordering::Relaxed);
+                live.in_flight.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(e) => {
+                self.error("send: refused", || format!("send refused: {e}"));
+                false
+            }
+        }
+    }
+
+    /// Sends what the connection owes: closed loop, up to `-d` in flight; fixed rate, every
+    /// message due by `now` while fewer than `-d` wait.
+    fn top_up(&mut self, conn: &mut Conn<'_, EchoConn>, now: u64) {
+        let Some((load_start, _, end)) = self.shared.timeline() else {
+            return;
+        };
+        if self.closing || now < load_start {
+            return;
+        }
+        while conn.state().waiting.len() < self.plan.in_flight {
+            let intended = match self.plan.rate {
+                None => now,
+                Some(_) => {
+                    let s = conn.state();
+                    match &self.schedule {
+                        Some(schedule) => schedule.due(load_start, s.next_send, s.tag),
+                        None => now,
+                    }
+                }
+            };
+            if intended > now || intended >= end {
+                return;
+            }
+            if !self.send_one(conn, intended, now) {
+                return;
+            }
+        }
+    }
+
+    fn error(&mut self, kind: &str, detail: impl FnOnce() -> String) {
+        self.result.errors.add(kind, detail);
+        self.shared.live[self.worker]
+            .errors
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Fixed rate: visits, in schedule order, every connection with a message due by `now`
+    /// (bounded per tick, so that a worker far behind still serves its sockets).
+    fn advance_schedule(&mut self, tick: &mut Tick<'_, EchoConn>, now: u64) {
+        let (Some((load_start, _, end)), Some(schedule)) =
+            (self.shared.timeline(), self.schedule.as_mut())
+        else {
+            return;
+        };
+        let mut due = std::mem::take(&mut self.due);
+        schedule.advance(&self.conns, load_start, now, end, 65_536, &mut due);
+        for d in &due {
+            let _ = tick.with(d.id, |conn| self.top_up(conn, now));
+        }
+        due.clear();
+        self.due = due;
+    }
+}
+
+impl Handler for EchoWorker {
+    type State = EchoConn;
+
+    fn client_state(&mut self, _url: &wsx::client::Url, tag: u64) -> Option<EchoConn> {
+        Some(EchoConn {
+            tag,
+            next_send: 0,
+            next_reply: 0,
+            waiting: VecDeque::with_capacity(self.plan.in_flight.min(1024)),
+        })
+    }
+
+    fn on_open(&mut self, conn: &mut Conn<'_, EchoConn>) {
+        opened(&self.shared, &mut self.result, conn.tag());
+        self.conns.push((conn.tag(), conn.id()));
+        if self.started {
+            // Opened late (after load began): joins the load now.
+            let now = self.shared.clock.now();
+            self.top_up(conn, now);
+        }
+    }
+
+    fn on_message(&mut self, conn: &mut Conn<'_, EchoConn>, message: Message<'_>) {
+        let now = self.shared.clock.now();
+        let bytes = message.as_bytes();
+        let c = &mut self.result.counters;
+        c.received += 1;
+        c.bytes_received += bytes.len() as u64;
+        let live = &self.shared.live[self.worker];
+        live.received.fetch_add(1, Ordering::Relaxed);
+        let Some((intended, actual)) = conn.state_mut().waiting.pop_front() else {
+            self.error("reply: unexpected message", || {
+                format!(
+                    "a message arrived with nothing in flight ({} bytes)",
+                    bytes.len()
+                )
+            });
+            return;
+        };
+        live.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let expect = conn.state().next_reply;
+        conn.state_mut().next_reply += 1;
+        match self.plan.payloads.check(expect, bytes) {
+            Ok(()) => {
+                let (_, start, end) = self.shared.timeline().unwrap_or((0, 0, 0));
+                if intended >= start && intended < end {
+                    let latency = now.saturating_sub(intended);
+                    record::record(&mut self.result.latency, latency);
+                    record::record(&mut self.result.uncorrected, now.saturating_sub(actual));
+                    self.result.counters.received_measured += 1;
+                    self.interval.record(&self.shared, start, now, latency);
+                }
+            }
+            Err(m) => {
+                let tag = conn.tag();
+                let size = self.plan.payloads.size();
+                self.error(m.kind(), || {
+                    format!(
+                        "connection {tag}: reply {expect} is wrong ({}: {} bytes, expected {size})",
+                        m.kind(),
+                        bytes.len(),
+                    )
+                });
+            }
+        }
+        self.top_up(conn, now);
+    }
+
+    fn on_close(&mut self, conn: &mut Conn<'_, EchoConn>, close: &CloseInfo) {
+        let waiting = conn.state().waiting.len() as u64;
+        self.result.counters.unanswered += waiting;
+        self.shared.live[self.worker]
+            .in_flight
+            .fetch_sub(waiting, Ordering::Relaxed);
+        let id = conn.id();
+        self.conns.retain(|(_, c)| *c != id);
+        if waiting > 0 {
+            self.result.errors.add_n("reply: never came", waiting);
+        }
+        closed(
+            &self.shared,
+            &mut self.result,
+            self.worker,
+            conn.tag(),
+            close,
+        );
+    }
+
+    fn on_connect_error(
+        &mut self,
+        _url: &wsx::client::Url,
+        tag: u64,
+        error: &wsx::client::ClientError,
+    ) {
+        connect_failed(&self.shared, &mut self.result, self.worker, tag, error);
+    }
+
+    fn on_tick(&mut self, tick: &mut Tick<'_, EchoConn>) {
+        let now = self.shared.clock.now();
+        let Some((load_start, start, _)) = self.shared.timeline() else {
+            return;
+        };
+        if self.shared.closing.load(Ordering::Acquire) {
+            if !self.closing {
+                self.closing = true;
+                for &(_, id) in &self.conns {
+                    let _ = tick.with(id, |conn| conn.close(wsx::CloseCode::NORMAL, "done"));
+                }
+            }
+            return;
+        }
+        if now < load_start {
+            return;
+        }
+        self.interval.rotate(&self.shared, start, now);
+        if !self.started {
+            self.started = true;
+            self.conns.sort_unstable();
+            if self.plan.rate.is_none() {
+                for i in 0..self.conns.len() {
+                    let id = self.conns[i].1;
+                    let _ = tick.with(id, |conn| self.top_up(conn, now));
+                }
+            }
+        }
+        self.advance_schedule(tick, now);
+    }
+}
+
+impl Drop for EchoWorker {
+    fn drop(&mut self) {
+        self.interval.flush(&self.shared);
+        hand_over(&self.shared, std::mem::take(&mut self.result));
+    }
+}
+
+/// Bookkeeping every mode does when a connection opens.
+pub fn opened(shared: &Shared, result: &mut WorkerResult, tag: u64) {
+    let now = shared.clock.now();
+    let started = shared
+        .connect_started
+        .get(tag as usize)
+        .map_or(now, |t| t.load(Ordering::Acquire));
+    record::record(&mut result.handshake, now.saturating_sub(started));
+    shared.open.fetch_add(1, Ordering::AcqRel);
+    shared.opened.fetch_add(1, Ordering::AcqRel);
+    shared.last_open.fetch_max(now, Ordering::AcqRel);
+}
+
+/// Bookkeeping every mode does when a connection closes: a close the run did not ask for is
+/// an error, named by its code and reason.
+pub fn closed(
+    shared: &Shared,
+    result: &mut WorkerResult,
+    worker: usize,
+    tag: u64,
+    close: &CloseInfo,
+) {
+    shared.open.fetch_sub(1, Ordering::AcqRel);
+    if shared.closing.load(Ordering::Acquire) {
+        return;
+    }
+    let code = close.code.0;
+    let kind = match &close.error {
+        Some(_) => format!("closed: protocol error ({code})"),
+        None => format!("closed by server ({code})"),
+    };
+    result.errors.add(&kind, || match &close.error {
+        Some(e) => format!("connection {tag}: {e}"),
+        None => format!("connection {tag}: closed with {code} {:?}", close.reason),
+    });
+    shared.live[worker].errors.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Bookkeeping every mode does when a connection fails before opening.
+pub fn connect_failed(
+    shared: &Shared,
+    result: &mut WorkerResult,
+    worker: usize,
+    tag: u64,
+    error: &wsx::client::ClientError,
+) {
+    shared.failed.fetch_add(1, Ordering::AcqRel);
+    let kind = match error {
+        wsx::client::ClientError::Io(e) => format!("connect: {}", e.kind()),
+        wsx::client::ClientError::Timeout => "connect: timed out".to_owned(),
+        wsx::client::ClientError::Handshake(_) => "connect: handshake refused".to_owned(),
+        wsx::client::ClientError::Protocol(_) => "connect: protocol error".to_owned(),
+        _ => "connect: failed".to_owned(),
+    };
+    result
+        .errors
+        .add(&kind, || format!("connection {tag}: {error}"));
+    shared.live[worker].errors.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Hands a worker's result to the main thread.
+pub fn hand_over(shared: &Shared, result: WorkerResult) {
+    shared
+        .results
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(result);
+}
