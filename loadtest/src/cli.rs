@@ -40,7 +40,8 @@ pub enum Command {
 /// Flags every mode has.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// The server: ws://HOST:PORT/PATH.
+    /// The server: ws://HOST:PORT/PATH, or `inproc` for a wsx echo server (with the
+    /// `B<payload>` rule) on one thread inside this process: the load generator's own ceiling.
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
     /// Connections.
@@ -59,6 +60,10 @@ pub struct Common {
     /// Pins worker i to core i (off by default, so that `taskset` decides).
     #[arg(long)]
     pub pin: bool,
+    /// The load generator's IO backend: `epoll`, `io_uring` or `auto` [default: auto, or
+    /// `WSX_BACKEND`].
+    #[arg(long, value_name = "NAME", value_parser = clap::value_parser!(wsx::Backend))]
+    pub backend: Option<wsx::Backend>,
     /// Offer permessage-deflate (RFC 7692).
     #[arg(long)]
     pub deflate: bool,

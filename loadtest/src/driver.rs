@@ -121,8 +121,16 @@ where
     if common.deflate {
         options = options.deflate(DeflateOptions::default());
     }
+    // The load generator's CPU is that of the threads started from here on (its workers):
+    // not this thread's, which only waits, nor an in-process sink's.
+    let others: std::collections::HashSet<u64> =
+        procstat::own_threads().into_iter().map(|t| t.0).collect();
     let for_workers = shared.clone();
-    let engine = Client::builder()
+    let mut builder = Client::builder();
+    if let Some(backend) = common.backend {
+        builder = builder.backend(backend);
+    }
+    let engine = builder
         .threads(threads)
         .pin_threads(common.pin)
         .idle_timeout(plan.idle_timeout)
@@ -218,8 +226,7 @@ where
         shared.load_start.store(load_start, Ordering::Release);
         // Sleep to the window's start, then sample the CPU times around it.
         wait_until(&shared, measure_start);
-        let cpu0 = procstat::own_cpu();
-        let threads0 = procstat::own_threads_cpu();
+        let threads0 = own_threads(&others);
         let server0 = common
             .server_pid
             .and_then(|p| procstat::process_cpu(p).ok());
@@ -227,8 +234,16 @@ where
         let all_gone = wait_until(&shared, measure_end);
         let t1 = clock.now();
         measured = (t1 - t0) as f64 / 1e9;
-        own_cpu = procstat::own_cpu().saturating_sub(cpu0);
-        busiest = busiest_thread(&threads0, &procstat::own_threads_cpu());
+        let threads1 = own_threads(&others);
+        own_cpu = threads1
+            .iter()
+            .map(|t| t.1.saturating_sub(cpu_of(&threads0, t.0)))
+            .sum();
+        busiest = threads1
+            .iter()
+            .map(|t| t.1.saturating_sub(cpu_of(&threads0, t.0)))
+            .max()
+            .unwrap_or(Duration::ZERO);
         server_cpu = common
             .server_pid
             .and_then(|p| procstat::process_cpu(p).ok())
@@ -321,20 +336,21 @@ fn wait_until(shared: &Shared, at: u64) -> bool {
     }
 }
 
-/// The largest CPU time a worker thread (`wsx-worker*` or any thread) gained between samples.
-fn busiest_thread(before: &[(String, Duration)], after: &[(String, Duration)]) -> Duration {
-    after
+/// This process's threads but `others`: (tid, CPU time).
+fn own_threads(others: &std::collections::HashSet<u64>) -> Vec<(u64, Duration)> {
+    procstat::own_threads()
+        .into_iter()
+        .filter(|t| !others.contains(&t.0))
+        .map(|(tid, _, cpu)| (tid, cpu))
+        .collect()
+}
+
+/// The CPU time of thread `tid` in `sample` (zero if it was not there yet).
+fn cpu_of(sample: &[(u64, Duration)], tid: u64) -> Duration {
+    sample
         .iter()
-        .enumerate()
-        .map(|(i, (name, t))| {
-            let was = before
-                .get(i)
-                .filter(|(n, _)| n == name)
-                .map_or(Duration::ZERO, |(_, d)| *d);
-            t.saturating_sub(was)
-        })
-        .max()
-        .unwrap_or(Duration::ZERO)
+        .find(|t| t.0 == tid)
+        .map_or(Duration::ZERO, |t| t.1)
 }
 
 /// The host part of a ws:// URL (without brackets for IPv6).

@@ -22,6 +22,7 @@ pub mod progress;
 pub mod record;
 pub mod report;
 pub mod schedule;
+pub mod sink;
 pub mod sources;
 pub mod svg;
 
@@ -42,6 +43,21 @@ use report::{
 /// The flags do not describe a run, or the load generator cannot start. Errors met during
 /// the run (refused connections, wrong replies, closes) are in the report instead.
 pub fn run(command: &Command) -> Result<Report, RunError> {
+    if command.common().and_then(|c| c.url.as_deref()) == Some(sink::INPROC) {
+        let sink = sink::InProcess::start().map_err(RunError::Start)?;
+        let mut command = command.clone();
+        if let Some(c) = command.common_mut() {
+            c.url = Some(sink.url());
+        }
+        let mut report = run_mode(&command)?;
+        report.url = sink::INPROC.to_owned();
+        drop(sink);
+        return Ok(report);
+    }
+    run_mode(command)
+}
+
+fn run_mode(command: &Command) -> Result<Report, RunError> {
     match command {
         Command::Echo(a) => {
             if a.in_flight == 0 {

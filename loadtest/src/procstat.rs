@@ -63,7 +63,20 @@ pub fn process_threads_cpu(pid: u32) -> io::Result<Vec<(String, Duration)>> {
     threads_cpu(&pid.to_string())
 }
 
+/// CPU time of each thread of this process with its thread id: `(tid, name, time)`, in
+/// thread-id order (so that a caller can tell its own threads from others started before).
+pub fn own_threads() -> Vec<(u64, String, Duration)> {
+    threads_with_ids("self").unwrap_or_default()
+}
+
 fn threads_cpu(pid: &str) -> io::Result<Vec<(String, Duration)>> {
+    Ok(threads_with_ids(pid)?
+        .into_iter()
+        .map(|(_, name, cpu)| (name, cpu))
+        .collect())
+}
+
+fn threads_with_ids(pid: &str) -> io::Result<Vec<(u64, String, Duration)>> {
     let hz = sys::clock_ticks();
     let mut threads = Vec::new();
     for entry in fs::read_dir(format!("/proc/{pid}/task"))? {
@@ -88,10 +101,7 @@ fn threads_cpu(pid: &str) -> io::Result<Vec<(String, Duration)>> {
         }
     }
     threads.sort_by_key(|t| t.0);
-    Ok(threads
-        .into_iter()
-        .map(|(_, name, cpu)| (name, cpu))
-        .collect())
+    Ok(threads)
 }
 
 /// The slab caches that grow with TCP connections, and so go into [`KernelMem::slab`]:
