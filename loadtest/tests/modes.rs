@@ -326,3 +326,42 @@ fn json_and_svg_hold_the_run() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn inproc_sink_echoes_and_broadcasts() {
+    let r = loadtest(&[
+        "echo",
+        "--url",
+        "inproc",
+        "-c",
+        "4",
+        "-d",
+        "2",
+        "--duration",
+        "500ms",
+        "--warmup",
+        "100ms",
+        "-q",
+    ]);
+    assert_eq!(r.errors.total, 0, "errors: {:?}", r.errors);
+    assert_eq!(r.url, "inproc");
+    assert_eq!(r.sent, r.received);
+    assert!(r.received_measured > 0);
+    let r = loadtest(&[
+        "broadcast",
+        "--url",
+        "inproc",
+        "-c",
+        "5",
+        "--rate",
+        "100",
+        "--duration",
+        "500ms",
+        "--warmup",
+        "100ms",
+        "-q",
+    ]);
+    assert_eq!(r.errors.total, 0, "errors: {:?}", r.errors);
+    let b = r.broadcast.expect("broadcast figures");
+    assert_eq!(b.deliveries, b.publishes * 5);
+}
