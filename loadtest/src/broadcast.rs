@@ -88,11 +88,16 @@ impl BroadcastWorker {
             .fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Publishes number `seq`, due at `due`, now. The payload carries the actual send time:
+    /// nothing holds a publish back but this worker's tick, whose lag is reported apart
+    /// (schedule lag); a server that stalls delays the deliveries, which are timed from it.
     fn publish(&mut self, conn: &mut Conn<'_, Subscriber>, seq: u64, due: u64) {
+        let now = self.shared.clock.now();
+        record::record(&mut self.result.schedule_lag, now.saturating_sub(due));
         self.scratch.clear();
         self.scratch.push_str(&self.plan.prefix);
         push_hex16(seq, &mut self.scratch);
-        push_hex16(due, &mut self.scratch);
+        push_hex16(now, &mut self.scratch);
         let template = self.pattern.template();
         self.scratch.push_str(&template[32.min(template.len())..]);
         match conn.send_text(&self.scratch) {
@@ -100,6 +105,13 @@ impl BroadcastWorker {
                 "a publish was dropped: the server does not read fast enough".to_owned()
             }),
             Ok(_) => {
+                if seq < MAX_TRACKED {
+                    let p = &mut self.result.published_at;
+                    if p.len() <= seq as usize {
+                        p.resize(seq as usize + 1, 0);
+                    }
+                    p[seq as usize] = now;
+                }
                 let c = &mut self.result.counters;
                 c.sent += 1;
                 c.bytes_sent += self.scratch.len() as u64;
@@ -263,7 +275,7 @@ pub struct Reach {
     pub deliveries: u64,
     /// Deliveries those publishes should have had (publishes × subscribers).
     pub expected: u64,
-    /// Time from a publish's due time to its last delivery, for publishes every subscriber got.
+    /// Time from a publish's send to its last delivery, for publishes every subscriber got.
     pub histogram: Option<hdrhistogram::Histogram<u64>>,
 }
 
@@ -288,6 +300,13 @@ pub fn reach(
         if due < start || due >= end {
             continue;
         }
+        // The time it was actually sent (the publisher's worker recorded it); a publish that
+        // was not sent (refused, dropped) has none and counts from its due time.
+        let sent_at = results
+            .iter()
+            .filter_map(|r| r.published_at.get(seq).copied())
+            .find(|&t| t > 0)
+            .unwrap_or(due);
         let (mut count, mut last) = (0u64, 0u64);
         for r in results {
             if let Some(&(c, t)) = r.deliveries.get(seq) {
@@ -300,7 +319,7 @@ pub fn reach(
         out.expected += subscribers;
         if count >= subscribers && subscribers > 0 {
             if let Some(h) = &mut out.histogram {
-                record::record(h, last.saturating_sub(due));
+                record::record(h, last.saturating_sub(sent_at));
             }
         }
     }

@@ -283,6 +283,7 @@ where
         let _ = merged.latency.add(&r.latency);
         let _ = merged.uncorrected.add(&r.uncorrected);
         let _ = merged.handshake.add(&r.handshake);
+        let _ = merged.schedule_lag.add(&r.schedule_lag);
         merged.counters.merge(&r.counters);
         merged.errors.merge(&r.errors);
         merged.pongs += r.pongs;

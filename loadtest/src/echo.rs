@@ -42,6 +42,8 @@ pub struct EchoConn {
     next_reply: u64,
     /// Messages waiting for their reply: (intended send time, actual send time), ns.
     waiting: VecDeque<(u64, u64)>,
+    /// Since when `-d` messages have been waiting (the connection could not send), ns.
+    full_since: u64,
 }
 
 impl InitialState for EchoConn {}
@@ -123,7 +125,14 @@ impl EchoWorker {
 
     /// Sends what the connection owes: closed loop, up to `-d` in flight; fixed rate, every
     /// message due by `now` while fewer than `-d` wait.
-    fn top_up(&mut self, conn: &mut Conn<'_, EchoConn>, now: u64) {
+    ///
+    /// At a fixed rate, a message that came due while the connection was full (since
+    /// `held_from`: the server had not answered) is charged from its due time: that wait is the
+    /// server's (coordinated omission, corrected). One that came due while the connection had
+    /// room waited only for this worker's next tick: it is charged from its actual send, and
+    /// that lag goes into the schedule-lag histogram, so the tool's own lateness is reported,
+    /// not blamed on the server.
+    fn top_up(&mut self, conn: &mut Conn<'_, EchoConn>, now: u64, held_from: u64) {
         let Some((load_start, _, end)) = self.shared.timeline() else {
             return;
         };
@@ -144,8 +153,21 @@ impl EchoWorker {
             if intended > now || intended >= end {
                 return;
             }
+            let held = self.plan.rate.is_some() && intended >= held_from;
+            let intended = if self.plan.rate.is_some() && !held {
+                record::record(&mut self.result.schedule_lag, now - intended);
+                now
+            } else {
+                intended
+            };
             if !self.send_one(conn, intended, now) {
                 return;
+            }
+            let state = conn.state_mut();
+            if state.waiting.len() >= self.plan.in_flight {
+                // Full again. Refilled with a message that was held back, the connection has
+                // been blocked all along: the episode keeps its start.
+                state.full_since = if held { held_from } else { now };
             }
         }
     }
@@ -168,7 +190,7 @@ impl EchoWorker {
         let mut due = std::mem::take(&mut self.due);
         schedule.advance(&self.conns, load_start, now, end, 65_536, &mut due);
         for d in &due {
-            let _ = tick.with(d.id, |conn| self.top_up(conn, now));
+            let _ = tick.with(d.id, |conn| self.top_up(conn, now, u64::MAX));
         }
         due.clear();
         self.due = due;
@@ -184,6 +206,7 @@ impl Handler for EchoWorker {
             next_send: 0,
             next_reply: 0,
             waiting: VecDeque::with_capacity(self.plan.in_flight.min(1024)),
+            full_since: u64::MAX,
         })
     }
 
@@ -193,7 +216,7 @@ impl Handler for EchoWorker {
         if self.started {
             // Opened late (after load began): joins the load now.
             let now = self.shared.clock.now();
-            self.top_up(conn, now);
+            self.top_up(conn, now, u64::MAX);
         }
     }
 
@@ -205,6 +228,14 @@ impl Handler for EchoWorker {
         c.bytes_received += bytes.len() as u64;
         let live = &self.shared.live[self.worker];
         live.received.fetch_add(1, Ordering::Relaxed);
+        let held_from = {
+            let s = conn.state();
+            if s.waiting.len() >= self.plan.in_flight {
+                s.full_since
+            } else {
+                u64::MAX
+            }
+        };
         let Some((intended, actual)) = conn.state_mut().waiting.pop_front() else {
             self.error("reply: unexpected message", || {
                 format!(
@@ -240,7 +271,7 @@ impl Handler for EchoWorker {
                 });
             }
         }
-        self.top_up(conn, now);
+        self.top_up(conn, now, held_from);
     }
 
     fn on_close(&mut self, conn: &mut Conn<'_, EchoConn>, close: &CloseInfo) {
@@ -296,7 +327,7 @@ impl Handler for EchoWorker {
             if self.plan.rate.is_none() {
                 for i in 0..self.conns.len() {
                     let id = self.conns[i].1;
-                    let _ = tick.with(id, |conn| self.top_up(conn, now));
+                    let _ = tick.with(id, |conn| self.top_up(conn, now, u64::MAX));
                 }
             }
         }

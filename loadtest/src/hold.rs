@@ -1,6 +1,6 @@
 //! `connect` and `idle`: open the connections and hold them; `idle --ping` pings each one on a
-//! schedule spread over all of them and times the pongs (the payload carries the ping's due
-//! time, so a late pong is charged from when the ping was meant to go).
+//! schedule spread over all of them and times the pongs (the payload carries the time the
+//! ping was sent).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -136,7 +136,10 @@ impl Handler for HoldWorker {
         let mut due = std::mem::take(&mut self.due);
         pings.advance(&self.conns, load_start, now, end, 65_536, &mut due);
         for d in &due {
-            let (id, at) = (d.id, d.at);
+            // The ping carries its actual send time; the tick's lag is reported apart.
+            let id = d.id;
+            let at = self.shared.clock.now();
+            record::record(&mut self.result.schedule_lag, at.saturating_sub(d.at));
             self.scratch.clear();
             push_hex16(at, &mut self.scratch);
             let sent = tick.with(id, |conn| conn.ping(self.scratch.as_bytes()).is_ok());

@@ -285,6 +285,7 @@ fn build(mode: &'static str, common: &Common, params: serde_json::Value, o: &Out
         bytes_received: c.bytes_received,
         latency_us: Latency::of(&m.latency),
         latency_uncorrected_us: Latency::of(&m.uncorrected),
+        schedule_lag_us: Latency::of(&m.schedule_lag),
         percentiles: report::percentile_curve(&m.latency),
         series,
         broadcast: None,
@@ -317,6 +318,13 @@ fn finish_cpu(report: &mut Report, o: &Outcome, handled: u64, pid: Option<u32>) 
             "a load generator thread was {:.0} % busy: these figures may measure the load \
              generator, not the server (more --threads, or more cores, would tell)",
             report.client.busiest_thread * 100.0
+        ));
+    }
+    if let Some(lag) = report.schedule_lag_us.as_ref().filter(|l| l.p99 > 5000.0) {
+        report.warnings.push(format!(
+            "the load generator sent 1 % of its scheduled messages more than {:.1} ms late: \
+             it could not keep the schedule (more --threads, or a lower --rate)",
+            lag.p99 / 1000.0
         ));
     }
     if let Some(pid) = pid {

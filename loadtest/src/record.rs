@@ -122,6 +122,11 @@ pub struct WorkerResult {
     pub uncorrected: Histogram<u64>,
     /// Time from `connect` to the connection's `on_open`.
     pub handshake: Histogram<u64>,
+    /// Fixed rate: how late this tool sent messages that were due while their connection
+    /// had room (its own tick granularity and load, not the server's).
+    pub schedule_lag: Histogram<u64>,
+    /// Broadcast: when each publish was actually sent, ns, indexed by sequence number.
+    pub published_at: Vec<u64>,
     /// Counters.
     pub counters: Counters,
     /// Errors.
@@ -138,6 +143,8 @@ impl Default for WorkerResult {
             latency: histogram(),
             uncorrected: histogram(),
             handshake: histogram(),
+            schedule_lag: histogram(),
+            published_at: Vec::new(),
             counters: Counters::default(),
             errors: ErrorLog::default(),
             deliveries: Vec::new(),

@@ -234,6 +234,10 @@ pub struct Report {
     /// Fixed rate only: latency from the actual send time, what a tool that ignores
     /// coordinated omission reports.
     pub latency_uncorrected_us: Option<Latency>,
+    /// Fixed-rate and scheduled sends (echo `--rate`, publishes, pings): how late this tool
+    /// sent what was due while nothing held it back (its tick is 1 ms). Not counted in
+    /// `latency_us`; a large figure means the load generator could not keep its schedule.
+    pub schedule_lag_us: Option<Latency>,
     /// The percentile curve of `latency_us`.
     pub percentiles: Vec<Point>,
     /// Latency per second of the window.
@@ -356,6 +360,9 @@ impl Report {
         }
         if let Some(l) = &c.handshake_us {
             latency_row(&mut out, "handshake", l);
+        }
+        if let Some(l) = &self.schedule_lag_us {
+            latency_row(&mut out, "schedule lag", l);
         }
         let _ = write!(
             out,
