@@ -51,6 +51,9 @@ pub mod docs {
     /// The opening handshake.
     #[doc = include_str!("../docs/handshake.md")]
     pub struct Handshake;
+    /// The load generator's method.
+    #[doc = include_str!("../docs/loadtest.md")]
+    pub struct Loadtest;
     /// Measurements.
     #[doc = include_str!("../docs/performance.md")]
     pub struct Performance;
