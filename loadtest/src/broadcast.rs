@@ -16,7 +16,7 @@ use wsx::{CloseInfo, Conn, ConnId, Handler, Message, SendStatus, Tick};
 
 use crate::echo::{closed, connect_failed, hand_over, opened};
 use crate::payload::{parse_hex, push_hex16, Payloads};
-use crate::record::{self, Interval, Shared, WorkerResult};
+use crate::record::{self, Interval, LiveLocal, Shared, WorkerResult};
 use crate::schedule::{Due, Schedule};
 
 /// Publishes tracked at most (beyond it, deliveries are still checked and timed, not counted
@@ -51,6 +51,7 @@ pub struct BroadcastWorker {
     plan: Arc<BroadcastPlan>,
     pattern: Payloads,
     result: WorkerResult,
+    live: LiveLocal,
     interval: Interval,
     conns: Vec<(u64, ConnId)>,
     /// The publisher's connection, when it is on this worker.
@@ -72,6 +73,7 @@ impl BroadcastWorker {
             shared,
             plan,
             result: WorkerResult::default(),
+            live: LiveLocal::default(),
             interval: Interval::default(),
             conns: Vec::new(),
             publisher: None,
@@ -119,10 +121,8 @@ impl BroadcastWorker {
                 if due >= start && due < end {
                     c.sent_measured += 1;
                 }
-                let live = &self.shared.live[self.worker];
-                live.sent.fetch_add(1, Ordering::Relaxed);
-                let subscribers = self.shared.open.load(Ordering::Acquire);
-                live.in_flight.fetch_add(subscribers, Ordering::Relaxed);
+                self.live.sent += 1;
+                self.live.in_flight += self.shared.open.load(Ordering::Acquire) as i64;
             }
             Err(e) => self.error("publish: refused", || format!("publish refused: {e}")),
         }
@@ -150,9 +150,8 @@ impl Handler for BroadcastWorker {
         let c = &mut self.result.counters;
         c.received += 1;
         c.bytes_received += bytes.len() as u64;
-        let live = &self.shared.live[self.worker];
-        live.received.fetch_add(1, Ordering::Relaxed);
-        live.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.live.received += 1;
+        self.live.in_flight -= 1;
         let tag = conn.tag();
         if bytes.len() != self.plan.size {
             let size = self.plan.size;
@@ -228,6 +227,7 @@ impl Handler for BroadcastWorker {
     }
 
     fn on_tick(&mut self, tick: &mut Tick<'_, Subscriber>) {
+        self.live.store(&self.shared.live[self.worker]);
         let now = self.shared.clock.now();
         let Some((load_start, start, end)) = self.shared.timeline() else {
             return;
@@ -261,6 +261,7 @@ impl Handler for BroadcastWorker {
 
 impl Drop for BroadcastWorker {
     fn drop(&mut self) {
+        self.live.store(&self.shared.live[self.worker]);
         self.interval.flush(&self.shared);
         hand_over(&self.shared, std::mem::take(&mut self.result));
     }

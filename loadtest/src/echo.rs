@@ -16,7 +16,7 @@ use std::sync::Arc;
 use wsx::{CloseInfo, Conn, ConnId, Handler, InitialState, Message, SendStatus, Tick};
 
 use crate::payload::Payloads;
-use crate::record::{self, Interval, Shared, WorkerResult};
+use crate::record::{self, Interval, LiveLocal, Shared, WorkerResult};
 use crate::schedule::{Due, Schedule};
 
 /// How one worker's echo handler sends.
@@ -55,6 +55,7 @@ pub struct EchoWorker {
     shared: Arc<Shared>,
     plan: Arc<EchoPlan>,
     result: WorkerResult,
+    live: LiveLocal,
     interval: Interval,
     /// This worker's open connections, (tag, id), sorted by tag once load begins.
     conns: Vec<(u64, ConnId)>,
@@ -75,6 +76,7 @@ impl EchoWorker {
             shared,
             plan,
             result: WorkerResult::default(),
+            live: LiveLocal::default(),
             interval: Interval::default(),
             conns: Vec::new(),
             started: false,
@@ -111,9 +113,8 @@ impl EchoWorker {
                 if intended >= start && intended < end {
                     c.sent_measured += 1;
                 }
-                let live = &self.shared.live[self.worker];
-                live.sent.fetch_add(1, Ordering::Relaxed);
-                live.in_flight.fetch_add(1, Ordering::Relaxed);
+                self.live.sent += 1;
+                self.live.in_flight += 1;
                 true
             }
             Err(e) => {
@@ -226,8 +227,7 @@ impl Handler for EchoWorker {
         let c = &mut self.result.counters;
         c.received += 1;
         c.bytes_received += bytes.len() as u64;
-        let live = &self.shared.live[self.worker];
-        live.received.fetch_add(1, Ordering::Relaxed);
+        self.live.received += 1;
         let held_from = {
             let s = conn.state();
             if s.waiting.len() >= self.plan.in_flight {
@@ -245,7 +245,7 @@ impl Handler for EchoWorker {
             });
             return;
         };
-        live.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.live.in_flight -= 1;
         let expect = conn.state().next_reply;
         conn.state_mut().next_reply += 1;
         match self.plan.payloads.check(expect, bytes) {
@@ -277,9 +277,7 @@ impl Handler for EchoWorker {
     fn on_close(&mut self, conn: &mut Conn<'_, EchoConn>, close: &CloseInfo) {
         let waiting = conn.state().waiting.len() as u64;
         self.result.counters.unanswered += waiting;
-        self.shared.live[self.worker]
-            .in_flight
-            .fetch_sub(waiting, Ordering::Relaxed);
+        self.live.in_flight -= waiting as i64;
         let id = conn.id();
         self.conns.retain(|(_, c)| *c != id);
         if waiting > 0 {
@@ -304,6 +302,7 @@ impl Handler for EchoWorker {
     }
 
     fn on_tick(&mut self, tick: &mut Tick<'_, EchoConn>) {
+        self.live.store(&self.shared.live[self.worker]);
         let now = self.shared.clock.now();
         let Some((load_start, start, _)) = self.shared.timeline() else {
             return;
@@ -337,6 +336,7 @@ impl Handler for EchoWorker {
 
 impl Drop for EchoWorker {
     fn drop(&mut self) {
+        self.live.store(&self.shared.live[self.worker]);
         self.interval.flush(&self.shared);
         hand_over(&self.shared, std::mem::take(&mut self.result));
     }

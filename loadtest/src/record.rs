@@ -167,6 +167,28 @@ pub struct Live {
     pub in_flight: AtomicU64,
 }
 
+/// A worker's own copy of its live counters, counted without atomics on the message path and
+/// stored into its [`Live`] on every tick (1 ms) and when the worker ends.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LiveLocal {
+    /// Messages sent.
+    pub sent: u64,
+    /// Messages received.
+    pub received: u64,
+    /// Replies expected minus replies seen (may be negative on one worker: broadcast).
+    pub in_flight: i64,
+}
+
+impl LiveLocal {
+    /// Publishes the counts for the progress line and the drain.
+    pub fn store(&self, live: &Live) {
+        live.sent.store(self.sent, Ordering::Relaxed);
+        live.received.store(self.received, Ordering::Relaxed);
+        live.in_flight
+            .store(self.in_flight as u64, Ordering::Relaxed);
+    }
+}
+
 /// Unset timeline instants.
 pub const UNSET: u64 = u64::MAX;
 
