@@ -365,3 +365,28 @@ fn inproc_sink_echoes_and_broadcasts() {
     let b = r.broadcast.expect("broadcast figures");
     assert_eq!(b.deliveries, b.publishes * 5);
 }
+
+#[test]
+fn sources_spread_connections_over_addresses() {
+    let (server, peers) = servers::recording_peers();
+    let url = server.url();
+    let r = loadtest(&[
+        "connect",
+        "--url",
+        &url,
+        "-c",
+        "40",
+        "--sources",
+        "127.0.0.2-127.0.0.5",
+        "-q",
+    ]);
+    assert_eq!(r.errors.total, 0, "errors: {:?}", r.errors);
+    assert_eq!(r.connect.opened, 40);
+    let seen: Vec<String> = peers
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|ip| ip.to_string())
+        .collect();
+    assert_eq!(seen, ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]);
+}

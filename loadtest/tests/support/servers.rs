@@ -161,3 +161,31 @@ pub(crate) fn broadcaster(threads: usize) -> Running {
             .expect("server starts"),
     )
 }
+
+struct PeerRecorder {
+    peers: Arc<std::sync::Mutex<std::collections::BTreeSet<std::net::IpAddr>>>,
+}
+
+impl Handler for PeerRecorder {
+    type State = ();
+    fn on_open(&mut self, conn: &mut Conn<'_, ()>) {
+        let ip = conn.peer_addr().ip();
+        self.peers.lock().unwrap().insert(ip);
+    }
+}
+
+/// A server that records the address every connection came from.
+pub(crate) fn recording_peers() -> (
+    Running,
+    Arc<std::sync::Mutex<std::collections::BTreeSet<std::net::IpAddr>>>,
+) {
+    let peers = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let p = peers.clone();
+    let server = Server::builder()
+        .host("127.0.0.1")
+        .port(0)
+        .threads(1)
+        .start(move |_| PeerRecorder { peers: p.clone() })
+        .expect("server starts");
+    (Running(server), peers)
+}
