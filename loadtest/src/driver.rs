@@ -210,7 +210,14 @@ where
     let mut measured = 0.0;
     let (mut own_cpu, mut busiest, mut server_cpu) = (Duration::ZERO, Duration::ZERO, None);
     if shared.open.load(Ordering::Acquire) == 0 {
-        ended_early.get_or_insert_with(|| "no connection opened".to_owned());
+        let opened = shared.opened.load(Ordering::Acquire);
+        ended_early.get_or_insert_with(|| {
+            if opened == 0 {
+                "no connection opened".to_owned()
+            } else {
+                format!("every connection closed before the load began ({opened} had opened)")
+            }
+        });
     } else {
         // The timeline: load from now, measured after the warm-up (none without load).
         let warmup = if plan.load {
@@ -225,7 +232,7 @@ where
         shared.measure_end.store(measure_end, Ordering::Release);
         shared.load_start.store(load_start, Ordering::Release);
         // Sleep to the window's start, then sample the CPU times around it.
-        wait_until(&shared, measure_start);
+        let gone_in_warmup = wait_until(&shared, measure_start);
         let threads0 = own_threads(&others);
         let server0 = common
             .server_pid
@@ -249,7 +256,10 @@ where
             .and_then(|p| procstat::process_cpu(p).ok())
             .zip(server0)
             .map(|(a, b)| a.saturating_sub(b));
-        if all_gone {
+        if gone_in_warmup {
+            ended_early
+                .get_or_insert_with(|| "every connection closed during the warm-up".to_owned());
+        } else if all_gone {
             ended_early.get_or_insert_with(|| {
                 format!(
                     "every connection closed {:.1} s into the measured window",
