@@ -1,7 +1,8 @@
 //! `compare`: one scenario against several servers, in rounds whose order rotates (round r
 //! starts with target r mod n), so that a machine's drift and noise fall on every target
 //! alike; then each target's median over the rounds and its ratio to the first target, with
-//! the min–max of the per-round ratios.
+//! the min–max of the per-round ratios. Memory per connection is left out: the servers are
+//! reused across rounds, so their RSS does not grow again (use `idle` on a fresh server).
 
 use clap::Parser;
 use serde::Serialize;
@@ -164,9 +165,6 @@ const METRICS: &[Metric] = &[
     ("server µs/msg", true, |r| {
         r.server.as_ref().and_then(|s| s.cpu_per_msg_us)
     }),
-    ("server B/conn", true, |r| {
-        r.server.as_ref().and_then(|s| s.rss_per_conn)
-    }),
     ("errors", true, |r| Some(r.errors.total as f64)),
 ];
 
@@ -242,10 +240,15 @@ impl Comparison {
                 }
             );
             for (name, med, ratio, lo, hi) in &row.targets {
-                let _ = writeln!(
-                    out,
-                    "    {name:<20} {med:>14.3}   {ratio:>6.2}x   ({lo:.2}-{hi:.2})"
-                );
+                if ratio.is_finite() && lo.is_finite() && hi.is_finite() {
+                    let _ = writeln!(
+                        out,
+                        "    {name:<20} {med:>14.3}   {ratio:>6.2}x   ({lo:.2}-{hi:.2})"
+                    );
+                } else {
+                    // A zero base (no errors, say): a ratio means nothing.
+                    let _ = writeln!(out, "    {name:<20} {med:>14.3}");
+                }
             }
         }
         out
