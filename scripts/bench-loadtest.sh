@@ -20,14 +20,15 @@
 #               (-c 100 -d 1), echo at a fixed rate (--rate 20000 -c 100) and broadcast
 #               (-c 1000 --rate 200 -s 64); JSON and SVG per scenario
 #   scale       one `wsx serve --threads 1` (default idle timeout and automatic pings) holding
-#               IDLE_CONNS idle connections pinged every 30 s (--sources auto), with 200 more
+#               IDLE_CONNS idle connections pinged every 30 s (from SCALE_SOURCES), with 200 more
 #               connections echoing at 2,000 msgs/s (1 %) from a second process at the same time
 #
 # Environment: LOADGEN (the shared generator: ../shared/bench's loadgen, release build)
 #   NODE_WS (server.js of a bench-harness copy whose setup.sh installed its node_modules)  UWS (uws-echo-server binary, usage
 #   `uws-echo-server PORT`)  ARTILLERY_DIR (target/artillery: `npm install artillery` there;
 #   installed on first use)  REPS (3)  DUR (8 s measured)  WARMUP (2 s)  ART_COUNT (1200
-#   echoes per artillery virtual user)  IDLE_CONNS (19700)  SERVER_CPU (0)  CLIENT_CPU (1)
+#   echoes per artillery virtual user)  IDLE_CONNS (19700)  SCALE_SOURCES (127.0.2.1-127.0.2.32;
+#   `auto` is what the first committed run used)  SERVER_CPU (0)  CLIENT_CPU (1)
 #   BASE_PORT (27100; ports BASE_PORT..BASE_PORT+99 are used, keep within 27000-27999)
 #   OUTDIR (docs/bench/loadtest-<date>)
 set -u
@@ -46,6 +47,9 @@ DUR=${DUR:-8}
 WARMUP=${WARMUP:-2}
 ART_COUNT=${ART_COUNT:-1200}
 IDLE_CONNS=${IDLE_CONNS:-19700}
+# `auto` puts up to 20,000 connections on one source address; with TIME_WAIT sockets of earlier
+# runs on it, connects then wait for SYN retransmits (1 s, 3 s): 32 addresses ramp ~40x faster
+SCALE_SOURCES=${SCALE_SOURCES:-127.0.2.1-127.0.2.32}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 BASE_PORT=${BASE_PORT:-27100}
@@ -312,7 +316,7 @@ step_scale() {
     cat /proc/net/sockstat > "$dir/sockstat-before.txt"
     echo "scale: $IDLE_CONNS idle connections, pinged every 30 s, for 60 s" >&2
     timeout 240 taskset -c "$CLIENT_CPU" "$LT" idle --url "ws://127.0.0.1:$port/" \
-        -c "$IDLE_CONNS" --ping 30s --sources auto --server-pid "$spid" --threads 1 \
+        -c "$IDLE_CONNS" --ping 30s --sources "$SCALE_SOURCES" --server-pid "$spid" --threads 1 \
         --duration 60s --warmup 0s --connect-timeout 30s -q --json "$dir/idle.json" \
         > "$dir/idle.txt" 2>&1 &
     local ipid=$!
