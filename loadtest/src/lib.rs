@@ -125,12 +125,21 @@ fn run_mode(command: &Command) -> Result<Report, RunError> {
                     deliveries_per_s: per_s(r.deliveries, report.measured_s),
                     reach_us: r.histogram.as_ref().and_then(Latency::of),
                 });
-                if r.expected > r.deliveries {
+                // Deliveries that came after --timeout are errors already (and not counted as
+                // delivered): the rest of the missing ones never came.
+                let late = report
+                    .errors
+                    .by_kind
+                    .get("delivery: later than --timeout")
+                    .copied()
+                    .unwrap_or(0);
+                let missing = r.expected.saturating_sub(r.deliveries).saturating_sub(late);
+                if missing > 0 {
                     report
                         .errors
                         .by_kind
-                        .insert("delivery: lost".into(), r.expected - r.deliveries);
-                    report.errors.total += r.expected - r.deliveries;
+                        .insert("delivery: lost".into(), missing);
+                    report.errors.total += missing;
                 }
             }
             let handled = report.broadcast.as_ref().map_or(0, |b| b.deliveries);
@@ -218,7 +227,8 @@ fn build(mode: &'static str, common: &Common, params: serde_json::Value, o: &Out
             .series_counts
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let whole = o.measured.floor() as usize;
+        // Whole seconds of the window (a window of 8 s measures 7.999… s).
+        let whole = (o.measured + 0.05).floor() as usize;
         s.iter()
             .enumerate()
             .take(whole.max(1))

@@ -71,8 +71,8 @@ pub fn write_svg(path: &Path, report: &Report) -> std::io::Result<()> {
     std::fs::write(path, doc)
 }
 
-/// Writes one SVG chart of a comparison: every target's percentile curve (from its median
-/// round by msgs/s) and its p99 per second.
+/// Writes one SVG chart of a comparison: every target's percentile curve and its p99 per
+/// second, from its median round by p99 (named in the legend).
 ///
 /// # Errors
 ///
@@ -81,13 +81,20 @@ pub fn write_compare_svg(path: &Path, c: &crate::compare::Comparison) -> std::io
     let mut percentiles = Vec::new();
     let mut over_time = Vec::new();
     for (i, t) in c.targets.iter().enumerate() {
-        let mut runs: Vec<&Report> = c.runs.iter().filter_map(|r| r.get(i)).collect();
-        runs.sort_by(|a, b| a.msgs_per_s.total_cmp(&b.msgs_per_s));
-        let Some(r) = runs.get(runs.len() / 2) else {
+        // The target's median round by p99 (msgs/s is often the same for all at a fixed rate).
+        let mut runs: Vec<(usize, &Report)> = c
+            .runs
+            .iter()
+            .enumerate()
+            .filter_map(|(round, r)| r.get(i).map(|r| (round, r)))
+            .collect();
+        let p99 = |r: &Report| r.latency_us.as_ref().map_or(f64::INFINITY, |l| l.p99);
+        runs.sort_by(|a, b| p99(a.1).total_cmp(&p99(b.1)));
+        let Some(&(round, r)) = runs.get(runs.len() / 2) else {
             continue;
         };
         percentiles.push(Series {
-            name: t.name.clone(),
+            name: format!("{} (round {})", t.name, round + 1),
             points: r.percentiles.iter().map(|p| (p.percentile, p.us)).collect(),
         });
         over_time.push(Series {

@@ -168,7 +168,8 @@ pub struct BroadcastStats {
     pub deliveries: u64,
     /// publishes × subscribers.
     pub expected_deliveries: u64,
-    /// Deliveries missing (expected - delivered).
+    /// Deliveries missing (expected - delivered), those later than `--timeout` included (the
+    /// errors count them as `delivery: later than --timeout`, the others as `delivery: lost`).
     pub lost: u64,
     /// Deliveries per second over the window.
     pub deliveries_per_s: f64,

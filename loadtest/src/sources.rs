@@ -24,16 +24,19 @@ use std::fmt;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Most addresses one `--sources` value may name: 65,536 addresses of ~20k connections each
+/// Most addresses one `--sources` value may name: 65,536 addresses of 1,000 connections each
 /// is far beyond what one machine holds, and the bound keeps a typo such as
 /// `127.0.0.1-127.255.0.1` from allocating millions of entries.
 pub const MAX_ADDRESSES: usize = 65_536;
 
-/// Connections that [`Sources::auto`] puts on one source address: about 70 % of the default
-/// ephemeral range (28,232 ports), leaving room for sockets in `TIME_WAIT` from earlier runs and
-/// for the machine's other connections. Lower when the machine's range is smaller (see
-/// [`per_address_default`]).
-pub const PER_ADDRESS: usize = 20_000;
+/// Connections that [`Sources::auto`] puts on one source address. An address could carry
+/// ~28k (the default ephemeral range), but a `bind` to port 0 must find a port free on that
+/// address, sockets in `TIME_WAIT` from earlier runs included, and it gets slow as the range
+/// fills: measured here, 19,700 connections ramped at 463/s from one address with 20,000 per
+/// address, and at 20.8k/s from 32 addresses (docs/performance.md, "Scale record"). At 1,000
+/// per address the search stays short; 127/8 has addresses enough for millions. Lower when the
+/// machine's range is smaller (see [`per_address_default`]).
+pub const PER_ADDRESS: usize = 1_000;
 
 /// The source addresses of a run: none (the kernel picks) or a list used round robin.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -481,7 +484,7 @@ mod tests {
     #[test]
     fn per_address_follows_the_port_range() {
         assert_eq!(per_address_for_range("32768\t60999\n"), Some(PER_ADDRESS));
-        assert_eq!(per_address_for_range("50000 59999"), Some(7500));
+        assert_eq!(per_address_for_range("50000 50999"), Some(750));
         assert_eq!(per_address_for_range("40000 40000"), Some(1));
         assert_eq!(per_address_for_range("60999 32768"), None);
         assert_eq!(per_address_for_range("garbage"), None);
