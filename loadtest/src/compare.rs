@@ -76,7 +76,7 @@ pub struct Comparison {
     pub scenario: Vec<String>,
     /// Rounds run.
     pub rounds: usize,
-    /// Every run: runs[round][target].
+    /// Every run: `runs[round][target]`.
     pub runs: Vec<Vec<Report>>,
     /// The figures compared.
     pub rows: Vec<Row>,
