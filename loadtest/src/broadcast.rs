@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use wsx::{CloseInfo, Conn, ConnId, Handler, Message, SendStatus, Tick};
 
-use crate::echo::{closed, connect_failed, hand_over, opened};
+use crate::fleet::Fleet;
 use crate::payload::{parse_hex, push_hex16, Payloads};
-use crate::record::{self, Interval, LiveLocal, Shared, WorkerResult};
+use crate::record::{self, Shared, WorkerResult};
 use crate::schedule::{Due, Schedule};
 
 /// Publishes tracked at most (beyond it, deliveries are still checked and timed, not counted
@@ -46,19 +46,14 @@ pub struct Subscriber {
 /// One worker's broadcast handler.
 #[derive(Debug)]
 pub struct BroadcastWorker {
-    worker: usize,
-    shared: Arc<Shared>,
+    /// The connections, results and counters.
+    fleet: Fleet,
     plan: Arc<BroadcastPlan>,
     pattern: Payloads,
-    result: WorkerResult,
-    live: LiveLocal,
-    interval: Interval,
-    conns: Vec<(u64, ConnId)>,
     /// The publisher's connection, when it is on this worker.
     publisher: Option<ConnId>,
     schedule: Schedule,
     due: Vec<Due>,
-    closing: bool,
     scratch: String,
 }
 
@@ -66,36 +61,27 @@ impl BroadcastWorker {
     /// The handler of worker `worker`.
     pub fn new(worker: usize, shared: Arc<Shared>, plan: Arc<BroadcastPlan>) -> Self {
         BroadcastWorker {
-            worker,
+            fleet: Fleet::new(worker, shared),
             pattern: Payloads::new(plan.size),
             // One "connection" in the schedule: the publisher.
             schedule: Schedule::new(plan.rate, 1),
-            shared,
             plan,
-            result: WorkerResult::default(),
-            live: LiveLocal::default(),
-            interval: Interval::default(),
-            conns: Vec::new(),
             publisher: None,
             due: Vec::new(),
-            closing: false,
             scratch: String::new(),
         }
     }
 
     fn error(&mut self, kind: &str, detail: impl FnOnce() -> String) {
-        self.result.errors.add(kind, detail);
-        self.shared.live[self.worker]
-            .errors
-            .fetch_add(1, Ordering::Relaxed);
+        self.fleet.error(kind, detail);
     }
 
     /// Publishes number `seq`, due at `due`, now. The payload carries the actual send time:
     /// nothing holds a publish back but this worker's tick, whose lag is reported apart
     /// (schedule lag); a server that stalls delays the deliveries, which are timed from it.
     fn publish(&mut self, conn: &mut Conn<'_, Subscriber>, seq: u64, due: u64) {
-        let now = self.shared.clock.now();
-        record::record(&mut self.result.schedule_lag, now.saturating_sub(due));
+        let now = self.fleet.shared.clock.now();
+        record::record(&mut self.fleet.result.schedule_lag, now.saturating_sub(due));
         self.scratch.clear();
         self.scratch.push_str(&self.plan.prefix);
         push_hex16(seq, &mut self.scratch);
@@ -108,21 +94,21 @@ impl BroadcastWorker {
             }),
             Ok(_) => {
                 if seq < MAX_TRACKED {
-                    let p = &mut self.result.published_at;
+                    let p = &mut self.fleet.result.published_at;
                     if p.len() <= seq as usize {
                         p.resize(seq as usize + 1, 0);
                     }
                     p[seq as usize] = now;
                 }
-                let c = &mut self.result.counters;
+                let c = &mut self.fleet.result.counters;
                 c.sent += 1;
                 c.bytes_sent += self.scratch.len() as u64;
-                let (_, start, end) = self.shared.timeline().unwrap_or((0, 0, 0));
+                let (_, start, end) = self.fleet.shared.timeline().unwrap_or((0, 0, 0));
                 if due >= start && due < end {
                     c.sent_measured += 1;
                 }
-                self.live.sent += 1;
-                self.live.in_flight += self.shared.open.load(Ordering::Acquire) as i64;
+                self.fleet.live.sent += 1;
+                self.fleet.live.in_flight += self.fleet.shared.open.load(Ordering::Acquire) as i64;
             }
             Err(e) => self.error("publish: refused", || format!("publish refused: {e}")),
         }
@@ -137,21 +123,20 @@ impl Handler for BroadcastWorker {
     }
 
     fn on_open(&mut self, conn: &mut Conn<'_, Subscriber>) {
-        opened(&self.shared, &mut self.result, conn.tag());
-        self.conns.push((conn.tag(), conn.id()));
+        self.fleet.opened(conn.tag(), conn.id());
         if conn.tag() == 0 {
             self.publisher = Some(conn.id());
         }
     }
 
     fn on_message(&mut self, conn: &mut Conn<'_, Subscriber>, message: Message<'_>) {
-        let now = self.shared.clock.now();
+        let now = self.fleet.shared.clock.now();
         let bytes = message.as_bytes();
-        let c = &mut self.result.counters;
+        let c = &mut self.fleet.result.counters;
         c.received += 1;
         c.bytes_received += bytes.len() as u64;
-        self.live.received += 1;
-        self.live.in_flight -= 1;
+        self.fleet.live.received += 1;
+        self.fleet.live.in_flight -= 1;
         let tag = conn.tag();
         if bytes.len() != self.plan.size {
             let size = self.plan.size;
@@ -186,7 +171,7 @@ impl Handler for BroadcastWorker {
             });
         }
         if seq < MAX_TRACKED {
-            let d = &mut self.result.deliveries;
+            let d = &mut self.fleet.result.deliveries;
             if d.len() <= seq as usize {
                 d.resize(seq as usize + 1, (0, 0));
             }
@@ -194,27 +179,22 @@ impl Handler for BroadcastWorker {
             slot.0 += 1;
             slot.1 = slot.1.max(now);
         }
-        let (_, start, end) = self.shared.timeline().unwrap_or((0, 0, 0));
+        let (_, start, end) = self.fleet.shared.timeline().unwrap_or((0, 0, 0));
         if due >= start && due < end {
-            record::record(&mut self.result.latency, latency);
-            self.result.counters.received_measured += 1;
-            self.interval.record(&self.shared, start, now, latency);
+            record::record(&mut self.fleet.result.latency, latency);
+            self.fleet.result.counters.received_measured += 1;
+            self.fleet
+                .interval
+                .record(&self.fleet.shared, start, now, latency);
         }
     }
 
     fn on_close(&mut self, conn: &mut Conn<'_, Subscriber>, close: &CloseInfo) {
         let id = conn.id();
-        self.conns.retain(|(_, c)| *c != id);
         if self.publisher == Some(id) {
             self.publisher = None;
         }
-        closed(
-            &self.shared,
-            &mut self.result,
-            self.worker,
-            conn.tag(),
-            close,
-        );
+        self.fleet.closed(conn.tag(), id, close);
     }
 
     fn on_connect_error(
@@ -223,28 +203,21 @@ impl Handler for BroadcastWorker {
         tag: u64,
         error: &wsx::client::ClientError,
     ) {
-        connect_failed(&self.shared, &mut self.result, self.worker, tag, error);
+        self.fleet.connect_failed(tag, error);
     }
 
     fn on_tick(&mut self, tick: &mut Tick<'_, Subscriber>) {
-        self.live.store(&self.shared.live[self.worker]);
-        let now = self.shared.clock.now();
-        let Some((load_start, start, end)) = self.shared.timeline() else {
-            return;
-        };
-        if self.shared.closing.load(Ordering::Acquire) {
-            if !self.closing {
-                self.closing = true;
-                for &(_, id) in &self.conns {
-                    let _ = tick.with(id, |conn| conn.close(wsx::CloseCode::NORMAL, "done"));
-                }
-            }
+        if self.fleet.tick(tick) {
             return;
         }
+        let now = self.fleet.shared.clock.now();
+        let Some((load_start, start, end)) = self.fleet.shared.timeline() else {
+            return;
+        };
         if now < load_start {
             return;
         }
-        self.interval.rotate(&self.shared, start, now);
+        self.fleet.interval.rotate(&self.fleet.shared, start, now);
         let Some(publisher) = self.publisher else {
             return;
         };
@@ -256,14 +229,6 @@ impl Handler for BroadcastWorker {
         }
         due.clear();
         self.due = due;
-    }
-}
-
-impl Drop for BroadcastWorker {
-    fn drop(&mut self) {
-        self.live.store(&self.shared.live[self.worker]);
-        self.interval.flush(&self.shared);
-        hand_over(&self.shared, std::mem::take(&mut self.result));
     }
 }
 

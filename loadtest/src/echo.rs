@@ -10,13 +10,13 @@
 //! up, from the same intended times, as replies come back.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use wsx::{CloseInfo, Conn, ConnId, Handler, InitialState, Message, SendStatus, Tick};
+use wsx::{CloseInfo, Conn, Handler, InitialState, Message, SendStatus, Tick};
 
+use crate::fleet::Fleet;
 use crate::payload::Payloads;
-use crate::record::{self, Interval, LiveLocal, Shared, WorkerResult};
+use crate::record::{self, Shared};
 use crate::schedule::{Due, Schedule};
 
 /// How one worker's echo handler sends.
@@ -51,16 +51,10 @@ impl InitialState for EchoConn {}
 /// One worker's echo handler.
 #[derive(Debug)]
 pub struct EchoWorker {
-    worker: usize,
-    shared: Arc<Shared>,
+    /// The connections (sorted by tag once load begins), results and counters.
+    fleet: Fleet,
     plan: Arc<EchoPlan>,
-    result: WorkerResult,
-    live: LiveLocal,
-    interval: Interval,
-    /// This worker's open connections, (tag, id), sorted by tag once load begins.
-    conns: Vec<(u64, ConnId)>,
     started: bool,
-    closing: bool,
     /// Fixed rate: where the schedule has reached.
     schedule: Option<Schedule>,
     due: Vec<Due>,
@@ -72,15 +66,9 @@ impl EchoWorker {
     pub fn new(worker: usize, shared: Arc<Shared>, plan: Arc<EchoPlan>) -> Self {
         EchoWorker {
             schedule: plan.rate.map(|r| Schedule::new(r, shared.connections)),
-            worker,
-            shared,
+            fleet: Fleet::new(worker, shared),
             plan,
-            result: WorkerResult::default(),
-            live: LiveLocal::default(),
-            interval: Interval::default(),
-            conns: Vec::new(),
             started: false,
-            closing: false,
             due: Vec::new(),
             scratch: String::new(),
         }
@@ -106,15 +94,15 @@ impl EchoWorker {
                 let state = conn.state_mut();
                 state.next_send += 1;
                 state.waiting.push_back((intended, now));
-                let c = &mut self.result.counters;
+                let c = &mut self.fleet.result.counters;
                 c.sent += 1;
                 c.bytes_sent += self.scratch.len() as u64;
-                let (_, start, end) = self.shared.timeline().unwrap_or((0, 0, 0));
+                let (_, start, end) = self.fleet.shared.timeline().unwrap_or((0, 0, 0));
                 if intended >= start && intended < end {
                     c.sent_measured += 1;
                 }
-                self.live.sent += 1;
-                self.live.in_flight += 1;
+                self.fleet.live.sent += 1;
+                self.fleet.live.in_flight += 1;
                 true
             }
             Err(e) => {
@@ -134,10 +122,10 @@ impl EchoWorker {
     /// that lag goes into the schedule-lag histogram, so the tool's own lateness is reported,
     /// not blamed on the server.
     fn top_up(&mut self, conn: &mut Conn<'_, EchoConn>, now: u64, held_from: u64) {
-        let Some((load_start, _, end)) = self.shared.timeline() else {
+        let Some((load_start, _, end)) = self.fleet.shared.timeline() else {
             return;
         };
-        if self.closing || now < load_start {
+        if self.fleet.closing || now < load_start {
             return;
         }
         while conn.state().waiting.len() < self.plan.in_flight {
@@ -156,7 +144,7 @@ impl EchoWorker {
             }
             let held = self.plan.rate.is_some() && intended >= held_from;
             let intended = if self.plan.rate.is_some() && !held {
-                record::record(&mut self.result.schedule_lag, now - intended);
+                record::record(&mut self.fleet.result.schedule_lag, now - intended);
                 now
             } else {
                 intended
@@ -174,22 +162,19 @@ impl EchoWorker {
     }
 
     fn error(&mut self, kind: &str, detail: impl FnOnce() -> String) {
-        self.result.errors.add(kind, detail);
-        self.shared.live[self.worker]
-            .errors
-            .fetch_add(1, Ordering::Relaxed);
+        self.fleet.error(kind, detail);
     }
 
     /// Fixed rate: visits, in schedule order, every connection with a message due by `now`
     /// (bounded per tick, so that a worker far behind still serves its sockets).
     fn advance_schedule(&mut self, tick: &mut Tick<'_, EchoConn>, now: u64) {
         let (Some((load_start, _, end)), Some(schedule)) =
-            (self.shared.timeline(), self.schedule.as_mut())
+            (self.fleet.shared.timeline(), self.schedule.as_mut())
         else {
             return;
         };
         let mut due = std::mem::take(&mut self.due);
-        schedule.advance(&self.conns, load_start, now, end, 65_536, &mut due);
+        schedule.advance(&self.fleet.conns, load_start, now, end, 65_536, &mut due);
         for d in &due {
             let _ = tick.with(d.id, |conn| self.top_up(conn, now, u64::MAX));
         }
@@ -212,22 +197,21 @@ impl Handler for EchoWorker {
     }
 
     fn on_open(&mut self, conn: &mut Conn<'_, EchoConn>) {
-        opened(&self.shared, &mut self.result, conn.tag());
-        self.conns.push((conn.tag(), conn.id()));
+        self.fleet.opened(conn.tag(), conn.id());
         if self.started {
             // Opened late (after load began): joins the load now.
-            let now = self.shared.clock.now();
+            let now = self.fleet.shared.clock.now();
             self.top_up(conn, now, u64::MAX);
         }
     }
 
     fn on_message(&mut self, conn: &mut Conn<'_, EchoConn>, message: Message<'_>) {
-        let now = self.shared.clock.now();
+        let now = self.fleet.shared.clock.now();
         let bytes = message.as_bytes();
-        let c = &mut self.result.counters;
+        let c = &mut self.fleet.result.counters;
         c.received += 1;
         c.bytes_received += bytes.len() as u64;
-        self.live.received += 1;
+        self.fleet.live.received += 1;
         let held_from = {
             let s = conn.state();
             if s.waiting.len() >= self.plan.in_flight {
@@ -245,18 +229,23 @@ impl Handler for EchoWorker {
             });
             return;
         };
-        self.live.in_flight -= 1;
+        self.fleet.live.in_flight -= 1;
         let expect = conn.state().next_reply;
         conn.state_mut().next_reply += 1;
         match self.plan.payloads.check(expect, bytes) {
             Ok(()) => {
-                let (_, start, end) = self.shared.timeline().unwrap_or((0, 0, 0));
+                let (_, start, end) = self.fleet.shared.timeline().unwrap_or((0, 0, 0));
                 if intended >= start && intended < end {
                     let latency = now.saturating_sub(intended);
-                    record::record(&mut self.result.latency, latency);
-                    record::record(&mut self.result.uncorrected, now.saturating_sub(actual));
-                    self.result.counters.received_measured += 1;
-                    self.interval.record(&self.shared, start, now, latency);
+                    record::record(&mut self.fleet.result.latency, latency);
+                    record::record(
+                        &mut self.fleet.result.uncorrected,
+                        now.saturating_sub(actual),
+                    );
+                    self.fleet.result.counters.received_measured += 1;
+                    self.fleet
+                        .interval
+                        .record(&self.fleet.shared, start, now, latency);
                 }
             }
             Err(m) => {
@@ -276,20 +265,12 @@ impl Handler for EchoWorker {
 
     fn on_close(&mut self, conn: &mut Conn<'_, EchoConn>, close: &CloseInfo) {
         let waiting = conn.state().waiting.len() as u64;
-        self.result.counters.unanswered += waiting;
-        self.live.in_flight -= waiting as i64;
-        let id = conn.id();
-        self.conns.retain(|(_, c)| *c != id);
+        self.fleet.result.counters.unanswered += waiting;
+        self.fleet.live.in_flight -= waiting as i64;
         if waiting > 0 {
-            self.result.errors.add_n("reply: never came", waiting);
+            self.fleet.result.errors.add_n("reply: never came", waiting);
         }
-        closed(
-            &self.shared,
-            &mut self.result,
-            self.worker,
-            conn.tag(),
-            close,
-        );
+        self.fleet.closed(conn.tag(), conn.id(), close);
     }
 
     fn on_connect_error(
@@ -298,115 +279,31 @@ impl Handler for EchoWorker {
         tag: u64,
         error: &wsx::client::ClientError,
     ) {
-        connect_failed(&self.shared, &mut self.result, self.worker, tag, error);
+        self.fleet.connect_failed(tag, error);
     }
 
     fn on_tick(&mut self, tick: &mut Tick<'_, EchoConn>) {
-        self.live.store(&self.shared.live[self.worker]);
-        let now = self.shared.clock.now();
-        let Some((load_start, start, _)) = self.shared.timeline() else {
-            return;
-        };
-        if self.shared.closing.load(Ordering::Acquire) {
-            if !self.closing {
-                self.closing = true;
-                for &(_, id) in &self.conns {
-                    let _ = tick.with(id, |conn| conn.close(wsx::CloseCode::NORMAL, "done"));
-                }
-            }
+        if self.fleet.tick(tick) {
             return;
         }
+        let now = self.fleet.shared.clock.now();
+        let Some((load_start, start, _)) = self.fleet.shared.timeline() else {
+            return;
+        };
         if now < load_start {
             return;
         }
-        self.interval.rotate(&self.shared, start, now);
+        self.fleet.interval.rotate(&self.fleet.shared, start, now);
         if !self.started {
             self.started = true;
-            self.conns.sort_unstable();
+            self.fleet.conns.sort_unstable();
             if self.plan.rate.is_none() {
-                for i in 0..self.conns.len() {
-                    let id = self.conns[i].1;
+                for i in 0..self.fleet.conns.len() {
+                    let id = self.fleet.conns[i].1;
                     let _ = tick.with(id, |conn| self.top_up(conn, now, u64::MAX));
                 }
             }
         }
         self.advance_schedule(tick, now);
     }
-}
-
-impl Drop for EchoWorker {
-    fn drop(&mut self) {
-        self.live.store(&self.shared.live[self.worker]);
-        self.interval.flush(&self.shared);
-        hand_over(&self.shared, std::mem::take(&mut self.result));
-    }
-}
-
-/// Bookkeeping every mode does when a connection opens.
-pub fn opened(shared: &Shared, result: &mut WorkerResult, tag: u64) {
-    let now = shared.clock.now();
-    let started = shared
-        .connect_started
-        .get(tag as usize)
-        .map_or(now, |t| t.load(Ordering::Acquire));
-    record::record(&mut result.handshake, now.saturating_sub(started));
-    shared.open.fetch_add(1, Ordering::AcqRel);
-    shared.opened.fetch_add(1, Ordering::AcqRel);
-    shared.last_open.fetch_max(now, Ordering::AcqRel);
-}
-
-/// Bookkeeping every mode does when a connection closes: a close the run did not ask for is
-/// an error, named by its code and reason.
-pub fn closed(
-    shared: &Shared,
-    result: &mut WorkerResult,
-    worker: usize,
-    tag: u64,
-    close: &CloseInfo,
-) {
-    shared.open.fetch_sub(1, Ordering::AcqRel);
-    if shared.closing.load(Ordering::Acquire) {
-        return;
-    }
-    let code = close.code.0;
-    let kind = match &close.error {
-        Some(_) => format!("closed: protocol error ({code})"),
-        None => format!("closed by server ({code})"),
-    };
-    result.errors.add(&kind, || match &close.error {
-        Some(e) => format!("connection {tag}: {e}"),
-        None => format!("connection {tag}: closed with {code} {:?}", close.reason),
-    });
-    shared.live[worker].errors.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Bookkeeping every mode does when a connection fails before opening.
-pub fn connect_failed(
-    shared: &Shared,
-    result: &mut WorkerResult,
-    worker: usize,
-    tag: u64,
-    error: &wsx::client::ClientError,
-) {
-    shared.failed.fetch_add(1, Ordering::AcqRel);
-    let kind = match error {
-        wsx::client::ClientError::Io(e) => format!("connect: {}", e.kind()),
-        wsx::client::ClientError::Timeout => "connect: timed out".to_owned(),
-        wsx::client::ClientError::Handshake(_) => "connect: handshake refused".to_owned(),
-        wsx::client::ClientError::Protocol(_) => "connect: protocol error".to_owned(),
-        _ => "connect: failed".to_owned(),
-    };
-    result
-        .errors
-        .add(&kind, || format!("connection {tag}: {error}"));
-    shared.live[worker].errors.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Hands a worker's result to the main thread.
-pub fn hand_over(shared: &Shared, result: WorkerResult) {
-    shared
-        .results
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(result);
 }

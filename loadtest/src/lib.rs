@@ -14,6 +14,7 @@ pub mod clock;
 pub mod compare;
 pub mod driver;
 pub mod echo;
+pub mod fleet;
 pub mod hold;
 pub mod output;
 pub mod payload;
