@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use wsx::{CloseInfo, Conn, ConnId, Handler, Message, SendStatus, Tick};
 
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, Turn};
 use crate::payload::{parse_hex, push_hex16, Payloads};
 use crate::record::{self, Shared, WorkerResult};
 use crate::schedule::{Due, Schedule};
@@ -207,17 +207,15 @@ impl Handler for BroadcastWorker {
     }
 
     fn on_tick(&mut self, tick: &mut Tick<'_, Subscriber>) {
-        if self.fleet.tick(tick) {
-            return;
-        }
-        let now = self.fleet.shared.clock.now();
-        let Some((load_start, start, end)) = self.fleet.shared.timeline() else {
+        let Some(Turn {
+            now,
+            load_start,
+            end,
+            ..
+        }) = self.fleet.tick(tick)
+        else {
             return;
         };
-        if now < load_start {
-            return;
-        }
-        self.fleet.interval.rotate(&self.fleet.shared, start, now);
         let Some(publisher) = self.publisher else {
             return;
         };

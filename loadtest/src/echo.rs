@@ -283,17 +283,10 @@ impl Handler for EchoWorker {
     }
 
     fn on_tick(&mut self, tick: &mut Tick<'_, EchoConn>) {
-        if self.fleet.tick(tick) {
-            return;
-        }
-        let now = self.fleet.shared.clock.now();
-        let Some((load_start, start, _)) = self.fleet.shared.timeline() else {
+        let Some(turn) = self.fleet.tick(tick) else {
             return;
         };
-        if now < load_start {
-            return;
-        }
-        self.fleet.interval.rotate(&self.fleet.shared, start, now);
+        let now = turn.now;
         if !self.started {
             self.started = true;
             self.fleet.conns.sort_unstable();

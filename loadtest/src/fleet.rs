@@ -97,20 +97,47 @@ impl Fleet {
     }
 
     /// The start of every tick: stores the live counters; once the run asks, closes every
-    /// connection with 1000 (once) and returns `true`: the handler then does nothing else.
-    pub fn tick<S>(&mut self, tick: &mut Tick<'_, S>) -> bool {
+    /// connection with 1000 (once). Returns the tick's time and the timeline when the handler
+    /// has work: not while closing, before the timeline is set or before load begins. The
+    /// current second of the latency series is handed over here, so that a quiet worker's
+    /// last second is not held back.
+    pub fn tick<S>(&mut self, tick: &mut Tick<'_, S>) -> Option<Turn> {
         self.live.store(&self.shared.live[self.worker]);
-        if !self.shared.closing.load(Ordering::Acquire) {
-            return false;
-        }
-        if !self.closing {
-            self.closing = true;
-            for &(_, id) in &self.conns {
-                let _ = tick.with(id, |conn| conn.close(wsx::CloseCode::NORMAL, "done"));
+        if self.shared.closing.load(Ordering::Acquire) {
+            if !self.closing {
+                self.closing = true;
+                for &(_, id) in &self.conns {
+                    let _ = tick.with(id, |conn| conn.close(wsx::CloseCode::NORMAL, "done"));
+                }
             }
+            return None;
         }
-        true
+        let now = self.shared.clock.now();
+        let (load_start, start, end) = self.shared.timeline()?;
+        if now < load_start {
+            return None;
+        }
+        self.interval.rotate(&self.shared, start, now);
+        Some(Turn {
+            now,
+            load_start,
+            start,
+            end,
+        })
     }
+}
+
+/// A tick with work to do: its time and the run's timeline, ns on the run's clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Turn {
+    /// Now.
+    pub now: u64,
+    /// When load began.
+    pub load_start: u64,
+    /// When the measured window begins.
+    pub start: u64,
+    /// When the measured window ends.
+    pub end: u64,
 }
 
 impl Drop for Fleet {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use wsx::{CloseInfo, Conn, Handler, Tick};
 
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, Turn};
 use crate::payload::{parse_hex, push_hex16};
 use crate::record::{self, Shared};
 use crate::schedule::{Due, Schedule};
@@ -88,21 +88,19 @@ impl Handler for HoldWorker {
     }
 
     fn on_tick(&mut self, tick: &mut Tick<'_, ()>) {
-        if self.fleet.tick(tick) {
-            return;
-        }
-        let now = self.fleet.shared.clock.now();
-        let Some((load_start, start, end)) = self.fleet.shared.timeline() else {
+        let Some(Turn {
+            now,
+            load_start,
+            start,
+            end,
+        }) = self.fleet.tick(tick)
+        else {
             return;
         };
-        if now < load_start {
-            return;
-        }
         if !self.started {
             self.started = true;
             self.fleet.conns.sort_unstable();
         }
-        self.fleet.interval.rotate(&self.fleet.shared, start, now);
         let Some(pings) = self.pings.as_mut() else {
             return;
         };
