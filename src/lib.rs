@@ -11,6 +11,7 @@ mod handler;
 pub mod limits;
 pub mod protocol;
 pub mod server;
+pub mod tls;
 
 pub use backend::Backend;
 pub use client::ClientBuilder;
