@@ -72,7 +72,7 @@ impl Connector {
     ///
     /// # Errors
     ///
-    /// [`ClientError::TlsUnsupported`] for `wss://` (TLS is not built in yet).
+    /// None today; kept for errors an attempt may find before connecting.
     pub fn new(url: Url, options: ClientOptions) -> Result<Connector, ClientError> {
         Self::redirected(url, options, 0)
     }
@@ -87,9 +87,6 @@ impl Connector {
         options: ClientOptions,
         redirects: usize,
     ) -> Result<Connector, ClientError> {
-        if url.is_secure() {
-            return Err(ClientError::TlsUnsupported);
-        }
         let proxy = match &options.proxy {
             ProxyChoice::FromEnv => Proxy::from_env(&url),
             ProxyChoice::None => None,
@@ -102,6 +99,28 @@ impl Connector {
             phase: Phase::Done,
             redirects,
         })
+    }
+
+    /// For a `wss://` URL, a TLS client session for its host (SNI and certificate name), made
+    /// with the options' [`ClientTls`](crate::tls::ClientTls); `None` for `ws://`. It starts
+    /// after the proxy phase: through a proxy the tunnel carries TLS end to end.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::TlsName`] when the host is no valid server name.
+    pub fn tls_session(&self) -> Result<Option<rustls::ClientConnection>, ClientError> {
+        if !self.url.is_secure() {
+            return Ok(None);
+        }
+        let host = self
+            .url
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|_| ClientError::TlsName(host.to_owned()))?;
+        let config = self.options.tls_config().config().clone();
+        Ok(Some(rustls::ClientConnection::new(config, name)?))
     }
 
     /// The URL this attempt opens.

@@ -42,9 +42,13 @@ pub enum ClientError {
     /// A send the connection refused (closing, or a control frame too long).
     #[error("send refused: {0}")]
     Send(#[from] SendError),
-    /// `wss://` needs TLS, which this build does not have yet.
-    #[error("wss:// needs tls, which this build does not support yet")]
-    TlsUnsupported,
+    /// The TLS handshake failed: the server's certificate was refused (expired, for another
+    /// name, from an unknown CA), or the server refused ours, or it spoke no TLS.
+    #[error("tls: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The host of a `wss://` URL is not a valid TLS server name.
+    #[error("tls: {0:?} is not a valid server name")]
+    TlsName(String),
     /// More redirects than the options allow.
     #[error("more than {0} redirects")]
     TooManyRedirects(usize),

@@ -70,6 +70,8 @@ pub struct ClientOptions {
     /// name that is slow or fails on cue). Called on a resolver thread, never for IP literals.
     #[doc(hidden)]
     pub dangerous_resolver: Option<Resolver>,
+    /// How `wss://` servers are verified. Default: the Mozilla roots (`webpki-roots`).
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 /// A function resolving `host:port` to addresses (see `ClientOptions::dangerous_resolver`).
@@ -110,6 +112,7 @@ impl Default for ClientOptions {
             deflate: None,
             dangerous_mask_generator: None,
             dangerous_resolver: None,
+            tls: None,
         }
     }
 }
@@ -180,6 +183,23 @@ impl ClientOptions {
     pub fn deflate(mut self, options: DeflateOptions) -> Self {
         self.deflate = Some(options);
         self
+    }
+
+    /// Verifies `wss://` servers with `tls` (a CA of the caller's, a client certificate, or the
+    /// dangerous opt-out for tests) instead of the Mozilla roots.
+    pub fn tls(mut self, tls: crate::tls::ClientTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// The TLS configuration `wss://` uses: the one set with [`ClientOptions::tls`], or the
+    /// default (webpki roots, made once per process).
+    pub fn tls_config(&self) -> crate::tls::ClientTls {
+        static DEFAULT: std::sync::OnceLock<crate::tls::ClientTls> = std::sync::OnceLock::new();
+        match &self.tls {
+            Some(t) => t.clone(),
+            None => DEFAULT.get_or_init(crate::tls::ClientTls::default).clone(),
+        }
     }
 
     /// Connects directly, ignoring proxy environment variables.
