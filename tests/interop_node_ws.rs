@@ -4,6 +4,11 @@
 //! `*_no_context_takeover` on either side, no deflate at all). ws is installed with npm into
 //! `target/interop-node` the first time. Without node or npm the tests print `SKIPPED: ...`
 //! and pass, except under `CI=true`, where they fail.
+//!
+//! The `wss_*` tests run a few of the cases over TLS, with a CA and a server certificate for
+//! `127.0.0.1` made for the test (`support/wss_certs.rs`): ws as the client of `wss://` wsx
+//! servers (the CA in ws's `ca` option), and ws on `https.createServer` against the wsx clients
+//! (which trust that CA alone).
 
 #[macro_use]
 #[path = "support/backends.rs"]
@@ -11,6 +16,8 @@ mod backends;
 mod common;
 #[path = "support/interop.rs"]
 mod interop;
+#[path = "support/wss_certs.rs"]
+mod wss_certs;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -114,4 +121,37 @@ fn ws_strict_client_refuses_the_wsx_default(backend: Backend) {
             case.label()
         );
     }
+}
+
+/// A fresh test CA and server certificate, as the interop drivers take them.
+fn certs() -> (wss_certs::Certs, interop::Tls) {
+    let certs = wss_certs::Certs::new();
+    let tls = interop::Tls {
+        ca: certs.ca.clone(),
+        cert: certs.cert.clone(),
+        key: certs.key.clone(),
+    };
+    (certs, tls)
+}
+
+test_all!(wss_ws_client_against_wsx_servers);
+/// ws connects to `wss://` wsx servers, verifying them against the test CA.
+fn wss_ws_client_against_wsx_servers(backend: Backend) {
+    let Some(peer) = node_ws() else { return };
+    let (_certs, tls) = certs();
+    interop::wss_peer_clients_against_wsx_servers(backend, &peer, &tls);
+}
+
+#[test]
+fn wss_ws_server_against_wsx_blocking_client() {
+    let Some(peer) = node_ws() else { return };
+    let (_certs, tls) = certs();
+    interop::wss_blocking_client_against_peer_servers(&peer, &tls);
+}
+
+test_all!(wss_ws_server_against_wsx_engine_client);
+fn wss_ws_server_against_wsx_engine_client(backend: Backend) {
+    let Some(peer) = node_ws() else { return };
+    let (_certs, tls) = certs();
+    interop::wss_engine_client_against_peer_servers(backend, &peer, &tls);
 }

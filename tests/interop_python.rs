@@ -5,6 +5,11 @@
 //! run creates a venv in `target/interop-python` (`python3 -m venv`) and installs websockets
 //! with pip. Without python3, venv or the package the tests print `SKIPPED: ...` and pass,
 //! except under `CI=true`, where they fail.
+//!
+//! The `wss_*` tests run a few of the cases over TLS, with a CA and a server certificate for
+//! `127.0.0.1` made for the test (`support/wss_certs.rs`): websockets as the client of `wss://`
+//! wsx servers (an `ssl.SSLContext` that trusts the CA alone), and websockets servers with an
+//! `ssl.SSLContext` against the wsx clients (which trust that CA alone).
 
 #[macro_use]
 #[path = "support/backends.rs"]
@@ -12,6 +17,8 @@ mod backends;
 mod common;
 #[path = "support/interop.rs"]
 mod interop;
+#[path = "support/wss_certs.rs"]
+mod wss_certs;
 
 use std::process::Command;
 use std::sync::OnceLock;
@@ -90,4 +97,43 @@ fn websockets_server_against_wsx_engine_client(backend: Backend) {
         return;
     };
     interop::engine_client_against_peer_servers(backend, &peer);
+}
+
+/// A fresh test CA and server certificate, as the interop drivers take them.
+fn certs() -> (wss_certs::Certs, interop::Tls) {
+    let certs = wss_certs::Certs::new();
+    let tls = interop::Tls {
+        ca: certs.ca.clone(),
+        cert: certs.cert.clone(),
+        key: certs.key.clone(),
+    };
+    (certs, tls)
+}
+
+test_all!(wss_websockets_client_against_wsx_servers);
+/// websockets connects to `wss://` wsx servers, verifying them against the test CA.
+fn wss_websockets_client_against_wsx_servers(backend: Backend) {
+    let Some(peer) = python_websockets() else {
+        return;
+    };
+    let (_certs, tls) = certs();
+    interop::wss_peer_clients_against_wsx_servers(backend, &peer, &tls);
+}
+
+#[test]
+fn wss_websockets_server_against_wsx_blocking_client() {
+    let Some(peer) = python_websockets() else {
+        return;
+    };
+    let (_certs, tls) = certs();
+    interop::wss_blocking_client_against_peer_servers(&peer, &tls);
+}
+
+test_all!(wss_websockets_server_against_wsx_engine_client);
+fn wss_websockets_server_against_wsx_engine_client(backend: Backend) {
+    let Some(peer) = python_websockets() else {
+        return;
+    };
+    let (_certs, tls) = certs();
+    interop::wss_engine_client_against_peer_servers(backend, &peer, &tls);
 }

@@ -87,4 +87,18 @@ function readCases(done) {
   process.stdin.on('end', finish);
 }
 
-module.exports = { messages, totalBytes, parseSpec, readCases };
+// The TLS files named on the command line: `--ca FILE` (what a client trusts), `--cert FILE`
+// and `--key FILE` (what a server presents), each read into a Buffer; absent ones are undefined.
+function tlsArgs() {
+  const fs = require('fs');
+  const out = {};
+  const argv = process.argv.slice(2);
+  for (let i = 0; i + 1 < argv.length; i += 2) {
+    const name = argv[i].replace(/^--/, '');
+    if (!['ca', 'cert', 'key'].includes(name)) throw new Error(`unknown argument ${argv[i]}`);
+    out[name] = fs.readFileSync(argv[i + 1]);
+  }
+  return out;
+}
+
+module.exports = { messages, totalBytes, parseSpec, readCases, tlsArgs };

@@ -79,5 +79,18 @@ def read_cases():
     return cases
 
 
+def tls_args():
+    """The TLS files named on the command line: --ca FILE (what a client trusts), --cert FILE
+    and --key FILE (what a server presents), as a dict of paths."""
+    argv = sys.argv[1:]
+    out = {}
+    for name, value in zip(argv[::2], argv[1::2]):
+        key = name.removeprefix("--")
+        if key not in ("ca", "cert", "key"):
+            raise SystemExit(f"unknown argument {name}")
+        out[key] = value
+    return out
+
+
 def clean(text):
     return text.replace("\t", " ").replace("\n", " ")

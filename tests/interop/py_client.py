@@ -4,17 +4,21 @@ then END. For each case it sends every message of messages.py (a sender task, wh
 read), checks each echo byte for byte and in order, closes with 1000 and prints one line:
   RESULT<TAB>ID<TAB>ok<TAB>EXTENSIONS<TAB>PAYLOAD_BYTES    or    RESULT<TAB>ID<TAB>fail<TAB>WHY
 where EXTENSIONS is the Sec-WebSocket-Extensions header of the server's 101 ("" when none).
-Offer: snct, cnct (cnct=0: not offered), smwb=N, cmwb (bare), cmwb=N, cmwb=0 (not offered)."""
+Offer: snct, cnct (cnct=0: not offered), smwb=N, cmwb (bare), cmwb=N, cmwb=0 (not offered).
+With --ca FILE a wss:// URL is verified against that CA alone (an ssl.SSLContext)."""
 
 import asyncio
+import ssl
 
 from websockets.asyncio.client import connect
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
-from messages import clean, messages, parse_spec, read_cases, total_bytes
+from messages import clean, messages, parse_spec, read_cases, tls_args, total_bytes
 
 MESSAGES = messages()
 TOTAL = total_bytes(MESSAGES)
+TLS = tls_args()
+SSL = ssl.create_default_context(cafile=TLS["ca"]) if "ca" in TLS else None
 
 
 def extensions(spec):
@@ -41,6 +45,7 @@ async def run_case(url, spec):
         ping_interval=None,
         open_timeout=10,
         close_timeout=10,
+        ssl=SSL if url.startswith("wss://") else None,
     ) as ws:
         answer = ", ".join(ws.response.headers.get_all("Sec-WebSocket-Extensions"))
 

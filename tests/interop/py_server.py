@@ -4,16 +4,24 @@ then END. Prints "PORT<TAB>ID<TAB>port" for each, then "READY", and exits when s
 (or after 5 minutes at most).
 On each connection the server first sends the text "HELLO\n<offer>\n<answer>" (the
 Sec-WebSocket-Extensions headers of the request and of its 101, "" when absent), then echoes
-every message. Options: snct, cnct, smwb=N, cmwb=N."""
+every message. Options: snct, cnct, smwb=N, cmwb=N.
+With --cert FILE --key FILE every server speaks TLS with that certificate (wss://)."""
 
 import asyncio
 import os
+import ssl
 import sys
 
 from websockets.asyncio.server import serve
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 
-from messages import parse_spec, read_cases
+from messages import parse_spec, read_cases, tls_args
+
+TLS = tls_args()
+SSL = None
+if "cert" in TLS:
+    SSL = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    SSL.load_cert_chain(TLS["cert"], TLS["key"])
 
 
 def extensions(spec):
@@ -49,6 +57,7 @@ async def main():
             extensions=extensions(spec),
             max_size=None,
             ping_interval=None,
+            ssl=SSL,
         )
         servers.append(server)
         port = server.sockets[0].getsockname()[1]

@@ -8,9 +8,12 @@
 // cnct=0 -> clientNoContextTakeover: false (ws then refuses an answer that carries it);
 // smwb=N -> serverMaxWindowBits; cmwb -> bare client_max_window_bits (ws's default);
 // cmwb=N -> clientMaxWindowBits: N; cmwb=0 -> not offered.
+// With `--ca FILE` a wss:// URL is verified against that CA alone (the `ca` option of tls).
 'use strict';
 const WebSocket = require('ws');
-const { messages, totalBytes, parseSpec, readCases } = require('./messages.js');
+const { messages, totalBytes, parseSpec, readCases, tlsArgs } = require('./messages.js');
+
+const tls = tlsArgs();
 
 const list = messages();
 const total = totalBytes(list);
@@ -33,7 +36,9 @@ function runCase(url, spec) {
     let extensions = '';
     let next = 0;
     let settled = false;
-    const ws = new WebSocket(url, { perMessageDeflate: options(spec), maxPayload: 64 << 20 });
+    const o = { perMessageDeflate: options(spec), maxPayload: 64 << 20 };
+    if (tls.ca) o.ca = tls.ca;
+    const ws = new WebSocket(url, o);
     const finish = (result) => {
       if (settled) return;
       settled = true;

@@ -7,9 +7,14 @@
 // every message with compress: true.
 // Server options: snct -> serverNoContextTakeover: true; cnct -> clientNoContextTakeover: true;
 // smwb=N -> serverMaxWindowBits; cmwb=N -> clientMaxWindowBits.
+// With `--cert FILE --key FILE` each server is an https.createServer with that certificate and
+// the WebSocketServer runs on it (wss://).
 'use strict';
+const https = require('https');
 const { WebSocketServer } = require('ws');
-const { parseSpec, readCases } = require('./messages.js');
+const { parseSpec, readCases, tlsArgs } = require('./messages.js');
+
+const tls = tlsArgs();
 
 function options(spec) {
   const p = parseSpec(spec);
@@ -24,12 +29,16 @@ function options(spec) {
 
 function listen(spec) {
   return new Promise((resolve) => {
-    const wss = new WebSocketServer({
-      host: '127.0.0.1',
-      port: 0,
-      perMessageDeflate: options(spec),
-      maxPayload: 64 << 20,
-    });
+    const o = { perMessageDeflate: options(spec), maxPayload: 64 << 20 };
+    let wss;
+    if (tls.cert) {
+      const server = https.createServer({ cert: tls.cert, key: tls.key });
+      wss = new WebSocketServer({ server, ...o });
+      server.listen(0, '127.0.0.1', () => resolve(server.address().port));
+    } else {
+      wss = new WebSocketServer({ host: '127.0.0.1', port: 0, ...o });
+      wss.on('listening', () => resolve(wss.address().port));
+    }
     const answers = new WeakMap();
     wss.on('headers', (headers, req) => {
       const line = headers.find((h) => /^sec-websocket-extensions:/i.test(h));
@@ -40,7 +49,6 @@ function listen(spec) {
       ws.send(`HELLO\n${offer}\n${answers.get(req) || ''}`);
       ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary, compress: true }));
     });
-    wss.on('listening', () => resolve(wss.address().port));
   });
 }
 

@@ -16,6 +16,12 @@
 //! byte counters that compression was (or was not) in force on the wire. A case that fails is
 //! reported with everything that differed, and all cases run before the test fails.
 //!
+//! Over `wss://` ([`Tls`]: a test CA and a server certificate for `127.0.0.1`) the same drivers
+//! run a smaller set of cases ([`wss_cases_against_wsx`], [`wss_cases_against_peer`]): the wsx
+//! servers present the certificate, the peer servers too (`--cert FILE --key FILE`: ws on
+//! `https.createServer`, websockets with an `ssl.SSLContext`), and every client trusts the CA
+//! and nothing else (`--ca FILE` for the peer scripts, [`ClientTls::with_ca_pem_file`] for wsx).
+//!
 //! A piece that is missing (node, npm, python3, the venv, a package) fails the test when `CI` is
 //! `true` in the environment; elsewhere the test prints `SKIPPED: <why>` on stderr and returns.
 //!
@@ -38,6 +44,7 @@ use std::time::{Duration, Instant};
 use wsx::blocking::{self, Message as Owned};
 use wsx::client::{ClientError, ClientOptions, Url};
 use wsx::protocol::deflate::DeflateOptions;
+use wsx::tls::{ClientTls, ServerTls};
 use wsx::{
     Backend, CloseCode, CloseInfo, Conn, Handler, Message, SendStatus, Server, ServerHandle,
 };
@@ -97,6 +104,55 @@ pub(crate) fn script(name: &str) -> PathBuf {
 }
 
 // ---------------------------------------------------------------------------------------------
+// TLS.
+
+/// The files of a `wss://` run (made by `support/wss_certs.rs`): servers present `cert` and
+/// `key`, clients trust `ca` alone.
+#[derive(Debug, Clone)]
+pub(crate) struct Tls {
+    /// The CA certificate (PEM).
+    pub ca: PathBuf,
+    /// The server certificate (PEM), for `localhost` and `127.0.0.1`.
+    pub cert: PathBuf,
+    /// The server's private key (PEM).
+    pub key: PathBuf,
+}
+
+/// `ws` or `wss`.
+fn scheme(tls: Option<&Tls>) -> &'static str {
+    if tls.is_some() {
+        "wss"
+    } else {
+        "ws"
+    }
+}
+
+/// The arguments of a peer client script: `--ca FILE` over TLS.
+fn client_args(tls: Option<&Tls>) -> Vec<String> {
+    tls.map_or_else(Vec::new, |t| {
+        vec!["--ca".to_owned(), t.ca.to_string_lossy().into_owned()]
+    })
+}
+
+/// The arguments of a peer server script: `--cert FILE --key FILE` over TLS.
+fn server_args(tls: Option<&Tls>) -> Vec<String> {
+    tls.map_or_else(Vec::new, |t| {
+        vec![
+            "--cert".to_owned(),
+            t.cert.to_string_lossy().into_owned(),
+            "--key".to_owned(),
+            t.key.to_string_lossy().into_owned(),
+        ]
+    })
+}
+
+/// A wsx server builder that presents `tls`'s certificate.
+fn with_server_tls(builder: wsx::ServerBuilder, tls: &Tls) -> wsx::ServerBuilder {
+    let config = ServerTls::from_pem_files(&tls.cert, &tls.key).expect("the test certificate");
+    builder.tls(config)
+}
+
+// ---------------------------------------------------------------------------------------------
 // Peers.
 
 /// One peer implementation: how to run its client and server scripts.
@@ -118,9 +174,10 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
-    fn command(&self, script: &Path) -> Command {
+    fn command(&self, script: &Path, args: &[String]) -> Command {
         let mut cmd = Command::new(&self.program);
         cmd.arg(script)
+            .args(args)
             .current_dir(script.parent().unwrap_or(Path::new(".")))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::piped())
@@ -142,11 +199,11 @@ struct PeerProcess {
 }
 
 impl PeerProcess {
-    /// Starts `script` of `peer` and writes `input` (one case a line, then `END`) to its stdin,
-    /// which stays open (a peer server exits when it closes).
-    fn start(peer: &Peer, script: &Path, input: &[String]) -> PeerProcess {
+    /// Starts `script` of `peer` with `args` and writes `input` (one case a line, then `END`)
+    /// to its stdin, which stays open (a peer server exits when it closes).
+    fn start(peer: &Peer, script: &Path, args: &[String], input: &[String]) -> PeerProcess {
         let mut child = peer
-            .command(script)
+            .command(script, args)
             .spawn()
             .unwrap_or_else(|e| panic!("{} ({script:?}) did not start: {e}", peer.name));
         let stdout = child.stdout.take().expect("piped stdout");
@@ -591,21 +648,10 @@ pub(crate) fn cases_against_wsx() -> Vec<Case> {
 /// A configured server window never exceeds an offered one (ws declines such offers instead
 /// of answering the smaller window).
 pub(crate) fn cases_against_peer() -> Vec<Case> {
-    let wsx_default = DeflateOptions::default();
-    let wsx_offer = Offer {
-        snct: wsx_default.server_no_context_takeover,
-        cnct: if wsx_default.client_no_context_takeover {
-            Cnct::Yes
-        } else {
-            Cnct::No
-        },
-        smwb: None,
-        cmwb: Bits::Bare,
-    };
     let mut cases = vec![
         Case::new(None, Some(ServerConf::TAKEOVER)),
         Case::new(Some(Offer::PLAIN), None),
-        Case::new(Some(wsx_offer), Some(ServerConf::TAKEOVER)),
+        Case::new(Some(wsx_offer()), Some(ServerConf::TAKEOVER)),
         Case::new(Some(Offer::PLAIN), Some(ServerConf::TAKEOVER)),
     ];
     for n in 9..=15 {
@@ -659,6 +705,61 @@ pub(crate) fn cases_against_peer() -> Vec<Case> {
         }),
     ));
     cases
+}
+
+/// What the wsx client offers with its default [`DeflateOptions`].
+fn wsx_offer() -> Offer {
+    let wsx_default = DeflateOptions::default();
+    Offer {
+        snct: wsx_default.server_no_context_takeover,
+        cnct: if wsx_default.client_no_context_takeover {
+            Cnct::Yes
+        } else {
+            Cnct::No
+        },
+        smwb: None,
+        cmwb: Bits::Bare,
+    }
+}
+
+/// The cases run with a peer client against wsx servers over `wss://`: TLS changes nothing in
+/// the negotiation, so a few of [`cases_against_wsx`] suffice: no deflate, an offer the server
+/// declines, wsx's defaults, context takeover both ways, and a window asked for.
+pub(crate) fn wss_cases_against_wsx() -> Vec<Case> {
+    vec![
+        Case::new(None, Some(ServerConf::WSX_DEFAULT)),
+        Case::new(Some(Offer::PLAIN), None),
+        Case::new(Some(Offer::PLAIN), Some(ServerConf::WSX_DEFAULT)),
+        Case::new(Some(Offer::PLAIN), Some(ServerConf::TAKEOVER)),
+        Case::new(
+            Some(Offer {
+                smwb: Some(10),
+                cmwb: Bits::Value(10),
+                ..Offer::PLAIN
+            }),
+            Some(ServerConf::WSX_DEFAULT),
+        ),
+    ]
+}
+
+/// The cases run with the wsx clients against peer servers over `wss://`: a few of
+/// [`cases_against_peer`] (no deflate, a declined offer, the wsx client's default offer,
+/// context takeover, windows imposed by the server).
+pub(crate) fn wss_cases_against_peer() -> Vec<Case> {
+    vec![
+        Case::new(None, Some(ServerConf::TAKEOVER)),
+        Case::new(Some(Offer::PLAIN), None),
+        Case::new(Some(wsx_offer()), Some(ServerConf::TAKEOVER)),
+        Case::new(Some(Offer::PLAIN), Some(ServerConf::TAKEOVER)),
+        Case::new(
+            Some(Offer::PLAIN),
+            Some(ServerConf {
+                smwb: Some(10),
+                cmwb: Some(10),
+                ..ServerConf::TAKEOVER
+            }),
+        ),
+    ]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -811,7 +912,12 @@ impl Handler for Echo {
     }
 }
 
-fn start_wsx_server(backend: Backend, server: Option<&ServerConf>, echo: Echo) -> ServerHandle {
+fn start_wsx_server(
+    backend: Backend,
+    server: Option<&ServerConf>,
+    tls: Option<&Tls>,
+    echo: Echo,
+) -> ServerHandle {
     let mut builder = Server::builder()
         .host("127.0.0.1")
         .port(0)
@@ -819,6 +925,9 @@ fn start_wsx_server(backend: Backend, server: Option<&ServerConf>, echo: Echo) -
         .pin_threads(false);
     if let Some(conf) = server {
         builder = builder.deflate(conf.server_options());
+    }
+    if let Some(tls) = tls {
+        builder = with_server_tls(builder, tls);
     }
     let server = builder
         .backend(backend)
@@ -844,6 +953,16 @@ pub(crate) fn run_peer_clients(
     peer: &Peer,
     cases: &[Case],
 ) -> (Vec<PeerResult>, Vec<(Case, String)>) {
+    run_peer_clients_over(backend, peer, cases, None)
+}
+
+/// [`run_peer_clients`] over `ws://` (`tls` is `None`) or `wss://`.
+pub(crate) fn run_peer_clients_over(
+    backend: Backend,
+    peer: &Peer,
+    cases: &[Case],
+    tls: Option<&Tls>,
+) -> (Vec<PeerResult>, Vec<(Case, String)>) {
     let list = messages();
     let raw = total_bytes(&list);
     let count = list.len() as u64;
@@ -853,7 +972,7 @@ pub(crate) fn run_peer_clients(
         .map(|case| {
             let echo = Echo::default();
             (
-                start_wsx_server(backend, case.server.as_ref(), echo.clone()),
+                start_wsx_server(backend, case.server.as_ref(), tls, echo.clone()),
                 echo,
             )
         })
@@ -863,11 +982,16 @@ pub(crate) fn run_peer_clients(
         .zip(&servers)
         .enumerate()
         .map(|(i, (case, (server, _)))| {
-            format!("{i}\tws://{}/\t{}", server.local_addr(), case.offer_spec())
+            format!(
+                "{i}\t{}://{}/\t{}",
+                scheme(tls),
+                server.local_addr(),
+                case.offer_spec()
+            )
         })
         .collect();
     let deadline = Instant::now() + PROCESS_TIMEOUT;
-    let mut process = PeerProcess::start(peer, &peer.client, &input);
+    let mut process = PeerProcess::start(peer, &peer.client, &client_args(tls), &input);
     let mut results: HashMap<usize, PeerResult> = HashMap::new();
     while results.len() < cases.len() {
         let line = process.line(deadline, "RESULT line");
@@ -946,14 +1070,24 @@ pub(crate) fn run_peer_clients(
 /// Runs the matrix of [`cases_against_wsx`] with `peer`'s client and panics with every case
 /// that failed.
 pub(crate) fn peer_clients_against_wsx_servers(backend: Backend, peer: &Peer) {
-    let cases = cases_against_wsx();
-    let (results, mut failures) = run_peer_clients(backend, peer, &cases);
+    peer_clients_against(backend, peer, &cases_against_wsx(), None);
+}
+
+/// Runs [`wss_cases_against_wsx`] with `peer`'s client against wsx servers over `wss://`
+/// and panics with every case that failed.
+pub(crate) fn wss_peer_clients_against_wsx_servers(backend: Backend, peer: &Peer, tls: &Tls) {
+    peer_clients_against(backend, peer, &wss_cases_against_wsx(), Some(tls));
+}
+
+fn peer_clients_against(backend: Backend, peer: &Peer, cases: &[Case], tls: Option<&Tls>) {
+    let (results, mut failures) = run_peer_clients_over(backend, peer, cases, tls);
     for (case, result) in cases.iter().zip(results) {
         if let PeerResult::Fail(why) = result {
             failures.push((*case, format!("{} client: {why}", peer.name)));
         }
     }
-    report(peer, "client against wsx servers", cases.len(), &failures);
+    let what = format!("client against wsx servers over {}://", scheme(tls));
+    report(peer, &what, cases.len(), &failures);
 }
 
 fn report(peer: &Peer, what: &str, cases: usize, failures: &[(Case, String)]) {
@@ -981,14 +1115,14 @@ fn report(peer: &Peer, what: &str, cases: usize, failures: &[(Case, String)]) {
 
 /// Starts `peer`'s server script with one server per case; returns the process and each
 /// case's port.
-fn start_peer_servers(peer: &Peer, cases: &[Case]) -> (PeerProcess, Vec<u16>) {
+fn start_peer_servers(peer: &Peer, cases: &[Case], tls: Option<&Tls>) -> (PeerProcess, Vec<u16>) {
     let input: Vec<String> = cases
         .iter()
         .enumerate()
         .map(|(i, case)| format!("{i}\t{}", case.server_spec()))
         .collect();
     let deadline = Instant::now() + CASE_TIMEOUT;
-    let mut process = PeerProcess::start(peer, &peer.server, &input);
+    let mut process = PeerProcess::start(peer, &peer.server, &server_args(tls), &input);
     let mut ports = HashMap::new();
     loop {
         let line = process.line(deadline, "PORT line");
@@ -1043,10 +1177,13 @@ fn check_hello(peer: &Peer, case: &Case, hello: &Owned) -> Result<Option<Answer>
     Ok(expected)
 }
 
-fn client_options(case: &Case) -> ClientOptions {
-    let options = ClientOptions::new()
+fn client_options(case: &Case, tls: Option<&Tls>) -> ClientOptions {
+    let mut options = ClientOptions::new()
         .no_proxy()
         .handshake_timeout(CASE_TIMEOUT);
+    if let Some(tls) = tls {
+        options = options.tls(ClientTls::with_ca_pem_file(&tls.ca).expect("the test CA"));
+    }
     match case.offer.as_ref().and_then(Offer::client_options) {
         Some(deflate) => options.deflate(deflate),
         None => options,
@@ -1054,10 +1191,16 @@ fn client_options(case: &Case) -> ClientOptions {
 }
 
 /// One case with the blocking client: greeting, then each message sent and its echo read.
-fn blocking_case(peer: &Peer, case: &Case, port: u16, list: &[Owned]) -> Result<(), String> {
-    let url = format!("ws://127.0.0.1:{port}/");
-    let mut ws =
-        blocking::connect_with(&url, &client_options(case)).map_err(|e| format!("connect: {e}"))?;
+fn blocking_case(
+    peer: &Peer,
+    case: &Case,
+    port: u16,
+    tls: Option<&Tls>,
+    list: &[Owned],
+) -> Result<(), String> {
+    let url = format!("{}://127.0.0.1:{port}/", scheme(tls));
+    let mut ws = blocking::connect_with(&url, &client_options(case, tls))
+        .map_err(|e| format!("connect: {e}"))?;
     ws.set_read_timeout(Some(CASE_TIMEOUT))
         .map_err(|e| format!("read timeout: {e}"))?;
     let header: Vec<String> = ws
@@ -1090,8 +1233,17 @@ fn blocking_case(peer: &Peer, case: &Case, port: u16, list: &[Owned]) -> Result<
 /// Runs [`cases_against_peer`] with the blocking client against `peer`'s servers; panics with
 /// every case that failed.
 pub(crate) fn blocking_client_against_peer_servers(peer: &Peer) {
-    let cases = cases_against_peer();
-    let (_process, ports) = start_peer_servers(peer, &cases);
+    blocking_client_against(peer, &cases_against_peer(), None);
+}
+
+/// Runs [`wss_cases_against_peer`] with the blocking client against `peer`'s servers over
+/// `wss://`; panics with every case that failed.
+pub(crate) fn wss_blocking_client_against_peer_servers(peer: &Peer, tls: &Tls) {
+    blocking_client_against(peer, &wss_cases_against_peer(), Some(tls));
+}
+
+fn blocking_client_against(peer: &Peer, cases: &[Case], tls: Option<&Tls>) {
+    let (_process, ports) = start_peer_servers(peer, cases, tls);
     let list = messages();
     let failures: Vec<(Case, String)> = cases
         .iter()
@@ -1100,7 +1252,7 @@ pub(crate) fn blocking_client_against_peer_servers(peer: &Peer) {
             // A panic inside the client (an assertion in the library) is that case's failure;
             // the other cases still run.
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                blocking_case(peer, case, port, &list)
+                blocking_case(peer, case, port, tls, &list)
             }));
             match run {
                 Ok(Ok(())) => None,
@@ -1112,12 +1264,8 @@ pub(crate) fn blocking_client_against_peer_servers(peer: &Peer) {
             }
         })
         .collect();
-    report(
-        peer,
-        "server against the blocking client",
-        cases.len(),
-        &failures,
-    );
+    let what = format!("server against the blocking client over {}://", scheme(tls));
+    report(peer, &what, cases.len(), &failures);
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
@@ -1204,6 +1352,7 @@ fn engine_case(
     peer: &Peer,
     case: &Case,
     port: u16,
+    tls: Option<&Tls>,
     list: &Arc<Vec<Owned>>,
 ) -> Result<(), String> {
     let (tx, events) = mpsc::channel();
@@ -1218,7 +1367,7 @@ fn engine_case(
         })
         .map_err(|e| format!("engine client: {e}"))?;
     crate::backends::assert_runs_on(&engine, backend);
-    let result = engine_exchange(peer, &engine, &events, case, port, list);
+    let result = engine_exchange(peer, &engine, &events, case, port, tls, list);
     engine.shutdown(Duration::ZERO);
     crate::common::wait_for_workers(&engine, CASE_TIMEOUT);
     result
@@ -1230,13 +1379,14 @@ fn engine_exchange(
     events: &Receiver<ClientEvent>,
     case: &Case,
     port: u16,
+    tls: Option<&Tls>,
     list: &[Owned],
 ) -> Result<(), String> {
     let tag = 7;
     engine
         .connect(
-            &format!("ws://127.0.0.1:{port}/"),
-            client_options(case),
+            &format!("{}://127.0.0.1:{port}/", scheme(tls)),
+            client_options(case, tls),
             tag,
         )
         .map_err(|e| format!("connect: {e}"))?;
@@ -1302,22 +1452,27 @@ fn engine_exchange(
 /// Runs [`cases_against_peer`] with the engine client against `peer`'s servers, one case
 /// after another; panics with every case that failed.
 pub(crate) fn engine_client_against_peer_servers(backend: Backend, peer: &Peer) {
-    let cases = cases_against_peer();
-    let (_process, ports) = start_peer_servers(peer, &cases);
+    engine_client_against(backend, peer, &cases_against_peer(), None);
+}
+
+/// Runs [`wss_cases_against_peer`] with the engine client against `peer`'s servers over
+/// `wss://`, one case after another; panics with every case that failed.
+pub(crate) fn wss_engine_client_against_peer_servers(backend: Backend, peer: &Peer, tls: &Tls) {
+    engine_client_against(backend, peer, &wss_cases_against_peer(), Some(tls));
+}
+
+fn engine_client_against(backend: Backend, peer: &Peer, cases: &[Case], tls: Option<&Tls>) {
+    let (_process, ports) = start_peer_servers(peer, cases, tls);
     let list = Arc::new(messages());
     let failures: Vec<(Case, String)> = cases
         .iter()
         .zip(&ports)
         .filter_map(|(case, &port)| {
-            engine_case(backend, peer, case, port, &list)
+            engine_case(backend, peer, case, port, tls, &list)
                 .err()
                 .map(|why| (*case, why))
         })
         .collect();
-    report(
-        peer,
-        "server against the engine client",
-        cases.len(),
-        &failures,
-    );
+    let what = format!("server against the engine client over {}://", scheme(tls));
+    report(peer, &what, cases.len(), &failures);
 }
