@@ -139,6 +139,11 @@ pub fn connect_with(url: &str, options: &ClientOptions) -> Result<WebSocket, Cli
                     connector = connector.follow(url)?;
                     break;
                 }
+                ConnectStep::Tunnel { .. } => {
+                    return Err(ClientError::Tls(rustls::Error::General(
+                        "wss:// is not supported by the blocking client yet".into(),
+                    )));
+                }
             }
         }
     }
