@@ -13,6 +13,12 @@
 //! messages in a burst; a close from the page with 1000 and with 4000 and a reason; and a close
 //! from the server (SIGTERM to `wsx serve`, which closes every client with 1001, then exits 0).
 //!
+//! The `chromium_wss*` tests run the same page against `wsx serve --tls-cert F --tls-key F` over
+//! `wss://` (the page itself stays on http, from which a secure WebSocket is allowed), with a
+//! server certificate made for the test (`support/wss_certs.rs`) that Chromium accepts through
+//! `--ignore-certificate-errors-spki-list` and the SHA-256 of its key: no other certificate is
+//! let through.
+//!
 //! Setup installs what is missing: `apt-get install -y chromium firefox-esr` (and node, npm),
 //! `puppeteer-core` into `target/browser-node/`. Under `CI=true` anything missing fails the test;
 //! otherwise the test prints `SKIPPED: <why>` and passes. `WSX_BROWSER_SEED` changes the seed of
@@ -21,6 +27,8 @@
 #[macro_use]
 #[path = "support/backends.rs"]
 mod backends;
+#[path = "support/wss_certs.rs"]
+mod wss_certs;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -321,9 +329,14 @@ impl WsxServe {
     }
 }
 
-/// The address in a line such as `wsx: echo server listening on ws://127.0.0.1:9001 (...)`.
+/// The address in a line such as `wsx: echo server listening on ws://127.0.0.1:9001 (...)` (or
+/// `wss://`).
 fn listening_addr(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("ws://")? + 5..];
+    let at = line.find("://")?;
+    if !(line[..at].ends_with(" ws") || line[..at].ends_with(" wss")) {
+        return None;
+    }
+    let rest = &line[at + 3..];
     let end = rest
         .find(|c: char| c == '/' || c.is_whitespace())
         .unwrap_or(rest.len());
@@ -513,7 +526,32 @@ impl PageReport {
 /// Runs the page in one browser against a fresh `wsx serve FLAGS`; panics with every failed
 /// step.
 fn run(backend: Backend, browser: Browser, flags: &[&str]) {
+    run_over(backend, browser, flags, None);
+}
+
+/// [`run`] over `ws://` (`certs` is `None`), or over `wss://` with `wsx serve --tls-cert
+/// --tls-key` presenting `certs`' server certificate, which the browser is told to accept by
+/// its key's hash (Chromium only).
+fn run_over(backend: Backend, browser: Browser, flags: &[&str], certs: Option<&wss_certs::Certs>) {
     let deflate = flags.contains(&"--deflate");
+    let mut flags: Vec<&str> = flags.to_vec();
+    let mut browser_args = Vec::new();
+    if let Some(certs) = certs {
+        assert!(
+            matches!(browser, Browser::Chromium),
+            "wss:// runs with Chromium only"
+        );
+        for (flag, path) in [("--tls-cert", &certs.cert), ("--tls-key", &certs.key)] {
+            flags.push(flag);
+            flags.push(path.to_str().expect("a UTF-8 temporary path"));
+        }
+        browser_args.push(format!(
+            "--ignore-certificate-errors-spki-list={}",
+            certs.spki_sha256
+        ));
+    }
+    let flags = &flags[..];
+    let scheme = if certs.is_some() { "wss" } else { "ws" };
     let setup = match setup() {
         Ok(setup) => setup,
         Err(why) => return skip(&why),
@@ -531,7 +569,7 @@ fn run(backend: Backend, browser: Browser, flags: &[&str]) {
     let wsx = WsxServe::start(backend, flags);
     let page = PageServer::start(wsx.child.id());
     let url = format!(
-        "http://{}/?ws=ws://{}/&deflate={}&seed={seed}&step_ms={STEP_MS}",
+        "http://{}/?ws={scheme}://{}/&deflate={}&seed={seed}&step_ms={STEP_MS}",
         page.addr,
         wsx.addr,
         u8::from(deflate)
@@ -542,7 +580,11 @@ fn run(backend: Backend, browser: Browser, flags: &[&str]) {
         if flags.is_empty() {
             "plain".to_owned()
         } else {
-            flags.join("").replace('-', "")
+            flags
+                .iter()
+                .filter(|f| f.starts_with("--"))
+                .map(|f| f.replace('-', ""))
+                .collect::<String>()
         },
         std::process::id()
     ));
@@ -557,6 +599,7 @@ fn run(backend: Backend, browser: Browser, flags: &[&str]) {
         .arg(&profile)
         .arg(&url)
         .arg(PAGE_MS.to_string())
+        .args(&browser_args)
         .env("NODE_PATH", setup.node_dir.join("node_modules"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -726,4 +769,20 @@ fn firefox_deflate_context_takeover(backend: Backend) {
 test_all!(firefox_deflate_small_window);
 fn firefox_deflate_small_window(backend: Backend) {
     run(backend, Browser::Firefox, SMALL_WINDOW);
+}
+
+test_all!(chromium_wss);
+/// The page over `wss://`, without permessage-deflate.
+fn chromium_wss(backend: Backend) {
+    let certs = wss_certs::Certs::new();
+    run_over(backend, Browser::Chromium, &[], Some(&certs));
+}
+
+test_all!(chromium_wss_deflate);
+/// The page over `wss://` with permessage-deflate (which Chromium offers), on the default
+/// compressor and on the one that keeps its context.
+fn chromium_wss_deflate(backend: Backend) {
+    let certs = wss_certs::Certs::new();
+    run_over(backend, Browser::Chromium, &["--deflate"], Some(&certs));
+    run_over(backend, Browser::Chromium, CONTEXT, Some(&certs));
 }

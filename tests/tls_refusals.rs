@@ -66,11 +66,9 @@ fn echo_works(url: &str, options: &ClientOptions) {
 /// is answered `101`: the port still serves TLS after a plain request.
 fn upgrade_over_tls_works(addr: SocketAddr, certs: &wss_certs::Certs) {
     let config = ClientTls::with_ca_pem_file(&certs.ca).unwrap();
-    let session = rustls::ClientConnection::new(
-        Arc::clone(config.config()),
-        "localhost".try_into().unwrap(),
-    )
-    .unwrap();
+    let session =
+        rustls::ClientConnection::new(Arc::clone(config.config()), "localhost".try_into().unwrap())
+            .unwrap();
     let stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     let mut tls = rustls::StreamOwned::new(session, stream);
@@ -104,9 +102,7 @@ fn plain_http_on_a_tls_port_gets_400(backend: Backend) {
     let addr = server.local_addr();
 
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .write_all(upgrade_request(addr).as_bytes())
-        .unwrap();
+    stream.write_all(upgrade_request(addr).as_bytes()).unwrap();
     let answer = read_until_closed(&mut stream);
     let text = String::from_utf8_lossy(&answer);
     assert!(
@@ -125,7 +121,11 @@ fn plain_http_on_a_tls_port_gets_400(backend: Backend) {
         .filter_map(|l| l.split_once(':'))
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
         .map(|(_, v)| v.trim().parse::<usize>().expect("a number"));
-    assert_eq!(length, Some(body.len()), "Content-Length and body: {text:?}");
+    assert_eq!(
+        length,
+        Some(body.len()),
+        "Content-Length and body: {text:?}"
+    );
 
     upgrade_over_tls_works(addr, &certs);
     stop(&server);
@@ -141,11 +141,9 @@ fn tls_client_hello_on_a_plain_port_gets_an_alert(backend: Backend) {
     let addr = server.local_addr();
 
     let config = ClientTls::with_ca_pem_file(&certs.ca).unwrap();
-    let mut tls = rustls::ClientConnection::new(
-        Arc::clone(config.config()),
-        "localhost".try_into().unwrap(),
-    )
-    .unwrap();
+    let mut tls =
+        rustls::ClientConnection::new(Arc::clone(config.config()), "localhost".try_into().unwrap())
+            .unwrap();
     let mut hello = Vec::new();
     while tls.wants_write() {
         tls.write_tls(&mut hello).unwrap();
@@ -177,9 +175,6 @@ fn tls_client_hello_on_a_plain_port_gets_an_alert(backend: Backend) {
         other => panic!("rustls read the answer as {other:?}"),
     }
 
-    echo_works(
-        &format!("ws://{addr}/"),
-        &ClientOptions::new().no_proxy(),
-    );
+    echo_works(&format!("ws://{addr}/"), &ClientOptions::new().no_proxy());
     stop(&server);
 }

@@ -1,7 +1,10 @@
 'use strict';
 // Drives one headless browser through the page of tests/browser/checks.js, for tests/browsers.rs.
 //
-//   node drive.js <chrome|firefox> <executable> <profile dir> <page url> <timeout ms>
+//   node drive.js <chrome|firefox> <executable> <profile dir> <page url> <timeout ms> [browser args...]
+//
+// The browser args are added to the command line of the browser (for wss://, Chromium's
+// `--ignore-certificate-errors-spki-list=<hash>`).
 //
 // Chromium is driven over CDP, Firefox over WebDriver BiDi, both by puppeteer-core (which never
 // downloads a browser). Prints `VERSION <browser version>`, then every line the page reports
@@ -10,7 +13,7 @@
 
 const puppeteer = require('puppeteer-core');
 
-const [kind, executablePath, userDataDir, url, timeoutArg] = process.argv.slice(2);
+const [kind, executablePath, userDataDir, url, timeoutArg, ...extraArgs] = process.argv.slice(2);
 const timeoutMs = Number(timeoutArg) || 180000;
 
 // Nothing but the page may talk to the network: no updates, telemetry, safe browsing, prefetch
@@ -69,10 +72,10 @@ async function main() {
     timeout: 60000,
   };
   if (kind === 'firefox') {
-    options.args = ['--headless'];
+    options.args = ['--headless', ...extraArgs];
     options.extraPrefsFirefox = FIREFOX_PREFS;
   } else {
-    options.args = CHROMIUM_ARGS;
+    options.args = [...CHROMIUM_ARGS, ...extraArgs];
     options.pipe = true; // CDP over a pipe: no debugging port, and the browser ends with node
   }
   const browser = await puppeteer.launch(options);

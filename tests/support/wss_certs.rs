@@ -76,8 +76,8 @@ impl Certs {
         let ca_path = write("ca.pem", ca.pem());
         let cert = write("server.pem", leaf.pem());
         let key = write("server.key", leaf_key.serialize_pem());
-        let spki_sha256 = base64::engine::general_purpose::STANDARD
-            .encode(sha256(&leaf_key.public_key_der()));
+        let spki_sha256 =
+            base64::engine::general_purpose::STANDARD.encode(sha256(&leaf_key.public_key_der()));
         Certs {
             dir,
             ca: ca_path,
