@@ -123,6 +123,12 @@ impl Connector {
         Ok(Some(rustls::ClientConnection::new(config, name)?))
     }
 
+    /// Whether the upgrade request has been written (the proxy phase, if any, is over): the
+    /// point where a `wss://` transport starts TLS.
+    pub fn upgrading(&self) -> bool {
+        matches!(self.phase, Phase::Upgrade(_))
+    }
+
     /// The URL this attempt opens.
     pub fn url(&self) -> &Url {
         &self.url
