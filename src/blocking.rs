@@ -124,7 +124,9 @@ fn tls_handshake(
             Err(e) => return Err(io_error(e)),
         }
     }
-    Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(session, tcp))))
+    Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(
+        session, tcp,
+    ))))
 }
 
 /// An open client connection.

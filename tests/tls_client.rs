@@ -206,7 +206,10 @@ fn an_unknown_issuer_is_refused() {
     let seen = serve_once(27304, server);
     let err = connect_with("wss://127.0.0.1:27304/", &options(ca_client(&certs))).unwrap_err();
     let message = err.to_string();
-    assert!(matches!(cert_error(err), CertificateError::UnknownIssuer), "{message}");
+    assert!(
+        matches!(cert_error(err), CertificateError::UnknownIssuer),
+        "{message}"
+    );
     assert!(seen.recv().unwrap().is_err());
 }
 
@@ -217,7 +220,10 @@ fn the_default_roots_refuse_a_test_ca() {
     let seen = serve_once(27305, server);
     let err = connect_with("wss://127.0.0.1:27305/", &ClientOptions::default()).unwrap_err();
     let message = err.to_string();
-    assert!(matches!(cert_error(err), CertificateError::UnknownIssuer), "{message}");
+    assert!(
+        matches!(cert_error(err), CertificateError::UnknownIssuer),
+        "{message}"
+    );
     assert!(seen.recv().unwrap().is_err());
 }
 
@@ -298,7 +304,11 @@ fn sni_picks_the_certificate_by_name() {
             assert!(seen.recv().unwrap().is_err());
             continue;
         }
-        assert_eq!(leaf_for_name(port, name, &client), der(&want.cert_pem), "{name}");
+        assert_eq!(
+            leaf_for_name(port, name, &client),
+            der(&want.cert_pem),
+            "{name}"
+        );
         assert!(seen.recv().unwrap().is_ok(), "{name}");
     }
     // No SNI (an IP address): the default, and the blocking client accepts it.
@@ -400,7 +410,10 @@ fn a_server_speaking_no_tls_is_an_error_not_a_hang() {
     let certs = Certs::generate();
     let err = connect_with("wss://127.0.0.1:27324/", &options(ca_client(&certs))).unwrap_err();
     assert!(
-        matches!(err, ClientError::Tls(_) | ClientError::Closed | ClientError::Io(_)),
+        matches!(
+            err,
+            ClientError::Tls(_) | ClientError::Closed | ClientError::Io(_)
+        ),
         "{err:?}"
     );
     t.join().unwrap();
@@ -424,3 +437,63 @@ fn the_handshake_timeout_covers_the_tls_handshake() {
     t.join().unwrap();
 }
 
+/// Reads one request head from `stream` and answers a 302 to `location`.
+fn answer_redirect(stream: &mut impl ReadWrite, location: &str) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    let _ = write!(
+        stream,
+        "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n"
+    );
+    let _ = stream.flush();
+}
+
+#[test]
+fn a_redirect_from_ws_to_wss_is_followed_over_tls() {
+    let certs = Certs::generate();
+    let server = ServerTls::from_pem_files(&certs.server.cert, &certs.server.key).unwrap();
+    let seen = serve_once(27330, server);
+    let listener = TcpListener::bind(("127.0.0.1", 27331)).unwrap();
+    let hop = thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().unwrap();
+        answer_redirect(&mut tcp, "wss://127.0.0.1:27330/next");
+    });
+    let opts = options(ca_client(&certs)).follow_redirects(1);
+    let mut ws = connect_with("ws://127.0.0.1:27331/", &opts).expect("followed");
+    assert_eq!(ws.url().to_string(), "wss://127.0.0.1:27330/next");
+    assert!(ws.tls().is_some());
+    ws.send_text("after the redirect").unwrap();
+    assert_eq!(
+        ws.recv().unwrap(),
+        Message::Text("after the redirect".into())
+    );
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    assert!(seen.recv().unwrap().is_ok());
+    hop.join().unwrap();
+}
+
+#[test]
+fn a_redirect_from_wss_to_ws_is_refused() {
+    let certs = Certs::generate();
+    let server = ServerTls::from_pem_files(&certs.server.cert, &certs.server.key).unwrap();
+    let listener = TcpListener::bind(("127.0.0.1", 27332)).unwrap();
+    let hop = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let session = rustls::ServerConnection::new(server.config().clone()).unwrap();
+        let mut stream = rustls::StreamOwned::new(session, tcp);
+        answer_redirect(&mut stream, "ws://127.0.0.1:1/");
+    });
+    let opts = options(ca_client(&certs)).follow_redirects(1);
+    let err = connect_with("wss://127.0.0.1:27332/", &opts).unwrap_err();
+    assert!(
+        matches!(&err, ClientError::InsecureRedirect(url) if url == "ws://127.0.0.1:1/"),
+        "{err:?}"
+    );
+    hop.join().unwrap();
+}

@@ -83,10 +83,7 @@ pub(crate) fn key_from_pem(pem: &[u8]) -> Result<PrivateKeyDer<'static>, TlsErro
 }
 
 /// A certificate chain and its key, checked to match.
-fn certified_key(
-    chain_pem: &[u8],
-    key_pem: &[u8],
-) -> Result<rustls::sign::CertifiedKey, TlsError> {
+fn certified_key(chain_pem: &[u8], key_pem: &[u8]) -> Result<rustls::sign::CertifiedKey, TlsError> {
     Ok(rustls::sign::CertifiedKey::from_der(
         certs_from_pem(chain_pem)?,
         key_from_pem(key_pem)?,
