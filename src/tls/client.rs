@@ -159,7 +159,7 @@ impl ClientTls {
     /// as it is (set `alpn_protocols` yourself if the server needs it).
     ///
     /// ```
-    /// let config = (*wsx::tls::ClientTls::webpki_roots().config()).clone();
+    /// let config = rustls::ClientConfig::clone(wsx::tls::ClientTls::webpki_roots().config());
     /// let tls = wsx::tls::ClientTls::from_config(std::sync::Arc::new(config));
     /// # let _ = tls;
     /// ```
