@@ -2,6 +2,8 @@
 //! trip with the CA given; certificates refused (expired, wrong name, unknown issuer) with
 //! errors that say so; the dangerous opt-out; SNI picking a certificate by name; mTLS.
 
+#[path = "support/proxies.rs"]
+mod proxies;
 #[path = "support/tls.rs"]
 mod tls;
 
@@ -496,4 +498,39 @@ fn a_redirect_from_wss_to_ws_is_refused() {
         "{err:?}"
     );
     hop.join().unwrap();
+}
+
+fn proxy_at(addr: std::net::SocketAddr, socks: bool) -> wsx::client::proxy::Proxy {
+    let (host, port) = (addr.ip().to_string(), addr.port());
+    if socks {
+        wsx::client::proxy::Proxy::Socks5 {
+            host,
+            port,
+            auth: None,
+        }
+    } else {
+        wsx::client::proxy::Proxy::Http {
+            host,
+            port,
+            auth: None,
+        }
+    }
+}
+
+#[test]
+fn wss_through_proxies_runs_tls_end_to_end() {
+    let certs = Certs::generate();
+    for (port, socks) in [(27333, false), (27334, true)] {
+        let server = ServerTls::from_pem_files(&certs.server.cert, &certs.server.key).unwrap();
+        let seen = serve_once(port, server);
+        let proxy = if socks {
+            proxies::socks5_proxy(proxies::ProxyConfig::default())
+        } else {
+            proxies::http_connect_proxy(proxies::ProxyConfig::default())
+        };
+        let opts = options(ca_client(&certs)).proxy(proxy_at(proxy, socks));
+        // The certificate is checked against the target's name, not the proxy's.
+        round_trip(&format!("wss://localhost:{port}/"), &opts);
+        assert!(seen.recv().unwrap().is_ok(), "socks: {socks}");
+    }
 }
