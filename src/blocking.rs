@@ -108,11 +108,21 @@ fn io_error(e: io::Error) -> ClientError {
     ClientError::Io(e)
 }
 
-/// Runs the TLS handshake to its end within the deadline (already set on the socket).
+/// Runs the TLS handshake over a plain `stream` to its end within the deadline (already set on
+/// the socket); `early` holds bytes of the server's already read from the socket.
 fn tls_handshake(
     mut session: rustls::ClientConnection,
-    mut tcp: TcpStream,
+    stream: Stream,
+    mut early: &[u8],
 ) -> Result<Stream, ClientError> {
+    let mut tcp = match stream {
+        Stream::Plain(tcp) => tcp,
+        tls @ Stream::Tls(_) => return Ok(tls),
+    };
+    while !early.is_empty() {
+        session.read_tls(&mut early).map_err(io_error)?;
+        session.process_new_packets()?;
+    }
     while session.is_handshaking() {
         match session.complete_io(&mut tcp) {
             Ok((0, 0)) if session.is_handshaking() && !session.wants_write() => {
@@ -164,14 +174,18 @@ pub fn connect_with(url: &str, options: &ClientOptions) -> Result<WebSocket, Cli
     let mut connector = Connector::new(Url::parse(url)?, options.clone())?;
     loop {
         let tcp = open_tcp(&connector.connect_addr(), options, deadline)?;
-        // For wss://, TLS starts once the upgrade request is due: at once without a proxy,
-        // after the CONNECT tunnel with one (the tunnel carries TLS end to end).
+        // For wss://, TLS carries the upgrade: from the start without a proxy, from
+        // `ConnectStep::Tunnel` on with one (the tunnel carries TLS end to end).
         let mut tls = connector.tls_session()?;
         let mut stream = Stream::Plain(tcp);
+        set_deadline(stream.tcp(), deadline)?;
+        if !connector.proxied() {
+            if let Some(session) = tls.take() {
+                stream = tls_handshake(session, stream, &[])?;
+            }
+        }
         let mut out = Vec::new();
         connector.start(&mut out)?;
-        set_deadline(stream.tcp(), deadline)?;
-        stream = secure_if_due(stream, &mut tls, &connector)?;
         stream.write_all(&out).map_err(io_error)?;
         let mut buf = vec![0u8; BUF];
         let mut end = 0;
@@ -191,19 +205,6 @@ pub fn connect_with(url: &str, options: &ClientOptions) -> Result<WebSocket, Cli
             end += n;
             out.clear();
             let step = connector.handle_read(&buf[..end], &mut out)?;
-            if tls.is_some() && connector.upgrading() {
-                // The tunnel just opened: nothing the proxy sent after its answer may be used.
-                if let ConnectStep::NeedMore { consumed } = step {
-                    if consumed != end {
-                        return Err(ClientError::Handshake(
-                            crate::HandshakeError::InvalidResponse(
-                                "bytes after the proxy's answer, before TLS",
-                            ),
-                        ));
-                    }
-                }
-                stream = secure_if_due(stream, &mut tls, &connector)?;
-            }
             if !out.is_empty() {
                 stream.write_all(&out).map_err(io_error)?;
             }
@@ -211,6 +212,19 @@ pub fn connect_with(url: &str, options: &ClientOptions) -> Result<WebSocket, Cli
                 ConnectStep::NeedMore { consumed } => {
                     buf.copy_within(consumed..end, 0);
                     end -= consumed;
+                }
+                ConnectStep::Tunnel { consumed } => {
+                    let Some(session) = tls.take() else {
+                        return Err(ClientError::Handshake(
+                            crate::HandshakeError::InvalidResponse("a tunnel without TLS"),
+                        ));
+                    };
+                    // What followed the proxy's answer is the server's first TLS records.
+                    stream = tls_handshake(session, stream, &buf[consumed..end])?;
+                    end = 0;
+                    out.clear();
+                    connector.start_upgrade(&mut out)?;
+                    stream.write_all(&out).map_err(io_error)?;
                 }
                 ConnectStep::Open {
                     consumed,
@@ -237,22 +251,6 @@ pub fn connect_with(url: &str, options: &ClientOptions) -> Result<WebSocket, Cli
                 }
             }
         }
-    }
-}
-
-/// Runs the TLS handshake over `stream` when a session is pending and the connector is at the
-/// upgrade (the proxy phase, if any, is over).
-fn secure_if_due(
-    stream: Stream,
-    tls: &mut Option<rustls::ClientConnection>,
-    connector: &Connector,
-) -> Result<Stream, ClientError> {
-    match (stream, connector.upgrading()) {
-        (Stream::Plain(tcp), true) => match tls.take() {
-            Some(session) => tls_handshake(session, tcp),
-            None => Ok(Stream::Plain(tcp)),
-        },
-        (stream, _) => Ok(stream),
     }
 }
 

@@ -89,6 +89,12 @@ struct ServeArgs {
     /// `--broadcast B`) [default: echo everything].
     #[arg(long, value_name = "PREFIX", value_parser = non_empty)]
     broadcast: Option<String>,
+    /// Serve wss://: the certificate chain (PEM, leaf first) to present.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// Serve wss://: the private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {
@@ -186,6 +192,11 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
     if let Some(n) = args.deflate_threads {
         builder = builder.deflate_threads(n);
     }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let tls = wsx::tls::ServerTls::from_pem_files(cert, key)
+            .map_err(|e| format!("cannot use the TLS certificate: {e}"))?;
+        builder = builder.tls(tls);
+    }
     // Without the flag the builder keeps `Auto`, which reads `WSX_BACKEND` at start.
     if let Some(backend) = args.backend {
         builder = builder.backend(backend);
@@ -211,7 +222,8 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
         })?;
     let _ = writeln!(
         io::stdout(),
-        "wsx: echo server listening on ws://{} (backend {}, {} worker{}{}{})",
+        "wsx: echo server listening on {}://{} (backend {}, {} worker{}{}{})",
+        if args.tls_cert.is_some() { "wss" } else { "ws" },
         server.local_addr(),
         server.backend(),
         server.workers(),

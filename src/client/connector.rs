@@ -33,11 +33,20 @@ pub enum ConnectStep {
         /// Where to go.
         url: Url,
     },
+    /// `wss://` through a proxy: the tunnel is open. Start TLS over the transport (with
+    /// [`Connector::tls_session`]), then call [`Connector::start_upgrade`] and write its bytes
+    /// through TLS; bytes after `consumed` are the server's TLS records.
+    Tunnel {
+        /// Bytes of the proxy's answer.
+        consumed: usize,
+    },
 }
 
 enum Phase {
     Proxy(ProxyHandshake),
     Upgrade(ClientHandshake),
+    /// `wss://` through a proxy: the tunnel is open, TLS starts before the upgrade.
+    Tunnel,
     Done,
 }
 
@@ -50,6 +59,11 @@ enum Phase {
 /// 3. Give every byte read (all of them not yet consumed, new ones appended) to
 ///    [`Connector::handle_read`], writing what it appends, until it returns
 ///    [`ConnectStep::Open`] or [`ConnectStep::Redirect`].
+///
+/// For `wss://`, TLS ([`Connector::tls_session`]) runs over the transport: directly, it starts
+/// before step 2 and carries everything; through a proxy, steps 2 and 3 talk to the proxy in
+/// the clear until [`ConnectStep::Tunnel`], then TLS starts over the tunnel and carries what
+/// [`Connector::start_upgrade`] appends and everything after it.
 pub struct Connector {
     url: Url,
     options: ClientOptions,
@@ -123,10 +137,9 @@ impl Connector {
         Ok(Some(rustls::ClientConnection::new(config, name)?))
     }
 
-    /// Whether the upgrade request has been written (the proxy phase, if any, is over): the
-    /// point where a `wss://` transport starts TLS.
-    pub fn upgrading(&self) -> bool {
-        matches!(self.phase, Phase::Upgrade(_))
+    /// Whether this attempt goes through a proxy.
+    pub fn proxied(&self) -> bool {
+        self.proxy.is_some()
     }
 
     /// The URL this attempt opens.
@@ -162,6 +175,16 @@ impl Connector {
             None => self.write_upgrade(out)?,
         }
         Ok(())
+    }
+
+    /// Appends the upgrade request, once TLS runs through the tunnel a proxy opened (after
+    /// [`ConnectStep::Tunnel`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Connector::start`].
+    pub fn start_upgrade(&mut self, out: &mut Vec<u8>) -> Result<(), ClientError> {
+        self.write_upgrade(out)
     }
 
     fn write_upgrade(&mut self, out: &mut Vec<u8>) -> Result<(), ClientError> {
@@ -207,6 +230,10 @@ impl Connector {
         if let Phase::Proxy(hs) = &mut self.phase {
             match hs.handle_read(input, out)? {
                 ProxyStep::NeedMore { consumed } => return Ok(ConnectStep::NeedMore { consumed }),
+                ProxyStep::Done { consumed: n } if self.url.is_secure() => {
+                    self.phase = Phase::Tunnel;
+                    return Ok(ConnectStep::Tunnel { consumed: n });
+                }
                 ProxyStep::Done { consumed: n } => {
                     consumed = n;
                     self.write_upgrade(out)?;

@@ -32,6 +32,7 @@ pub(crate) mod stats;
 pub(crate) mod sys;
 pub(crate) mod tick;
 pub(crate) mod timer;
+pub(crate) mod tls;
 pub(crate) mod worker;
 
 use std::time::Duration;
@@ -65,6 +66,8 @@ pub(crate) struct Settings {
     pub(crate) resolver: std::sync::Arc<resolve::Resolver>,
     /// How often each worker calls `Handler::on_tick` (at least 1 ms); `None`: never.
     pub(crate) tick: Option<Duration>,
+    /// TLS on accepted connections (`wss://`); `None`: plain.
+    pub(crate) tls: Option<crate::tls::ServerTls>,
 }
 
 /// The deflate pool's settings (see `Builder::deflate_threads` and the other `deflate_*`
@@ -112,6 +115,7 @@ impl Default for Settings {
             backend: crate::backend::Backend::Auto,
             resolver: std::sync::Arc::default(),
             tick: None,
+            tls: None,
         }
     }
 }

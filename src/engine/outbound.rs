@@ -167,7 +167,6 @@ impl Outbound {
     }
 
     /// Whether the next bytes to write wait for a frame still being compressed.
-    #[cfg(test)]
     pub(crate) fn blocked(&self) -> bool {
         matches!(self.segs.front(), Some(Segment::Pending { .. }))
     }

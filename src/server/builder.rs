@@ -303,6 +303,15 @@ impl Builder {
         self
     }
 
+    /// Serves `wss://`: every accepted connection starts with a TLS handshake with `tls` (its
+    /// certificates, SNI, ALPN `http/1.1`, client authentication). The handshake timeout and
+    /// limits cover the TLS handshake too; a plain HTTP request gets a 400 saying the port
+    /// speaks TLS. See docs/tls.md.
+    pub fn tls(mut self, tls: crate::tls::ServerTls) -> Self {
+        self.settings.tls = Some(tls);
+        self
+    }
+
     /// Listen backlog. Default 1024.
     pub fn backlog(mut self, backlog: i32) -> Self {
         self.backlog = backlog;

@@ -15,6 +15,7 @@ use crate::client::{ClientError, ConnectStep, Connector};
 use crate::engine::conn::ConnIo;
 use crate::engine::handler::Handler;
 use crate::engine::resolve::{self, Answer};
+use crate::engine::tls::Tls;
 use crate::protocol::Role;
 
 impl<H: Handler> Worker<H> {
@@ -104,6 +105,7 @@ impl<H: Handler> Worker<H> {
                 started: false,
                 timeout,
             },
+            tls: None,
         });
         debug_assert_eq!(
             inserted, key,
@@ -139,6 +141,14 @@ impl<H: Handler> Worker<H> {
         }
         *started = true;
         self.io.connected(key, &slot.sock);
+        if !connector.proxied() {
+            // wss:// straight to the server: TLS carries everything from the first byte.
+            match connector.tls_session() {
+                Ok(None) => {}
+                Ok(Some(session)) => slot.tls = Some(Box::new(Tls::client(session))),
+                Err(e) => return self.fail_connect(key, e),
+            }
+        }
         if let Err(e) = connector.start(&mut self.ctx.cork) {
             self.ctx.cork.clear();
             return self.fail_connect(key, e);
@@ -158,6 +168,33 @@ impl<H: Handler> Worker<H> {
             Err(e) => self.fail_connect(key, e),
             Ok(ConnectStep::NeedMore { consumed }) => {
                 buf.drain(..consumed);
+                self.after_callbacks(key);
+            }
+            Ok(ConnectStep::Tunnel { consumed }) => {
+                // wss:// through a proxy: TLS starts over the tunnel, and the upgrade goes
+                // through it. The server speaks only after our hello, so nothing follows the
+                // proxy's answer yet.
+                buf.drain(..consumed);
+                let early = std::mem::take(buf);
+                let session = match connector.tls_session() {
+                    Ok(Some(session)) => session,
+                    Ok(None) => unreachable!("Tunnel comes only for wss://"),
+                    Err(e) => return self.fail_connect(key, e),
+                };
+                if let Err(e) = connector.start_upgrade(&mut self.ctx.cork) {
+                    self.ctx.cork.clear();
+                    return self.fail_connect(key, e);
+                }
+                slot.tls = Some(Box::new(Tls::client(session)));
+                if !early.is_empty() {
+                    let r = slot
+                        .tls
+                        .as_deref_mut()
+                        .map_or(Ok(()), |t| t.feed(&early, &mut self.tls_scratch));
+                    if !self.after_feed(key, r) {
+                        return;
+                    }
+                }
                 self.after_callbacks(key);
             }
             Ok(ConnectStep::Redirect { url }) => {

@@ -159,7 +159,7 @@ impl<H: Handler> Worker<H> {
             // left unwritten: "slow" means the socket did not take it.
             scratch.own.clear();
             scratch.pieces.clear();
-            if self.io.completes() && !out.is_empty() && next > 0 {
+            if self.io.completes() && !out.is_empty() && next > 0 && slot.tls.is_none() {
                 // io_uring: what this turn queued has not been offered to the kernel yet;
                 // offer it before judging the subscriber by what is left.
                 self.io.send_now(key, out);
@@ -217,6 +217,32 @@ impl<H: Handler> Worker<H> {
                 }
                 scratch.pieces.len().min(MAX_BATCH + 1)
             };
+            if let Some(tls) = slot.tls.as_deref_mut() {
+                // TLS: the frames are sealed for this recipient (its own keys), the records
+                // written or sent like a plain queue.
+                out.queue_parts(&parts[..n]);
+                let r = super::tls::flush(
+                    tls,
+                    out,
+                    &mut slot.sock,
+                    &mut self.io,
+                    key,
+                    &mut self.tls_scratch,
+                );
+                let written = tls.take_sealed();
+                self.local.bytes_out += written as u64;
+                if let Some(sent) = sent.as_deref_mut() {
+                    sent.wrote(written);
+                }
+                if r.is_err() {
+                    scratch.failed.push(key);
+                    return;
+                }
+                if !out.is_empty() || (!tls.wire.is_empty() && !self.io.completes()) {
+                    slot.io.backpressured = true;
+                }
+                continue;
+            }
             if self.io.completes() {
                 // io_uring: queued (shared frames by reference) and sent at the end of the turn.
                 out.queue_parts(&parts[..n]);

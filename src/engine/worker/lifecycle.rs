@@ -16,13 +16,14 @@ impl<H: Handler> Worker<H> {
         let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
+        let written = slot.all_written();
         match &mut slot.stage {
             Stage::Open { proto, .. } if proto.close_state() == CloseState::Closed => {
                 // The handshake completed in the same read; after_callbacks already ended it.
                 self.remove(key);
             }
             Stage::Open { .. } => self.end(key, abnormal("connection dropped"), Ending::Drop),
-            Stage::Draining { ending, .. } if !slot.io.out.is_empty() => {
+            Stage::Draining { ending, .. } if !written => {
                 // A half-close: the peer is done sending, maybe not reading. Write what is
                 // queued (a close reply, a refusal), then drop; there is nothing to linger for.
                 *ending = Ending::Flush;
@@ -79,12 +80,29 @@ impl<H: Handler> Worker<H> {
         let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
+        let Stage::Draining { ending, .. } = slot.stage else {
+            return;
+        };
+        if ending != Ending::Drop && slot.io.out.is_empty() {
+            if let Some(tls) = slot.tls.as_deref_mut().filter(|t| !t.notified()) {
+                // Everything is sealed: the TLS session ends before the TCP connection does.
+                tls.notify_close(&mut self.tls_scratch);
+                if !self.tls_flush(key) {
+                    return;
+                }
+                return self.drain_step(key);
+            }
+        }
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
+        let written = slot.all_written();
         let Stage::Draining { ending, shut } = &mut slot.stage else {
             return;
         };
         match ending {
             Ending::Drop => return self.remove(key),
-            _ if !slot.io.out.is_empty() => {}
+            _ if !written => {}
             Ending::Flush => return self.remove(key),
             Ending::AwaitEof => {}
             Ending::Linger => {
@@ -101,7 +119,12 @@ impl<H: Handler> Worker<H> {
         self.leave_topics(key);
         if self.conns.contains(key) {
             let mut slot = self.conns.remove(key);
-            self.io.remove(key, &slot.sock, &mut slot.io.out);
+            // io_uring: the kernel may still read the records a send in flight points at.
+            let out = match slot.tls.as_deref_mut() {
+                Some(tls) => &mut tls.wire,
+                None => &mut slot.io.out,
+            };
+            self.io.remove(key, &slot.sock, out);
         }
     }
 

@@ -41,6 +41,7 @@ mod lifecycle;
 mod read;
 mod tick;
 mod timers;
+mod tls;
 mod upgrade;
 mod write;
 
@@ -190,6 +191,15 @@ pub(crate) struct Slot<S> {
     gen: u32,
     io: ConnIo,
     stage: Stage<S>,
+    /// The TLS session of a `wss://` connection (see `tls.rs`).
+    tls: Option<Box<crate::engine::tls::Tls>>,
+}
+
+impl<S> Slot<S> {
+    /// Whether every byte queued for the peer is written (the TLS records too).
+    fn all_written(&self) -> bool {
+        self.io.out.is_empty() && !matches!(&self.tls, Some(t) if !t.wire.is_empty())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -232,6 +242,10 @@ struct Worker<H: Handler> {
     tick: Option<tick::TickClock>,
     /// Connections an `on_tick` sent to, kept for the next tick's (no allocation per tick).
     tick_touched: Vec<(usize, u32)>,
+    /// TLS: records on their way into a connection's wire queue, and gathered plaintext.
+    tls_scratch: Vec<u8>,
+    /// TLS under epoll: ciphertext read from a socket (allocated on the first TLS read).
+    tls_in: Vec<u8>,
 }
 
 /// Ticks to wait for `d`: rounded up, plus one because the current tick began up to one tick
@@ -303,6 +317,8 @@ impl<H: Handler> Worker<H> {
             inbox_more: false,
             eof_after_residue: Vec::new(),
             tick_touched: Vec::new(),
+            tls_scratch: Vec::new(),
+            tls_in: Vec::new(),
         }
     }
 
@@ -514,6 +530,13 @@ impl<H: Handler> Worker<H> {
             }
             return;
         }
+        let tls = match &self.settings.tls {
+            None => None,
+            Some(t) => match crate::engine::tls::Tls::server(t.config()) {
+                Ok(tls) => Some(Box::new(tls)),
+                Err(_) => return, // rustls refused its own configuration: nothing to serve
+            },
+        };
         let Ok(id) = self.register(&sock, false) else {
             return;
         };
@@ -523,6 +546,7 @@ impl<H: Handler> Worker<H> {
             gen: id.gen,
             io: ConnIo::new(id, peer, self.now),
             stage: Stage::Handshake(Vec::new()),
+            tls,
         });
         debug_assert_eq!(
             inserted, key,
@@ -573,7 +597,11 @@ impl<H: Handler> Worker<H> {
             {
                 let slot = self.conns.get_mut(*key);
                 if let Some(slot) = slot.filter(|s| !*accounted && same_gen(s.gen, *gen)) {
-                    slot.io.out.complete((*result).max(0) as usize);
+                    let n = (*result).max(0) as usize;
+                    match &mut slot.tls {
+                        Some(tls) => tls.wire.complete(n),
+                        None => slot.io.out.complete(n),
+                    }
                     *accounted = true;
                 }
             }
@@ -589,7 +617,15 @@ impl<H: Handler> Worker<H> {
         let list = u.take_sends();
         for &key in &list {
             if let Some(slot) = self.conns.get_mut(key) {
-                u.send(key, &mut slot.io.out);
+                match &mut slot.tls {
+                    Some(tls) => {
+                        // Plaintext queued since (a frame back from the deflate pool) is
+                        // sealed first; `sent` reports it as written.
+                        tls.seal(&mut slot.io.out, &mut self.tls_scratch);
+                        u.send(key, &mut tls.wire);
+                    }
+                    None => u.send(key, &mut slot.io.out),
+                }
             }
         }
         u.sends_done(list);

@@ -18,6 +18,9 @@ impl<H: Handler> Worker<H> {
             // io_uring: nothing to read here; bytes kept while paused are due.
             return self.feed_residue(key);
         }
+        if self.conns.get(key).is_some_and(|s| s.tls.is_some()) {
+            return self.readable_tls(key, read_closed);
+        }
         for _ in 0..MAX_READS_PER_EVENT {
             let Some(slot) = self.conns.get_mut(key) else {
                 return;
@@ -91,6 +94,9 @@ impl<H: Handler> Worker<H> {
         self.local.bytes_in += len as u64;
         slot.io.last_read = self.now;
         slot.io.ping_sent = false;
+        if slot.tls.is_some() {
+            return self.received_tls(key, (buf, offset, last), len);
+        }
         let r = slot.io.residue.len();
         if slot.io.paused || r + len > self.rbuf.len() {
             slot.io.residue.extend_from_slice(data);
@@ -115,7 +121,8 @@ impl<H: Handler> Worker<H> {
         let Some(slot) = self.conns.get(key) else {
             return;
         };
-        if slot.io.paused || slot.io.residue.len() > RESIDUE_ROOM {
+        let tls_held = slot.tls.as_ref().is_some_and(|t| t.has_pending());
+        if slot.io.paused || slot.io.residue.len() > RESIDUE_ROOM || tls_held {
             self.eof_after_residue.push((key, slot.gen));
             return;
         }
@@ -127,6 +134,13 @@ impl<H: Handler> Worker<H> {
     /// frame, waiting for more) or it is paused again; then an end of input that waited for
     /// them is due.
     fn feed_residue(&mut self, key: usize) {
+        if self.conns.get(key).is_some_and(|s| s.tls.is_some()) {
+            // The residue goes in front of the plaintext rustls holds (see tls.rs).
+            if self.drain_plain(key) {
+                self.eof_if_waiting(key);
+            }
+            return;
+        }
         loop {
             let Some(slot) = self.conns.get_mut(key) else {
                 return;
@@ -155,22 +169,27 @@ impl<H: Handler> Worker<H> {
                     continue;
                 }
             }
-            let Some(slot) = self.conns.get(key) else {
-                return;
-            };
-            if slot.io.paused {
-                return;
-            }
-            let gen = slot.gen;
-            if let Some(i) = self
-                .eof_after_residue
-                .iter()
-                .position(|&(k, g)| k == key && g == gen)
-            {
-                self.eof_after_residue.swap_remove(i);
-                self.on_eof(key);
-            }
+            return self.eof_if_waiting(key);
+        }
+    }
+
+    /// io_uring: an end of input that waited for bytes kept before it is due now, unless the
+    /// connection is paused again.
+    fn eof_if_waiting(&mut self, key: usize) {
+        let Some(slot) = self.conns.get(key) else {
             return;
+        };
+        if slot.io.paused {
+            return;
+        }
+        let gen = slot.gen;
+        if let Some(i) = self
+            .eof_after_residue
+            .iter()
+            .position(|&(k, g)| k == key && g == gen)
+        {
+            self.eof_after_residue.swap_remove(i);
+            self.on_eof(key);
         }
     }
 

@@ -17,6 +17,14 @@ impl<H: Handler> Worker<H> {
         let Stage::Handshake(buf) = &mut slot.stage else {
             return;
         };
+        if slot.tls.is_none() && buf.first() == Some(&0x16) {
+            // A TLS ClientHello on a plain port: a TLS alert, which the client reports as a
+            // TLS error instead of reading an HTTP answer as a record.
+            self.ctx
+                .cork
+                .extend_from_slice(crate::engine::tls::TLS_ON_PLAIN_PORT);
+            return self.refuse(key);
+        }
         let (request, consumed) = match UpgradeRequest::parse(buf, &self.settings.limits) {
             Ok(Some(parsed)) => parsed,
             Ok(None) => return,

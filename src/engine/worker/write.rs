@@ -78,6 +78,9 @@ impl<H: Handler> Worker<H> {
     /// Writes the cork buffer for `key`: straight to the socket when nothing waits, else behind
     /// the queue; what the socket does not take is queued.
     pub(super) fn uncork(&mut self, key: usize) -> io::Result<()> {
+        if self.conns.get(key).is_some_and(|s| s.tls.is_some()) {
+            return self.uncork_tls(key);
+        }
         if self.io.completes() {
             self.uncork_later(key);
             return Ok(());
@@ -131,15 +134,23 @@ impl<H: Handler> Worker<H> {
     }
 
     /// io_uring: the cork (and the shared frames chained behind it) goes into the queue, and
-    /// the connection gets a send at the end of the turn. A large cork is moved, not copied.
+    /// the connection gets a send at the end of the turn.
     fn uncork_later(&mut self, key: usize) {
         self.ctx.queued = false;
+        if self.queue_cork(key) && self.conns.get(key).is_some_and(|s| !s.io.out.is_empty()) {
+            self.io.want_send(key);
+        }
+    }
+
+    /// The cork and the shared frames chained behind it go into `key`'s queue, in order (a
+    /// large cork is moved, not copied). Returns whether the connection is there.
+    pub(super) fn queue_cork(&mut self, key: usize) -> bool {
         self.ctx.chain_len = 0;
         let cork = &mut self.ctx.cork;
         let Some(slot) = self.conns.get_mut(key) else {
             cork.clear();
             self.ctx.chain.clear();
-            return;
+            return false;
         };
         let out = &mut slot.io.out;
         if self.ctx.chain.is_empty() {
@@ -163,9 +174,7 @@ impl<H: Handler> Worker<H> {
             out.push_copy(&cork[at..]);
             cork.clear();
         }
-        if !out.is_empty() {
-            self.io.want_send(key);
-        }
+        true
     }
 
     /// The socket is writable (epoll): writes the queue (or, for a client connection still
@@ -176,6 +185,9 @@ impl<H: Handler> Worker<H> {
         };
         if matches!(slot.stage, Stage::Connecting { started: false, .. }) {
             return self.on_connect_writable(key);
+        }
+        if slot.tls.is_some() {
+            return self.writable_tls(key);
         }
         if slot.io.out.is_empty() || self.io.completes() {
             return;
@@ -196,7 +208,10 @@ impl<H: Handler> Worker<H> {
         };
         let n = result.max(0) as usize;
         if !accounted {
-            slot.io.out.complete(n);
+            match &mut slot.tls {
+                Some(tls) => tls.wire.complete(n),
+                None => slot.io.out.complete(n),
+            }
         }
         if result == -libc::EAGAIN {
             // A non-blocking socket with a full buffer (sockets are blocking under io_uring,
@@ -210,6 +225,9 @@ impl<H: Handler> Worker<H> {
         }
         if n < submitted {
             slot.io.backpressured = true;
+        }
+        if slot.tls.is_some() {
+            return self.sent_tls(key);
         }
         self.after_write(key, n);
         if self.conns.get(key).is_some_and(|s| !s.io.out.is_empty()) {
@@ -229,7 +247,7 @@ impl<H: Handler> Worker<H> {
 
     /// After `n` queued bytes went: resume reading, report tracked sends, send held-back
     /// messages, and call `on_drain` (or move a closing connection on) once the queue is empty.
-    fn after_write(&mut self, key: usize, n: usize) {
+    pub(super) fn after_write(&mut self, key: usize, n: usize) {
         let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
@@ -240,7 +258,7 @@ impl<H: Handler> Worker<H> {
         let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
-        if !slot.io.out.is_empty() {
+        if !slot.all_written() {
             if reported {
                 self.after_callbacks(key);
             }
