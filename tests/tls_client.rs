@@ -2,6 +2,10 @@
 //! trip with the CA given; certificates refused (expired, wrong name, unknown issuer) with
 //! errors that say so; the dangerous opt-out; SNI picking a certificate by name; mTLS.
 
+#[macro_use]
+#[path = "support/backends.rs"]
+mod backends;
+mod common;
 #[path = "support/proxies.rs"]
 mod proxies;
 #[path = "support/tls.rs"]
@@ -533,4 +537,27 @@ fn wss_through_proxies_runs_tls_end_to_end() {
         round_trip(&format!("wss://localhost:{port}/"), &opts);
         assert!(seen.recv().unwrap().is_ok(), "socks: {socks}");
     }
+}
+
+test_all!(the_blocking_client_against_the_engine_server);
+/// The blocking client against the engine's TLS server, configured with the builder (a default
+/// certificate and required client certificates): refused without a client certificate,
+/// a round trip with one.
+fn the_blocking_client_against_the_engine_server(backend: wsx::Backend) {
+    let certs = Certs::generate();
+    let tls = mtls_server(&certs, true);
+    let server = common::start_server(backend, wsx::Server::builder().threads(1).tls(tls), |_| {
+        common::Echo
+    });
+    let url = format!("wss://127.0.0.1:{}/", server.local_addr().port());
+    let err = connect_with(&url, &options(ca_client(&certs))).unwrap_err();
+    assert!(
+        matches!(err, ClientError::Tls(_) | ClientError::Closed),
+        "{err:?}"
+    );
+    let with_cert = ca_client(&certs)
+        .with_client_cert(&certs.client.cert_pem, &certs.client.key_pem)
+        .unwrap();
+    round_trip(&url, &options(with_cert));
+    common::stop(&server);
 }
