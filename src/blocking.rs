@@ -51,10 +51,98 @@ impl From<Event<'_>> for Message {
     }
 }
 
+/// The byte stream under a connection: TCP, or TLS over TCP for `wss://`.
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => match s.read(buf) {
+                // A peer that closes TCP without close_notify ends the stream all the same.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                r => r,
+            },
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// An IO error, or the TLS error it carries (rustls reports TLS failures through `io::Error`).
+fn io_error(e: io::Error) -> ClientError {
+    if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+        let inner = e.into_inner().expect("checked above");
+        return ClientError::Tls(*inner.downcast::<rustls::Error>().expect("checked above"));
+    }
+    if is_timeout(&e) {
+        return ClientError::Timeout;
+    }
+    ClientError::Io(e)
+}
+
+/// Runs the TLS handshake over a plain `stream` to its end within the deadline (already set on
+/// the socket); `early` holds bytes of the server's already read from the socket.
+fn tls_handshake(
+    mut session: rustls::ClientConnection,
+    stream: Stream,
+    mut early: &[u8],
+) -> Result<Stream, ClientError> {
+    let mut tcp = match stream {
+        Stream::Plain(tcp) => tcp,
+        tls @ Stream::Tls(_) => return Ok(tls),
+    };
+    while !early.is_empty() {
+        session.read_tls(&mut early).map_err(io_error)?;
+        session.process_new_packets()?;
+    }
+    while session.is_handshaking() {
+        match session.complete_io(&mut tcp) {
+            Ok((0, 0)) if session.is_handshaking() && !session.wants_write() => {
+                return Err(ClientError::Closed)
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(ClientError::Closed),
+            Err(e) => return Err(io_error(e)),
+        }
+    }
+    Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(
+        session, tcp,
+    ))))
+}
+
 /// An open client connection.
 #[derive(Debug)]
 pub struct WebSocket {
-    stream: TcpStream,
+    stream: Stream,
     conn: Connection,
     buf: Vec<u8>,
     start: usize,
@@ -85,14 +173,24 @@ pub fn connect_with(url: &str, options: &ClientOptions) -> Result<WebSocket, Cli
     let deadline = Instant::now() + options.handshake_timeout;
     let mut connector = Connector::new(Url::parse(url)?, options.clone())?;
     loop {
-        let mut stream = open_tcp(&connector.connect_addr(), options, deadline)?;
+        let tcp = open_tcp(&connector.connect_addr(), options, deadline)?;
+        // For wss://, TLS carries the upgrade: from the start without a proxy, from
+        // `ConnectStep::Tunnel` on with one (the tunnel carries TLS end to end).
+        let mut tls = connector.tls_session()?;
+        let mut stream = Stream::Plain(tcp);
+        set_deadline(stream.tcp(), deadline)?;
+        if !connector.proxied() {
+            if let Some(session) = tls.take() {
+                stream = tls_handshake(session, stream, &[])?;
+            }
+        }
         let mut out = Vec::new();
         connector.start(&mut out)?;
-        stream.write_all(&out)?;
+        stream.write_all(&out).map_err(io_error)?;
         let mut buf = vec![0u8; BUF];
         let mut end = 0;
         loop {
-            set_deadline(&stream, deadline)?;
+            set_deadline(stream.tcp(), deadline)?;
             if end == buf.len() {
                 return Err(ClientError::Handshake(
                     crate::HandshakeError::InvalidResponse("response head too large"),
@@ -101,28 +199,40 @@ pub fn connect_with(url: &str, options: &ClientOptions) -> Result<WebSocket, Cli
             let n = match stream.read(&mut buf[end..]) {
                 Ok(0) => return Err(ClientError::Closed),
                 Ok(n) => n,
-                Err(e) if is_timeout(&e) => return Err(ClientError::Timeout),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(io_error(e)),
             };
             end += n;
             out.clear();
             let step = connector.handle_read(&buf[..end], &mut out)?;
             if !out.is_empty() {
-                stream.write_all(&out)?;
+                stream.write_all(&out).map_err(io_error)?;
             }
             match step {
                 ConnectStep::NeedMore { consumed } => {
                     buf.copy_within(consumed..end, 0);
                     end -= consumed;
                 }
+                ConnectStep::Tunnel { consumed } => {
+                    let Some(session) = tls.take() else {
+                        return Err(ClientError::Handshake(
+                            crate::HandshakeError::InvalidResponse("a tunnel without TLS"),
+                        ));
+                    };
+                    // What followed the proxy's answer is the server's first TLS records.
+                    stream = tls_handshake(session, stream, &buf[consumed..end])?;
+                    end = 0;
+                    out.clear();
+                    connector.start_upgrade(&mut out)?;
+                    stream.write_all(&out).map_err(io_error)?;
+                }
                 ConnectStep::Open {
                     consumed,
                     connection,
                     response,
                 } => {
-                    stream.set_read_timeout(None)?;
-                    stream.set_write_timeout(None)?;
+                    stream.tcp().set_read_timeout(None)?;
+                    stream.tcp().set_write_timeout(None)?;
                     return Ok(WebSocket {
                         stream,
                         conn: connection,
@@ -138,11 +248,6 @@ pub fn connect_with(url: &str, options: &ClientOptions) -> Result<WebSocket, Cli
                 ConnectStep::Redirect { url } => {
                     connector = connector.follow(url)?;
                     break;
-                }
-                ConnectStep::Tunnel { .. } => {
-                    return Err(ClientError::Tls(rustls::Error::General(
-                        "wss:// is not supported by the blocking client yet".into(),
-                    )));
                 }
             }
         }
@@ -251,7 +356,7 @@ impl WebSocket {
     ///
     /// As [`TcpStream::local_addr`].
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.local_addr()
+        self.stream.tcp().local_addr()
     }
 
     /// Limits how long [`WebSocket::recv`] waits (`None`: forever).
@@ -260,7 +365,16 @@ impl WebSocket {
     ///
     /// As [`TcpStream::set_read_timeout`].
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.stream.set_read_timeout(timeout)
+        self.stream.tcp().set_read_timeout(timeout)
+    }
+
+    /// For `wss://`, the TLS session (peer certificates, protocol version, ALPN); `None` for
+    /// `ws://`.
+    pub fn tls(&self) -> Option<&rustls::ClientConnection> {
+        match &self.stream {
+            Stream::Plain(_) => None,
+            Stream::Tls(s) => Some(&s.conn),
+        }
     }
 
     fn flush_out(&mut self) -> Result<(), ClientError> {
@@ -268,7 +382,7 @@ impl WebSocket {
         if !self.out.is_empty() {
             let r = self.stream.write_all(&self.out);
             self.out.clear();
-            r?;
+            r.map_err(io_error)?;
         }
         Ok(())
     }
@@ -364,9 +478,8 @@ impl WebSocket {
             match self.stream.read(&mut self.buf[self.end..]) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.end += n,
-                Err(e) if is_timeout(&e) => return Err(ClientError::Timeout),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(io_error(e)),
             }
         }
     }
@@ -390,7 +503,11 @@ impl WebSocket {
                 Err(e) => return Err(e),
             }
         }
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        if let Stream::Tls(s) = &mut self.stream {
+            s.conn.send_close_notify();
+            let _ = s.flush();
+        }
+        let _ = self.stream.tcp().shutdown(std::net::Shutdown::Both);
         Ok(())
     }
 

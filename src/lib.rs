@@ -67,4 +67,7 @@ pub mod docs {
     /// The server.
     #[doc = include_str!("../docs/server.md")]
     pub struct Server;
+    /// TLS for `wss://`.
+    #[doc = include_str!("../docs/tls.md")]
+    pub struct Tls;
 }

@@ -6,6 +6,8 @@
 #[path = "support/backends.rs"]
 mod backends;
 mod common;
+#[path = "support/tls.rs"]
+mod tls;
 
 use std::io::Read;
 use std::net::TcpStream;
@@ -15,30 +17,17 @@ use std::time::Duration;
 use common::{start_server, stop, Echo};
 use wsx::client::{ClientError, ClientOptions, Url};
 use wsx::tls::{ClientTls, ServerTls};
-use wsx::{Backend, Client, CloseCode, CloseInfo, Conn, Handler, Message, Server, ServerHandle};
+use wsx::{
+    Backend, Client, CloseCode, CloseInfo, Conn, Handler, Message, SendStatus, Server, ServerHandle,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A CA, and a leaf it signed for `localhost` and 127.0.0.1: (CA PEM, leaf PEM, key PEM).
-fn certificates() -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    leaf.subject_alt_names
-        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-    let leaf = leaf.signed_by(&key, &ca, &ca_key).unwrap();
-    (ca.pem(), leaf.pem(), key.serialize_pem())
-}
-
 fn tls_pair() -> (ServerTls, ClientTls) {
-    let (ca, leaf, key) = certificates();
+    let certs = tls::Certs::generate();
     (
-        ServerTls::from_pem(leaf.as_bytes(), key.as_bytes()).unwrap(),
-        ClientTls::with_ca_pem(ca.as_bytes()).unwrap(),
+        ServerTls::from_pem(&certs.server.cert_pem, &certs.server.key_pem).unwrap(),
+        ClientTls::with_ca_pem(&certs.ca_pem).unwrap(),
     )
 }
 
@@ -70,7 +59,8 @@ impl Handler for Probe {
         let _ = self.tx.send(Seen::Open(conn.tag()));
         let (count, size) = self.send;
         for i in 0..count {
-            conn.send_binary(&pattern(conn.tag(), i, size)).unwrap();
+            let status = conn.send_binary(&pattern(conn.tag(), i, size)).unwrap();
+            assert_ne!(status, SendStatus::Dropped);
         }
     }
 
@@ -128,8 +118,10 @@ fn many_connections_echo_over_wss(backend: Backend) {
         type State = ();
         fn on_open(&mut self, conn: &mut Conn<'_, ()>) {
             for i in 0..MESSAGES {
-                conn.send_binary(&pattern(conn.tag(), i, size_of(i)))
+                let status = conn
+                    .send_binary(&pattern(conn.tag(), i, size_of(i)))
                     .unwrap();
+                assert_ne!(status, SendStatus::Dropped);
             }
         }
         fn on_message(&mut self, conn: &mut Conn<'_, ()>, message: Message<'_>) {
@@ -184,7 +176,8 @@ impl Handler for SendThenClose {
 
     fn on_open(&mut self, conn: &mut Conn<'_, ()>) {
         for i in 0..self.count {
-            conn.send_binary(&pattern(0, i, self.size)).unwrap();
+            let status = conn.send_binary(&pattern(0, i, self.size)).unwrap();
+            assert_ne!(status, SendStatus::Dropped);
         }
         conn.close(CloseCode::NORMAL, "done").unwrap();
     }
@@ -236,7 +229,8 @@ impl Handler for Feed {
 
     fn on_open(&mut self, conn: &mut Conn<'_, ()>) {
         conn.subscribe("t");
-        conn.send_text("subscribed").unwrap();
+        let status = conn.send_text("subscribed").unwrap();
+        assert_ne!(status, SendStatus::Dropped);
     }
 
     fn on_message(&mut self, conn: &mut Conn<'_, ()>, message: Message<'_>) {

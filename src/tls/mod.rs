@@ -1,16 +1,32 @@
 //! TLS configuration for `wss://`, on rustls (with the `ring` provider): what a server presents
-//! ([`ServerTls`]) and how a client verifies ([`ClientTls`]).
+//! ([`ServerTls`], built with [`ServerTlsBuilder`] for several names or client certificates) and
+//! how a client verifies ([`ClientTls`]).
 //!
 //! The engine's workers, the blocking client and the CLI take these types; the record layer
 //! itself runs inside the worker (`engine/tls.rs`), so both backends behave the same.
+//! `docs/tls.md` walks through certificates, SNI, client verification and mTLS.
+//!
+//! ```no_run
+//! use wsx::tls::{ClientTls, ServerTls};
+//!
+//! let server = ServerTls::from_pem_files("cert.pem", "key.pem")?;
+//! let client = ClientTls::with_ca_pem_file("ca.pem")?;
+//! # let _ = (server, client);
+//! # Ok::<(), wsx::tls::TlsError>(())
+//! ```
 
-use std::fmt;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+mod client;
+mod server;
+
+pub use client::ClientTls;
+pub use server::{ServerTls, ServerTlsBuilder};
 
 /// Why a TLS configuration could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -26,11 +42,19 @@ pub enum TlsError {
     /// The PEM held no certificate, or no private key, or could not be parsed.
     #[error("bad PEM: {0}")]
     Pem(String),
-    /// rustls refused the configuration (a key that does not match its certificate, say).
+    /// A server configuration with no certificate at all.
+    #[error("no certificate given")]
+    NoCertificate,
+    /// rustls refused the configuration (a key that does not match its certificate, a
+    /// certificate not valid for the name it is registered under, say).
     #[error("tls: {0}")]
     Rustls(#[from] rustls::Error),
+    /// The client-certificate verifier could not be built (no usable CA, say).
+    #[error("client verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
 }
 
+/// The crypto provider every configuration here uses: rustls' `ring`.
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -58,123 +82,37 @@ pub(crate) fn key_from_pem(pem: &[u8]) -> Result<PrivateKeyDer<'static>, TlsErro
     PrivateKeyDer::from_pem_slice(pem).map_err(|e| TlsError::Pem(format!("private key: {e}")))
 }
 
-/// What a TLS server presents: its certificate chain and key (or several, chosen by SNI), its
-/// ALPN (`http/1.1`) and, optionally, the client certificates it asks for.
-#[derive(Clone)]
-pub struct ServerTls {
-    config: Arc<rustls::ServerConfig>,
+/// A certificate chain and its key, checked to match.
+fn certified_key(chain_pem: &[u8], key_pem: &[u8]) -> Result<rustls::sign::CertifiedKey, TlsError> {
+    Ok(rustls::sign::CertifiedKey::from_der(
+        certs_from_pem(chain_pem)?,
+        key_from_pem(key_pem)?,
+        &provider(),
+    )?)
 }
 
-impl fmt::Debug for ServerTls {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerTls").finish_non_exhaustive()
+/// A root store of the CA certificates in `pem`.
+fn roots_from_pem(pem: &[u8]) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs_from_pem(pem)? {
+        roots.add(cert)?;
     }
+    Ok(roots)
 }
 
-impl ServerTls {
-    /// One certificate chain (PEM, leaf first) and its private key (PEM), read from files.
-    ///
-    /// # Errors
-    ///
-    /// A file cannot be read or parsed, or the key does not fit the certificate.
-    pub fn from_pem_files(
-        cert: impl AsRef<Path>,
-        key: impl AsRef<Path>,
-    ) -> Result<ServerTls, TlsError> {
-        ServerTls::from_pem(&read(cert.as_ref())?, &read(key.as_ref())?)
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// One certificate chain and its private key, as PEM bytes.
-    ///
-    /// # Errors
-    ///
-    /// The PEM cannot be parsed, or the key does not fit the certificate.
-    pub fn from_pem(cert: &[u8], key: &[u8]) -> Result<ServerTls, TlsError> {
-        let mut config = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(certs_from_pem(cert)?, key_from_pem(key)?)?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(ServerTls::from_config(Arc::new(config)))
-    }
-
-    /// A configuration the caller built (its own resolver, versions, ALPN, client auth).
-    pub fn from_config(config: Arc<rustls::ServerConfig>) -> ServerTls {
-        ServerTls { config }
-    }
-
-    /// The rustls configuration.
-    pub fn config(&self) -> &Arc<rustls::ServerConfig> {
-        &self.config
-    }
-}
-
-/// How a TLS client verifies the server: the Mozilla roots (`webpki-roots`) by default, or
-/// given CAs, optionally with a client certificate.
-#[derive(Clone)]
-pub struct ClientTls {
-    config: Arc<rustls::ClientConfig>,
-}
-
-impl fmt::Debug for ClientTls {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientTls").finish_non_exhaustive()
-    }
-}
-
-impl Default for ClientTls {
-    fn default() -> Self {
-        ClientTls::webpki_roots()
-    }
-}
-
-impl ClientTls {
-    /// Verifies servers against the Mozilla root certificates (`webpki-roots`).
-    pub fn webpki_roots() -> ClientTls {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        ClientTls::with_roots(roots)
-    }
-
-    /// Verifies servers against the CA certificates in a PEM file (and nothing else).
-    ///
-    /// # Errors
-    ///
-    /// The file cannot be read or holds no certificate.
-    pub fn with_ca_pem_file(path: impl AsRef<Path>) -> Result<ClientTls, TlsError> {
-        ClientTls::with_ca_pem(&read(path.as_ref())?)
-    }
-
-    /// Verifies servers against the CA certificates in PEM bytes (and nothing else).
-    ///
-    /// # Errors
-    ///
-    /// The PEM holds no certificate, or one rustls cannot use as a root.
-    pub fn with_ca_pem(pem: &[u8]) -> Result<ClientTls, TlsError> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in certs_from_pem(pem)? {
-            roots.add(cert)?;
-        }
-        Ok(ClientTls::with_roots(roots))
-    }
-
-    fn with_roots(roots: rustls::RootCertStore) -> ClientTls {
-        let mut config = rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .expect("the ring provider supports the default versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        ClientTls::from_config(Arc::new(config))
-    }
-
-    /// A configuration the caller built (its own verifier, client certificate, versions).
-    pub fn from_config(config: Arc<rustls::ClientConfig>) -> ClientTls {
-        ClientTls { config }
-    }
-
-    /// The rustls configuration.
-    pub fn config(&self) -> &Arc<rustls::ClientConfig> {
-        &self.config
+    #[test]
+    fn garbage_pem_is_an_error_not_a_panic() {
+        assert!(matches!(certs_from_pem(b"nonsense"), Err(TlsError::Pem(_))));
+        assert!(matches!(key_from_pem(b"nonsense"), Err(TlsError::Pem(_))));
+        let bad = b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n";
+        assert!(certs_from_pem(bad).is_err());
+        assert!(matches!(
+            ServerTls::builder().build(),
+            Err(TlsError::NoCertificate)
+        ));
     }
 }
