@@ -93,6 +93,14 @@ pub struct Common {
     /// Free-form label copied into the report.
     #[arg(long, value_name = "TEXT")]
     pub label: Option<String>,
+    /// wss://: verify the server against the CA certificates in this PEM file instead of the
+    /// Mozilla roots.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub tls_ca: Option<PathBuf>,
+    /// wss://: accept any server certificate (for test servers with self-signed ones; the
+    /// traffic is still encrypted, but nobody checked who the server is).
+    #[arg(long)]
+    pub insecure: bool,
     /// No progress line.
     #[arg(long, short = 'q')]
     pub quiet: bool,

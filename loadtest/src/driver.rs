@@ -121,6 +121,13 @@ where
     if common.deflate {
         options = options.deflate(DeflateOptions::default());
     }
+    if let Some(ca) = &common.tls_ca {
+        let tls = wsx::tls::ClientTls::with_ca_pem_file(ca)
+            .map_err(|e| RunError::Usage(format!("--tls-ca: {e}")))?;
+        options = options.tls(tls);
+    } else if common.insecure {
+        options = options.tls(wsx::tls::ClientTls::dangerous_accept_any_certificate());
+    }
     // The load generator's CPU is that of the threads started from here on (its workers):
     // not this thread's, which only waits, nor an in-process sink's.
     let others: std::collections::HashSet<u64> =
