@@ -11,6 +11,8 @@
 #   AUTOBAHN_VENV     passed on to install.sh / fuzzingclient.sh
 #   WSX_BACKEND       the IO backend: epoll, io_uring or auto (default auto); passed to
 #                     `wsx serve --backend`, whose start-up line must name it
+#   WSX_TLS=1         over wss://: `wsx serve --tls-cert --tls-key` with a CA and leaf made
+#                     by openssl (reports in reports/server-wss/BACKEND; same expected file)
 #
 # Builds wsx in release, starts it on a free port on the backend, runs the
 # fuzzing client (reports in reports/server/BACKEND), stops the server with
@@ -54,8 +56,29 @@ case "$BACKEND" in
 esac
 export WSX_BACKEND=$BACKEND
 EXPECTED=$ROOT/autobahn/expected-server.json
-OUTDIR=$ROOT/reports/server/$BACKEND
-SERVER_LOG=$ROOT/reports/wsx-server-$BACKEND.log
+TLS=${WSX_TLS:-0}
+SCHEME=ws
+TLS_FLAGS=()
+if [ "$TLS" = 1 ]; then
+  SCHEME=wss
+  OUTDIR=$ROOT/reports/server-wss/$BACKEND
+  SERVER_LOG=$ROOT/reports/wsx-server-wss-$BACKEND.log
+  CERTS=$ROOT/reports/tls-certs
+  mkdir -p "$CERTS"
+  command -v openssl >/dev/null || die "WSX_TLS=1 needs openssl"
+  # A CA and a leaf for 127.0.0.1 (wstest does not verify; the leaf is still a proper one).
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+    -keyout "$CERTS/ca.key" -out "$CERTS/ca.pem" -subj /CN=wsx-autobahn-ca 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$CERTS/key.pem" \
+    -out "$CERTS/leaf.csr" -subj /CN=localhost 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > "$CERTS/leaf.ext"
+  openssl x509 -req -in "$CERTS/leaf.csr" -CA "$CERTS/ca.pem" -CAkey "$CERTS/ca.key" \
+    -CAcreateserial -days 30 -extfile "$CERTS/leaf.ext" -out "$CERTS/cert.pem" 2>/dev/null
+  TLS_FLAGS=(--tls-cert "$CERTS/cert.pem" --tls-key "$CERTS/key.pem")
+else
+  OUTDIR=$ROOT/reports/server/$BACKEND
+  SERVER_LOG=$ROOT/reports/wsx-server-$BACKEND.log
+fi
 STOP_TIMEOUT=15   # seconds after SIGTERM; wsx's own grace period is 5 s
 command -v python3 >/dev/null || die "python3 not found"
 
@@ -94,7 +117,7 @@ mkdir -p "$OUTDIR"
 PORT=
 for attempt in 1 2 3; do
   port=$(free_port)
-  target/release/wsx serve --deflate --backend "$BACKEND" --port "$port" >"$SERVER_LOG" 2>&1 &
+  target/release/wsx serve --deflate --backend "$BACKEND" --port "$port" "${TLS_FLAGS[@]}" >"$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do   # up to 10 s
     kill -0 "$SERVER_PID" 2>/dev/null || break
@@ -124,7 +147,7 @@ log "running cases '$CASES' excluding '${AUTOBAHN_EXCLUDE}'"
 # interrupts `wait` at once and cleanup can stop wstest (a grandchild) too.
 setsid=()
 command -v setsid >/dev/null && setsid=(setsid)
-"${setsid[@]}" "$SHARED/fuzzingclient.sh" "ws://127.0.0.1:$PORT" "$CASES" "$OUTDIR" &
+"${setsid[@]}" "$SHARED/fuzzingclient.sh" "$SCHEME://127.0.0.1:$PORT" "$CASES" "$OUTDIR" &
 FUZZ_PID=$!
 status=0; wait "$FUZZ_PID" || status=$?
 FUZZ_PID=
