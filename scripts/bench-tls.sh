@@ -49,7 +49,7 @@ trap cleanup EXIT
 start() { # port [tls]: the server's PID in SPID (no subshell, so that cleanup knows it)
     local port=$1 extra=()
     [ "${2:-}" = tls ] && extra=(--tls-cert "$OUTDIR/cert.pem" --tls-key "$OUTDIR/key.pem")
-    taskset -c "$SERVER_CPU" "$WSX" serve --port "$port" --threads 1 "${extra[@]}" \
+    taskset -c "$SERVER_CPU" "$WSX" serve --port "$port" --threads 1 --broadcast B "${extra[@]}" \
         > /dev/null 2>> "$OUTDIR/server.log" &
     local pid=$!
     PIDS+=("$pid")
