@@ -30,16 +30,7 @@ impl<H: Handler> Worker<H> {
             }
             let r = slot.io.residue.len();
             self.rbuf[..r].copy_from_slice(&slot.io.residue);
-            // During the handshake read no more than the head may hold, so that what follows
-            // the head always fits the read buffer.
-            let limit = match &slot.stage {
-                Stage::Handshake(buf) | Stage::Connecting { buf, .. } => {
-                    (self.settings.limits.max_head_size + 1)
-                        .saturating_sub(buf.len())
-                        .clamp(1, READ_BUF)
-                }
-                _ => self.rbuf.len() - r,
-            };
+            let limit = read_limit(&slot.stage, self.settings.limits.max_head_size, r);
             match slot.sock.read(&mut self.rbuf[r..r + limit]) {
                 Ok(0) => {
                     self.on_eof(key);
@@ -308,5 +299,17 @@ impl<H: Handler> Worker<H> {
             io.residue.extend_from_slice(&data[pos..]);
         }
         self.after_callbacks(key);
+    }
+}
+
+/// How many bytes to read behind `residue` bytes of residue: during the handshake no more than
+/// the head may hold, so that what follows the head always fits the read buffer; after it, the
+/// read buffer's room.
+pub(super) fn read_limit<S>(stage: &Stage<S>, max_head_size: usize, residue: usize) -> usize {
+    match stage {
+        Stage::Handshake(buf) | Stage::Connecting { buf, .. } => (max_head_size + 1)
+            .saturating_sub(buf.len())
+            .clamp(1, READ_BUF),
+        _ => RESIDUE_ROOM + READ_BUF - residue,
     }
 }

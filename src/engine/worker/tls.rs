@@ -6,7 +6,8 @@ use std::io::{self, Read};
 use std::net::TcpStream;
 
 use super::lifecycle::abnormal;
-use super::{Ending, Stage, Worker, MAX_READS_PER_EVENT, READ_BUF};
+use super::read::read_limit;
+use super::{Ending, Stage, Worker, MAX_READS_PER_EVENT};
 use crate::client::ClientError;
 use crate::engine::handler::Handler;
 use crate::engine::outbound::Outbound;
@@ -48,15 +49,11 @@ pub(super) fn flush(
 }
 
 impl<H: Handler> Worker<H> {
-    /// Seals and writes what `key` has queued; the plaintext taken counts as written. Returns
-    /// false when the write failed (the connection is dropped).
-    pub(super) fn tls_flush(&mut self, key: usize) -> bool {
-        let Some(slot) = self.conns.get_mut(key) else {
-            return false;
-        };
-        let Some(tls) = slot.tls.as_deref_mut() else {
-            return true;
-        };
+    /// Seals and writes what `key` has queued (see [`flush`]): whether the write went, and
+    /// the plaintext sealed since it was last counted; `None` for no TLS connection in `key`.
+    fn flush_slot(&mut self, key: usize) -> Option<(io::Result<()>, usize)> {
+        let slot = self.conns.get_mut(key)?;
+        let tls = slot.tls.as_deref_mut()?;
         let r = flush(
             tls,
             &mut slot.io.out,
@@ -65,9 +62,19 @@ impl<H: Handler> Worker<H> {
             key,
             &mut self.tls_scratch,
         );
-        let n = tls.take_sealed();
+        Some((r, tls.take_sealed()))
+    }
+
+    /// Seals and writes what `key` has queued; the plaintext taken counts as written. Returns
+    /// false when the write failed (the connection is dropped) or the connection is gone.
+    pub(super) fn tls_flush(&mut self, key: usize) -> bool {
+        let Some((r, n)) = self.flush_slot(key) else {
+            return self.conns.contains(key);
+        };
         self.local.bytes_out += n as u64;
-        slot.io.wrote(n);
+        if let Some(slot) = self.conns.get_mut(key) {
+            slot.io.wrote(n);
+        }
         if r.is_err() {
             self.end(key, abnormal("write failed"), Ending::Drop);
             return false;
@@ -106,15 +113,9 @@ impl<H: Handler> Worker<H> {
         if tls.wire.is_empty() && slot.io.out.is_empty() {
             return;
         }
-        let r = flush(
-            tls,
-            &mut slot.io.out,
-            &mut slot.sock,
-            &mut self.io,
-            key,
-            &mut self.tls_scratch,
-        );
-        let n = tls.take_sealed();
+        let Some((r, n)) = self.flush_slot(key) else {
+            return;
+        };
         if r.is_err() {
             return self.end(key, abnormal("write failed"), Ending::Drop);
         }
@@ -245,15 +246,7 @@ impl<H: Handler> Worker<H> {
                 return true;
             };
             let r = slot.io.residue.len();
-            // As for plain reads: during the handshake no more than the head may hold.
-            let limit = match &slot.stage {
-                Stage::Handshake(buf) | Stage::Connecting { buf, .. } => {
-                    (self.settings.limits.max_head_size + 1)
-                        .saturating_sub(buf.len())
-                        .clamp(1, READ_BUF)
-                }
-                _ => self.rbuf.len() - r,
-            };
+            let limit = read_limit(&slot.stage, self.settings.limits.max_head_size, r);
             match tls.read_plain(&mut self.rbuf[r..r + limit]) {
                 Plain::Bytes(n) => {
                     if r > 0 {
