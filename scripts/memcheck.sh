@@ -5,7 +5,7 @@
 #
 #   scripts/memcheck.sh [--filter PATTERN] [TEST...]
 #     TEST      integration test binaries (tests/TEST.rs), default: backpressure shutdown
-#               churn broadcast limits callbacks engine_client resets
+#               churn broadcast limits callbacks engine_client resets tls
 #     --filter  the test name filter, default "::io_uring" (the io_uring twin of each test);
 #               "::epoll" runs the epoll twins
 #   MEMCHECK_TOOL  asan or valgrind to force one (default: asan when `cargo +nightly` works)
@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-[ ${#TESTS[@]} -gt 0 ] || TESTS=(backpressure shutdown churn broadcast limits callbacks engine_client resets)
+[ ${#TESTS[@]} -gt 0 ] || TESTS=(backpressure shutdown churn broadcast limits callbacks engine_client resets tls)
 test_args=()
 for t in "${TESTS[@]}"; do test_args+=(--test "$t"); done
 
