@@ -23,6 +23,7 @@ pub use server::{
     Client, CloseInfo, Conn, ConnId, DeflatePoolStats, DropReason, HandleError, Handler,
     InitialState, Message, Reject, SendStatus, Server, ServerHandle, Stats, Tick, Upgrade,
 };
+pub use server::{TrustedProxies, TrustedProxiesError};
 
 /// The pages of `docs/`, one item each, so that `cargo test --doc` compiles (and, unless a block
 /// says `no_run`, runs) the Rust code they show: a page cannot drift from the API.

@@ -7,6 +7,11 @@
 mod builder;
 mod handle;
 
+// Behind proxies: the real client's address (docs/client-ip.md).
+pub mod forwarded;
+pub mod proxy_protocol;
+pub use forwarded::{TrustedProxies, TrustedProxiesError};
+
 pub use builder::{Builder, Server};
 pub(crate) use handle::launch;
 pub use handle::{HandleError, ServerHandle};
