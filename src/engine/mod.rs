@@ -68,6 +68,8 @@ pub(crate) struct Settings {
     pub(crate) tick: Option<Duration>,
     /// TLS on accepted connections (`wss://`); `None`: plain.
     pub(crate) tls: Option<crate::tls::ServerTls>,
+    /// Behind proxies: the PROXY protocol and trusted forwarding headers (worker/proxied.rs).
+    pub(crate) proxy: worker::proxied::ProxySettings,
 }
 
 /// The deflate pool's settings (see `Builder::deflate_threads` and the other `deflate_*`
@@ -116,6 +118,7 @@ impl Default for Settings {
             resolver: std::sync::Arc::default(),
             tick: None,
             tls: None,
+            proxy: worker::proxied::ProxySettings::default(),
         }
     }
 }
