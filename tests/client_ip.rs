@@ -411,3 +411,62 @@ fn proxy_protocol_then_forwarded(backend: Backend) {
     );
     stop(&server);
 }
+
+/// A `wsx serve` child, killed by its handle when the test ends.
+struct Serve(std::process::Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+test_all!(cli_proxy_flags);
+/// `wsx serve --proxy-protocol --trust-proxy …`: a connection with a PROXY header is echoed, one
+/// without is closed unanswered; a bad `--trust-proxy` is a usage error that names the flag.
+fn cli_proxy_flags(backend: Backend) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let wsx = env!("CARGO_BIN_EXE_wsx");
+    let bad = Command::new(wsx)
+        .args(["serve", "--trust-proxy", "10.0.0.0/33"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--trust-proxy"));
+
+    let mut child = Command::new(wsx)
+        .args(["serve", "--port", "0", "--threads", "1", "--proxy-protocol"])
+        .args(["--trust-proxy", "10.0.0.0/8", "--trust-proxy", "::1"])
+        .env("WSX_BACKEND", backend.name())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let serve = Serve(child);
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let to: SocketAddr = line
+        .split("ws://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    assert!(line.contains(&format!("(backend {backend},")), "{line:?}");
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.contains("PROXY protocol required"), "{line:?}");
+    assert!(line.contains("10.0.0.0/8, ::1"), "{line:?}");
+
+    let header = v1("PROXY TCP4 192.0.2.1 10.0.0.1 1 2\r\n");
+    let (mut io, _) = upgrade(to, None, &header, None, &["X-Forwarded-For: 198.51.100.1"]);
+    assert_eq!(ask(&mut io), "who am i");
+    let mut plain = tcp(to, None);
+    plain.write_all(&upgrade_head("/", &[])).unwrap();
+    assert!(read_to_eof(&mut plain).is_empty());
+    drop(serve);
+}
