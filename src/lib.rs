@@ -41,6 +41,9 @@ pub mod docs {
     /// The clients.
     #[doc = include_str!("../docs/client.md")]
     pub struct Client;
+    /// The client's address behind proxies.
+    #[doc = include_str!("../docs/client-ip.md")]
+    pub struct ClientIp;
     /// Autobahn and interop results.
     #[doc = include_str!("../docs/conformance.md")]
     pub struct Conformance;

@@ -10,6 +10,10 @@ mod backends;
 mod common;
 #[path = "support/tls.rs"]
 mod tls;
+// The example's handler and flags, run here as they are shown in docs/client-ip.md.
+#[allow(dead_code)]
+#[path = "../examples/client_ip.rs"]
+mod example;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -122,6 +126,11 @@ fn upgrade(
 fn ask(io: &mut Box<dyn Io>) -> String {
     io.write_all(&masked(true, 1, b"who am i")).unwrap();
     io.flush().unwrap();
+    read_text(io)
+}
+
+/// Reads one short text message from the server.
+fn read_text(io: &mut Box<dyn Io>) -> String {
     let mut header = [0u8; 2];
     io.read_exact(&mut header).expect("read the answer");
     assert_eq!(header[0], 0x81, "a final text frame");
@@ -469,4 +478,50 @@ fn cli_proxy_flags(backend: Backend) {
     plain.write_all(&upgrade_head("/", &[])).unwrap();
     assert!(read_to_eof(&mut plain).is_empty());
     drop(serve);
+}
+
+test_all!(example_greets_the_real_client);
+/// examples/client_ip.rs: a PROXY header's client is greeted with its address and the proxy's,
+/// a direct client with its own; bad flags are refused.
+fn example_greets_the_real_client(backend: Backend) {
+    let args = [
+        "--port",
+        "0",
+        "--proxy-protocol",
+        "--trust-proxy",
+        "10.0.0.0/8",
+    ];
+    let builder = example::builder(args.map(String::from)).unwrap();
+    let server = start_server(backend, builder.threads(1), |_| example::Greeter);
+    let header = v1("PROXY TCP4 192.0.2.77 10.0.0.1 4242 443\r\n");
+    let (mut io, local) = upgrade(server.local_addr(), None, &header, None, &[]);
+    assert_eq!(
+        read_text(&mut io),
+        format!("hello 192.0.2.77:4242 (via {local})")
+    );
+    stop(&server);
+
+    let server = start_server(
+        backend,
+        example::builder(["--port".into(), "0".into()])
+            .unwrap()
+            .threads(1),
+        |_| example::Greeter,
+    );
+    let (mut io, local) = upgrade(server.local_addr(), None, b"", None, &[]);
+    assert_eq!(read_text(&mut io), format!("hello {local}"));
+    stop(&server);
+
+    assert!(example::builder(["--trust-proxy".into(), "nonsense".into()]).is_err());
+    assert!(example::builder(["--bogus".into()]).is_err());
+}
+
+#[test]
+fn docs_client_ip_md_shows_examples_client_ip_rs() {
+    let doc = include_str!("../docs/client-ip.md");
+    let example = include_str!("../examples/client_ip.rs");
+    assert!(
+        doc.contains(&format!("```rust,no_run\n{example}```")),
+        "docs/client-ip.md must show examples/client_ip.rs verbatim"
+    );
 }
