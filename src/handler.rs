@@ -112,6 +112,8 @@ pub struct Upgrade<'a> {
     pub(crate) peer: SocketAddr,
     /// The route serving the request (see `engine/route.rs`): 0 without routes.
     pub(crate) route: u16,
+    /// The TCP peer's own address (a proxy's, behind one).
+    pub(crate) tcp_peer: SocketAddr,
     pub(crate) protocol: Option<String>,
     pub(crate) headers: Vec<(String, String)>,
 }
@@ -137,13 +139,23 @@ impl<'a> Upgrade<'a> {
         self.request.header(name)
     }
 
-    /// The TCP peer address (a proxy's, behind one).
+    /// The client's address, as [`Conn::peer_addr`](crate::Conn::peer_addr) will give it: the
+    /// TCP peer's, or behind a proxy the real client's (from a PROXY protocol header, or from
+    /// the forwarding headers of a trusted proxy). A header that gives no port gives port 0.
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
     }
 
-    /// The client address a proxy reported in the first entry of `X-Forwarded-For`, if any and
-    /// well-formed. Trust it only behind a proxy you run: a client can send any value.
+    /// The TCP peer's own address: the proxy's, behind one.
+    pub fn tcp_peer_addr(&self) -> SocketAddr {
+        self.tcp_peer
+    }
+
+    /// The first entry of `X-Forwarded-For`, if any and well-formed, whoever sent it: a client
+    /// can send any value, so this is not the client's address unless a proxy you run
+    /// overwrites the header. Prefer [`Upgrade::peer_addr`] on a server built with
+    /// `Builder::trusted_proxies`, which reads the header only from trusted proxies and takes
+    /// the right entry of a multi-hop chain.
     pub fn forwarded_for(&self) -> Option<IpAddr> {
         let value = std::str::from_utf8(self.request.header("x-forwarded-for")?).ok()?;
         value.split(',').next()?.trim().parse().ok()

@@ -26,6 +26,7 @@ pub use server::{
     HandleError, Handler, InitialState, Message, Reject, Route, SendStatus, Server, ServerHandle,
     Stats, Tick, Upgrade, MAX_ADOPT_LEFTOVER,
 };
+pub use server::{TrustedProxies, TrustedProxiesError};
 
 /// The pages of `docs/`, one item each, so that `cargo test --doc` compiles (and, unless a block
 /// says `no_run`, runs) the Rust code they show: a page cannot drift from the API.
@@ -43,6 +44,9 @@ pub mod docs {
     /// The clients.
     #[doc = include_str!("../docs/client.md")]
     pub struct Client;
+    /// The client's address behind proxies.
+    #[doc = include_str!("../docs/client-ip.md")]
+    pub struct ClientIp;
     /// Autobahn and interop results.
     #[doc = include_str!("../docs/conformance.md")]
     pub struct Conformance;

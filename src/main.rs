@@ -95,6 +95,15 @@ struct ServeArgs {
     /// Serve wss://: the private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<std::path::PathBuf>,
+    /// Behind proxies: believe the `X-Forwarded-For` and `Forwarded` headers of peers in this
+    /// CIDR block or address (repeatable, or comma-separated), and nobody else's
+    /// (docs/client-ip.md) [default: nobody's].
+    #[arg(long, value_name = "CIDR", value_parser = trusted_proxy)]
+    trust_proxy: Vec<String>,
+    /// Behind an L4 load balancer: every connection must begin with a PROXY protocol header
+    /// (v1 or v2, before TLS); one without is closed unanswered [default: off].
+    #[arg(long)]
+    proxy_protocol: bool,
 }
 
 impl ServeArgs {
@@ -127,6 +136,13 @@ fn at_least_one(s: &str) -> Result<usize, String> {
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Checks a `--trust-proxy` value: addresses or CIDR blocks, comma-separated.
+fn trusted_proxy(s: &str) -> Result<String, String> {
+    s.parse::<wsx::TrustedProxies>()
+        .map(|_| s.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// Parses a string that must not be empty.
@@ -197,6 +213,13 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot use the TLS certificate: {e}"))?;
         builder = builder.tls(tls);
     }
+    if !args.trust_proxy.is_empty() {
+        let trusted =
+            wsx::TrustedProxies::parse(args.trust_proxy.iter().flat_map(|s| s.split(',')))
+                .map_err(|e| e.to_string())?;
+        builder = builder.trusted_proxies(trusted);
+    }
+    builder = builder.proxy_protocol(args.proxy_protocol);
     // Without the flag the builder keeps `Auto`, which reads `WSX_BACKEND` at start.
     if let Some(backend) = args.backend {
         builder = builder.backend(backend);
@@ -238,6 +261,18 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
             None => String::new(),
         }
     );
+    if args.proxy_protocol || !args.trust_proxy.is_empty() {
+        let _ = writeln!(
+            io::stdout(),
+            "wsx: behind proxies: PROXY protocol {}, trusted proxies [{}]",
+            if args.proxy_protocol {
+                "required"
+            } else {
+                "off"
+            },
+            args.trust_proxy.join(", ")
+        );
+    }
     let handle = server.clone();
     std::thread::spawn(move || {
         // The first signal starts a graceful shutdown, a second one ends the grace at once.

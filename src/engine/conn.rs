@@ -60,6 +60,10 @@ pub(crate) struct Rare {
     pub(crate) peer_close: Option<(CloseCode, String)>,
     /// Tracked sends, from the first one on (see `engine/sent.rs`).
     pub(crate) sent: Sent,
+    /// Behind a proxy: the TCP peer's own address (`ConnIo::peer` is the client's).
+    pub(crate) tcp_peer: Option<SocketAddr>,
+    /// A PROXY protocol header is owed (see `worker/proxied.rs`).
+    pub(crate) await_proxy: Option<crate::engine::worker::proxied::AwaitingHeader>,
 }
 
 impl ConnIo {
@@ -83,6 +87,14 @@ impl ConnIo {
             rare: None,
             subs: None,
         }
+    }
+
+    /// The TCP peer's own address: a proxy's, behind one; else `peer`.
+    pub(crate) fn tcp_peer(&self) -> SocketAddr {
+        self.rare
+            .as_ref()
+            .and_then(|r| r.tcp_peer)
+            .unwrap_or(self.peer)
     }
 
     pub(crate) fn rare_mut(&mut self) -> &mut Rare {
@@ -254,9 +266,18 @@ impl<S> Conn<'_, S> {
         self.io.id
     }
 
-    /// The TCP peer address.
+    /// The client's address: the TCP peer's, or behind a proxy the real client's, from a
+    /// PROXY protocol header (`Builder::proxy_protocol`) or from the `Forwarded` /
+    /// `X-Forwarded-For` headers of a trusted proxy (`Builder::trusted_proxies`). The same in
+    /// every callback. A header that gives no port gives port 0. See docs/client-ip.md.
     pub fn peer_addr(&self) -> SocketAddr {
         self.io.peer
+    }
+
+    /// The TCP peer's own address: the proxy's, behind one (the same as [`Conn::peer_addr`]
+    /// when no proxy spoke for the client).
+    pub fn tcp_peer_addr(&self) -> SocketAddr {
+        self.io.tcp_peer()
     }
 
     /// Server (accepted) or client (opened with [`crate::ServerHandle::connect`]).

@@ -75,6 +75,8 @@ pub(crate) struct Settings {
     pub(crate) routes: Vec<route::RouteSettings>,
     /// Answers plain HTTP requests (not upgrades); `None`: 426.
     pub(crate) http: Option<crate::http::HttpFallback>,
+    /// Behind proxies: the PROXY protocol and trusted forwarding headers (worker/proxied.rs).
+    pub(crate) proxy: worker::proxied::ProxySettings,
 }
 
 /// The deflate pool's settings (see `Builder::deflate_threads` and the other `deflate_*`
@@ -125,6 +127,7 @@ impl Default for Settings {
             tls: None,
             routes: Vec::new(),
             http: None,
+            proxy: worker::proxied::ProxySettings::default(),
         }
     }
 }

@@ -373,6 +373,26 @@ impl Builder {
         self
     }
 
+    /// Requires a PROXY protocol header (v1 or v2, as HAProxy, AWS NLB and most L4 load
+    /// balancers send) at the start of every accepted connection, before the HTTP request and
+    /// before the TLS ClientHello: [`Conn::peer_addr`](crate::Conn::peer_addr) is then the
+    /// client the header names (the TCP peer for `LOCAL` / `UNKNOWN`). A connection without a
+    /// valid header within the handshake timeout, or with one over its length bound, is closed
+    /// without an answer. Only for listeners that load balancers alone can reach: anyone who
+    /// can connect can claim any address. Default off. See docs/client-ip.md.
+    pub fn proxy_protocol(mut self, on: bool) -> Self {
+        self.settings.proxy.protocol = on;
+        self
+    }
+
+    /// Believes the `Forwarded` and `X-Forwarded-For` headers of peers in `trusted` (and
+    /// nobody else's): [`Conn::peer_addr`](crate::Conn::peer_addr) is then the rightmost hop
+    /// that is not itself a trusted proxy. Default: an empty set. See docs/client-ip.md.
+    pub fn trusted_proxies(mut self, trusted: crate::TrustedProxies) -> Self {
+        self.settings.proxy.trusted = (!trusted.is_empty()).then(|| Arc::new(trusted));
+        self
+    }
+
     /// Listen backlog. Default 1024.
     pub fn backlog(mut self, backlog: i32) -> Self {
         self.backlog = backlog;

@@ -9,6 +9,11 @@ mod builder;
 mod handle;
 mod router;
 
+// Behind proxies: the real client's address (docs/client-ip.md).
+pub mod forwarded;
+pub mod proxy_protocol;
+pub use forwarded::{TrustedProxies, TrustedProxiesError};
+
 pub use adopt::{AdoptError, Adopted, Answer, MAX_ADOPT_LEFTOVER};
 pub use builder::{Builder, Server};
 pub(crate) use handle::launch;

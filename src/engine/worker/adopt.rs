@@ -67,7 +67,7 @@ impl<H: Handler> Worker<H> {
     /// choice of subprotocol and headers comes too late to matter; a refusal closes with 1008,
     /// the `101` being out), then `on_open` and the frames in `leftover`.
     fn open_answered(&mut self, key: usize, answered: Answered, leftover: &[u8]) {
-        let Some(slot) = self.conns.get(key) else {
+        let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
         let Answered {
@@ -75,9 +75,11 @@ impl<H: Handler> Worker<H> {
             decision,
             protocol,
         } = answered;
+        super::proxied::forwarded(&self.settings, &mut slot.io, &request);
         let mut upgrade = Upgrade {
             request: &request,
             peer: slot.io.peer,
+            tcp_peer: slot.io.tcp_peer(),
             route: decision.route,
             protocol: protocol.clone(),
             headers: Vec::new(),

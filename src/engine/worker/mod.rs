@@ -43,6 +43,8 @@ mod read;
 mod tick;
 mod timers;
 mod tls;
+// Behind proxies: PROXY protocol header and forwarding headers (proxied.rs).
+pub(crate) mod proxied;
 mod upgrade;
 mod write;
 
@@ -553,6 +555,7 @@ impl<H: Handler> Worker<H> {
             inserted, key,
             "the slot takes the key its socket was registered under"
         );
+        self.await_proxy_header(key); // proxied.rs: a PROXY listener reads its header first
         self.schedule(key);
     }
 

@@ -28,6 +28,10 @@ impl<H: Handler> Worker<H> {
             if slot.io.paused {
                 return; // see flow.rs: resumed (and read) once the queue drains
             }
+            if slot.tls.is_some() {
+                // A PROXY protocol header was read in plaintext; TLS begins behind it.
+                return self.readable_tls(key, read_closed);
+            }
             let r = slot.io.residue.len();
             self.rbuf[..r].copy_from_slice(&slot.io.residue);
             let limit = read_limit(&slot.stage, self.settings.limits.max_head_size, r);

@@ -14,6 +14,9 @@ use crate::protocol::{Config, Connection, Role};
 
 impl<H: Handler> Worker<H> {
     pub(super) fn on_handshake(&mut self, key: usize) {
+        if !self.proxy_header(key) {
+            return; // proxied.rs: a PROXY protocol header is owed first
+        }
         let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
@@ -46,9 +49,11 @@ impl<H: Handler> Worker<H> {
                 return self.refuse(key);
             }
         };
+        super::proxied::forwarded(&self.settings, &mut slot.io, &request); // proxied.rs
         let mut upgrade = Upgrade {
             request: &request,
             peer: slot.io.peer,
+            tcp_peer: slot.io.tcp_peer(),
             route: decision.route,
             protocol: None,
             headers: Vec::new(),
