@@ -37,7 +37,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use wsx::protocol::deflate::DeflateOptions;
 use wsx::tls::ServerTls;
-use wsx::{Adopted, Answer, Backend, Conn, Handler, Message, Server, ServerHandle};
+use wsx::{Adopted, Backend, Conn, Handler, Message, Server, ServerHandle};
 
 /// The subprotocol this server speaks, chosen when the client offers it.
 pub const PROTOCOL: &str = "echo";
@@ -179,12 +179,15 @@ fn ws_upgrade(mut req: Request<Incoming>, app: &App) -> Response<Full<Bytes>> {
         .headers()
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()));
-    let mut answer = match app.ws.answer_request(req.method().as_str(), target, headers) {
+    let mut answer = match app
+        .ws
+        .answer_request(req.method().as_str(), target, headers)
+    {
         Ok(answer) => answer,
         Err(reject) => {
             // wsx's refusal (400 without a key, 426 for another version…), sent by hyper.
-            let status = StatusCode::from_u16(reject.status())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let status =
+                StatusCode::from_u16(reject.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let mut response = Response::builder().status(status);
             for (name, value) in reject.headers() {
                 response = response.header(name, value);
@@ -257,17 +260,26 @@ fn authorized<B>(req: &Request<B>, token: &str) -> bool {
     bearer == Some(token) || query == Some(token)
 }
 
-fn text(status: StatusCode, content_type: &'static str, body: &'static str) -> Response<Full<Bytes>> {
+fn text(
+    status: StatusCode,
+    content_type: &'static str,
+    body: &'static str,
+) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(hyper::header::CONTENT_TYPE, content_type.parse().expect("a valid content type"));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        content_type.parse().expect("a valid content type"),
+    );
     response
 }
 
 fn internal_error() -> Response<Full<Bytes>> {
-    text(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "internal error\n")
+    text(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "text/plain",
+        "internal error\n",
+    )
 }
 
 /// The TLS acceptor for `cert` and `key` (PEM files), through wsx's own TLS configuration
