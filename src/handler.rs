@@ -110,6 +110,8 @@ impl fmt::Display for ConnId {
 pub struct Upgrade<'a> {
     pub(crate) request: &'a UpgradeRequest,
     pub(crate) peer: SocketAddr,
+    /// The route serving the request (see `engine/route.rs`): 0 without routes.
+    pub(crate) route: u16,
     pub(crate) protocol: Option<String>,
     pub(crate) headers: Vec<(String, String)>,
 }
@@ -208,5 +210,26 @@ impl Reject {
     /// The status.
     pub fn status(&self) -> u16 {
         self.status
+    }
+
+    /// The body the response carries: the one set, else the status's reason phrase.
+    pub fn body_text(&self) -> &str {
+        if self.body.is_empty() {
+            crate::protocol::handshake::reason_phrase(self.status)
+        } else {
+            &self.body
+        }
+    }
+
+    /// The headers added (those that [`Reject::header`] keeps when writing: names and values
+    /// that cannot break the response).
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers
+            .iter()
+            .filter(|(n, v)| {
+                let breaks = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n');
+                !n.is_empty() && !n.contains(':') && !breaks(n) && !breaks(v)
+            })
+            .map(|(n, v)| (n.as_str(), v.as_str()))
     }
 }

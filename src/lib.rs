@@ -8,6 +8,7 @@ pub mod client;
 pub(crate) mod engine;
 pub mod error;
 mod handler;
+pub mod http;
 pub mod limits;
 pub mod protocol;
 pub mod server;
@@ -16,12 +17,14 @@ pub mod tls;
 pub use backend::Backend;
 pub use client::ClientBuilder;
 pub use error::{HandshakeError, ProtocolError, SendError};
+pub use http::{HttpRequest, HttpResponse};
 pub use limits::Limits;
 pub use protocol::{CloseCode, MessageKind, Role};
 pub use server::Builder as ServerBuilder;
 pub use server::{
-    Client, CloseInfo, Conn, ConnId, DeflatePoolStats, DropReason, HandleError, Handler,
-    InitialState, Message, Reject, SendStatus, Server, ServerHandle, Stats, Tick, Upgrade,
+    AdoptError, Adopted, Answer, Client, CloseInfo, Conn, ConnId, DeflatePoolStats, DropReason,
+    HandleError, Handler, InitialState, Message, Reject, Route, SendStatus, Server, ServerHandle,
+    Stats, Tick, Upgrade,
 };
 
 /// The pages of `docs/`, one item each, so that `cargo test --doc` compiles (and, unless a block
