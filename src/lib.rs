@@ -24,7 +24,7 @@ pub use server::Builder as ServerBuilder;
 pub use server::{
     AdoptError, Adopted, Answer, Client, CloseInfo, Conn, ConnId, DeflatePoolStats, DropReason,
     HandleError, Handler, InitialState, Message, Reject, Route, SendStatus, Server, ServerHandle,
-    Stats, Tick, Upgrade,
+    Stats, Tick, Upgrade, MAX_ADOPT_LEFTOVER,
 };
 
 /// The pages of `docs/`, one item each, so that `cargo test --doc` compiles (and, unless a block

@@ -117,10 +117,13 @@ fn front(
                     while session.is_handshaking() {
                         session.complete_io(&mut sock).expect("TLS handshake");
                     }
+                    // One byte at a time, as a careful HTTP server reads: what follows the
+                    // head stays decrypted in the session, for the worker to find there.
                     let (head, rest) = {
                         let mut stream = rustls::Stream::new(&mut session, &mut sock);
-                        read_head(|b| stream.read(b))
+                        read_head(|b| stream.read(&mut b[..1]))
                     };
+                    assert!(rest.is_empty());
                     hand_over(&server, mode, sock, Some(session), &head, &rest);
                 }
             }
@@ -244,4 +247,263 @@ fn adopt_upgraded_plain(backend: Backend) {
     expect_seen(&seen, "upgrade /chat");
     expect_seen(&seen, "close 1000");
     stop(&server);
+}
+
+fn tls_pair() -> (ServerTls, Vec<u8>) {
+    let certs = tls::Certs::generate();
+    (
+        ServerTls::from_pem(&certs.server.cert_pem, &certs.server.key_pem).expect("server tls"),
+        certs.ca_pem.clone(),
+    )
+}
+
+test_all!(adopt_tls, adopt_upgraded_tls);
+
+/// Over TLS: the front does the TLS handshake and reads the request through its session; the
+/// session moves to the worker with the socket.
+fn adopt_tls(backend: Backend) {
+    let (server, seen) = adopting_server(backend);
+    let (tls, ca) = tls_pair();
+    let addr = front(server.clone(), Mode::Unanswered, Some(tls), 1);
+    echo_through(&format!("wss://localhost:{}/chat", addr.port()), Some(&ca));
+    expect_seen(&seen, "upgrade /chat");
+    expect_seen(&seen, "close 1000");
+    stop(&server);
+}
+
+/// Over TLS, the front answering: its 101 goes through its session before the move.
+fn adopt_upgraded_tls(backend: Backend) {
+    let (server, seen) = adopting_server(backend);
+    let (tls, ca) = tls_pair();
+    let addr = front(server.clone(), Mode::Answered, Some(tls), 1);
+    echo_through(&format!("wss://localhost:{}/chat", addr.port()), Some(&ca));
+    expect_seen(&seen, "upgrade /chat");
+    expect_seen(&seen, "close 1000");
+    stop(&server);
+}
+
+/// A request head, then a masked text frame with `text`, in one write: the front reads both, so
+/// the frame reaches the worker as leftover bytes.
+fn request_and_frame(path: &str, text: &str) -> Vec<u8> {
+    let mut bytes = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {SAMPLE_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .into_bytes();
+    let mask = [1u8, 2, 3, 4];
+    assert!(text.len() < 126);
+    bytes.extend_from_slice(&[0x81, 0x80 | text.len() as u8]);
+    bytes.extend_from_slice(&mask);
+    bytes.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    bytes
+}
+
+/// Reads the response head and returns it with what followed.
+fn read_response(sock: &mut TcpStream) -> (String, Vec<u8>) {
+    let (head, rest) = read_head(|b| sock.read(b));
+    (String::from_utf8(head).expect("ascii head"), rest)
+}
+
+/// Reads until `want` bytes follow the head (or the peer closes).
+fn read_more(sock: &mut TcpStream, mut have: Vec<u8>, want: usize) -> Vec<u8> {
+    let mut chunk = [0u8; 1024];
+    while have.len() < want {
+        match sock.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => have.extend_from_slice(&chunk[..n]),
+        }
+    }
+    have
+}
+
+test_all!(leftover_frames_are_read, refusals);
+
+/// Frames that came with the request reach the handler, in both modes.
+fn leftover_frames_are_read(backend: Backend) {
+    for mode in [Mode::Unanswered, Mode::Answered] {
+        let (server, seen) = adopting_server(backend);
+        let addr = front(server.clone(), mode, None, 1);
+        let mut sock = TcpStream::connect(addr).expect("connect");
+        sock.set_read_timeout(Some(WAIT)).expect("timeout");
+        sock.write_all(&request_and_frame("/early", "early bird"))
+            .expect("write");
+        let (head, rest) = read_response(&mut sock);
+        assert!(head.starts_with("HTTP/1.1 101 "), "{mode:?}: {head}");
+        let echo = read_more(&mut sock, rest, 12);
+        assert_eq!(&echo[..2], &[0x81, 10], "{mode:?}");
+        assert_eq!(&echo[2..12], b"early bird", "{mode:?}");
+        expect_seen(&seen, "upgrade /early");
+        stop(&server);
+    }
+}
+
+/// What a refusal looks like in each mode: the worker's HTTP answer for `adopt`, the front's
+/// for `answer`, and a 1008 close when `on_upgrade` refuses after the front's 101.
+fn refusals(backend: Backend) {
+    let (server, seen) = adopting_server(backend);
+    // adopt: a request without a key gets the worker's 400; on_upgrade's 403 its body.
+    let addr = front(server.clone(), Mode::Unanswered, None, 2);
+    let mut sock = TcpStream::connect(addr).expect("connect");
+    sock.set_read_timeout(Some(WAIT)).expect("timeout");
+    sock.write_all(
+        b"GET /x HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .expect("write");
+    let (head, _) = read_response(&mut sock);
+    assert!(head.starts_with("HTTP/1.1 400 "), "{head}");
+    let mut sock = TcpStream::connect(addr).expect("connect");
+    sock.set_read_timeout(Some(WAIT)).expect("timeout");
+    let request = request_and_frame("/refused", "x");
+    let head_len = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    sock.write_all(&request[..head_len]).expect("write");
+    let (head, rest) = read_response(&mut sock);
+    assert!(head.starts_with("HTTP/1.1 403 "), "{head}");
+    let body = read_more(&mut sock, rest, 8);
+    assert_eq!(body, b"not here");
+    expect_seen(&seen, "upgrade /refused");
+
+    // answer + adopt_upgraded: the front's refusal carries wsx's status; a refusal by
+    // on_upgrade after the 101 is a close frame with 1008 and the reason.
+    let addr = front(server.clone(), Mode::Answered, None, 2);
+    let mut sock = TcpStream::connect(addr).expect("connect");
+    sock.set_read_timeout(Some(WAIT)).expect("timeout");
+    sock.write_all(
+        b"GET /x HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 12\r\n\r\n",
+    )
+    .expect("write");
+    let (head, _) = read_response(&mut sock);
+    assert!(head.starts_with("HTTP/1.1 426 "), "{head}");
+    assert!(head.contains("Sec-WebSocket-Version: 13, 8\r\n"), "{head}");
+    let mut sock = TcpStream::connect(addr).expect("connect");
+    sock.set_read_timeout(Some(WAIT)).expect("timeout");
+    sock.write_all(&request[..head_len]).expect("write");
+    let (head, rest) = read_response(&mut sock);
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    let close = read_more(&mut sock, rest, 12);
+    assert_eq!(close[0], 0x88, "a close frame");
+    assert_eq!(&close[2..4], &1008u16.to_be_bytes());
+    assert_eq!(&close[4..], b"not here");
+    expect_seen(&seen, "upgrade /refused");
+    stop(&server);
+}
+
+/// `answer` on the calling thread: the checks and statuses a worker applies, and the 101's
+/// headers.
+#[test]
+fn answer_checks_and_headers() {
+    let (server, _seen) = adopting_server(Backend::Epoll);
+    let request = |extra: &str, version: &str, method: &str| {
+        format!(
+            "{method} /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {SAMPLE_KEY}\r\nSec-WebSocket-Version: {version}\r\n{extra}\r\n"
+        )
+    };
+    let ok = server
+        .answer(
+            request(
+                "Sec-WebSocket-Protocol: a, chat\r\nSec-WebSocket-Extensions: permessage-deflate\r\n",
+                "13",
+                "GET",
+            )
+            .as_bytes(),
+        )
+        .expect("valid");
+    assert!(ok.deflate());
+    assert_eq!(ok.protocol(), None);
+    let names: Vec<&str> = ok.headers().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "Upgrade",
+            "Connection",
+            "Sec-WebSocket-Accept",
+            "Sec-WebSocket-Extensions"
+        ]
+    );
+    let mut chosen = ok.clone();
+    assert!(!chosen.select_protocol("other"));
+    assert!(chosen.select_protocol("chat"));
+    assert!(chosen
+        .headers()
+        .any(|(n, v)| n == "Sec-WebSocket-Protocol" && v == "chat"));
+    assert!(chosen
+        .response()
+        .starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+
+    let status = |head: String| server.answer(head.as_bytes()).unwrap_err().status();
+    assert_eq!(status(request("", "12", "GET")), 426);
+    assert_eq!(status(request("", "13", "POST")), 405);
+    assert_eq!(status("GET / HTTP/1.1\r\nHost: x\r\n\r\n".into()), 426);
+    assert_eq!(
+        status(request("", "13", "GET").replace("\r\n\r\n", "\r\n")),
+        400
+    );
+    let huge = format!("X-Big: {}\r\n", "a".repeat(64 << 10));
+    assert_eq!(status(request(&huge, "13", "GET")), 431);
+    assert_eq!(
+        server
+            .answer_request("GET", "/a b", [("host", &b"x"[..])])
+            .unwrap_err()
+            .status(),
+        400
+    );
+    assert_eq!(
+        server
+            .answer_request("GET", "/", [("x-evil", &b"a\r\nb: c"[..])])
+            .unwrap_err()
+            .status(),
+        400
+    );
+    stop(&server);
+}
+
+/// More than a worker takes in one read is refused before it reaches one.
+#[test]
+fn oversized_adoptions_are_refused() {
+    let (server, _seen) = adopting_server(Backend::Epoll);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let _client = TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
+    let (sock, _) = listener.accept().expect("accept");
+    let leftover = vec![0u8; wsx::MAX_ADOPT_LEFTOVER + 1];
+    match server.adopt(sock, b"GET / HTTP/1.1\r\n\r\n", &leftover) {
+        Err(wsx::AdoptError::TooLarge { .. }) => {}
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    stop(&server);
+}
+
+test_all!(plaintext_held_by_the_tls_session_is_read);
+
+/// A TLS client that sends its request and a first frame in one record: the front reads only
+/// the head, the frame stays in the session it hands over, and the worker reads it from there.
+fn plaintext_held_by_the_tls_session_is_read(backend: Backend) {
+    for mode in [Mode::Unanswered, Mode::Answered] {
+        let (server, seen) = adopting_server(backend);
+        let (tls, ca) = tls_pair();
+        let addr = front(server.clone(), mode, Some(tls), 1);
+        let config = ClientTls::with_ca_pem(&ca).expect("ca").config().clone();
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let mut session = rustls::ClientConnection::new(config, name).expect("session");
+        let mut sock = TcpStream::connect(addr).expect("connect");
+        sock.set_read_timeout(Some(WAIT)).expect("timeout");
+        let mut stream = rustls::Stream::new(&mut session, &mut sock);
+        stream
+            .write_all(&request_and_frame("/held", "held back"))
+            .expect("write");
+        let (head, rest) = read_head(|b| stream.read(b));
+        let head = String::from_utf8(head).expect("ascii");
+        assert!(head.starts_with("HTTP/1.1 101 "), "{mode:?}: {head}");
+        let mut echo = rest;
+        let mut chunk = [0u8; 256];
+        while echo.len() < 11 {
+            let n = stream.read(&mut chunk).expect("echo");
+            assert!(n > 0, "{mode:?}: closed before the echo");
+            echo.extend_from_slice(&chunk[..n]);
+        }
+        assert_eq!(&echo[..11], b"\x81\x09held back", "{mode:?}");
+        expect_seen(&seen, "upgrade /held");
+        stop(&server);
+    }
 }
