@@ -52,6 +52,8 @@ test_all!(
     refusals_come_from_wsx_tls,
     bytes_behind_the_request_reach_the_worker,
     bytes_behind_the_request_reach_the_worker_tls,
+    a_kept_alive_connection_upgrades,
+    a_kept_alive_connection_upgrades_tls,
     many_clients_and_pages_at_once,
     many_clients_and_pages_at_once_tls,
     token_checked_before_the_upgrade,
@@ -101,6 +103,24 @@ fn bytes_behind_the_request_reach_the_worker_tls(backend: Backend) {
         backend,
         true,
         external_http::keeps_bytes_sent_with_the_request,
+    );
+}
+
+/// `/health`, then an upgrade on the same connection.
+fn a_kept_alive_connection_upgrades(backend: Backend) {
+    run(
+        backend,
+        false,
+        external_http::upgrades_a_kept_alive_connection,
+    );
+}
+
+/// The same over TLS.
+fn a_kept_alive_connection_upgrades_tls(backend: Backend) {
+    run(
+        backend,
+        true,
+        external_http::upgrades_a_kept_alive_connection,
     );
 }
 

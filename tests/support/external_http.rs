@@ -366,20 +366,63 @@ pub(crate) fn keeps_bytes_sent_with_the_request(front: &Front) {
     let response = read_response(&mut *stream, &mut buf).expect("the 101");
     assert_eq!(response.status, 101, "{response:?}");
 
+    assert_eq!(read_text(&mut client, &mut *stream, &mut buf), "early");
+}
+
+/// A page request, then an upgrade on the same kept-alive connection: the front server
+/// serves both, and the socket it hands over after the second is the one the first came on.
+pub(crate) fn upgrades_a_kept_alive_connection(front: &Front) {
+    let mut stream = front.open();
+    let mut buf = Vec::new();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("send");
+    stream.flush().expect("flush");
+    let health = read_response(&mut *stream, &mut buf).expect("the page");
+    assert_eq!((health.status, health.text().as_str()), (200, "ok\n"));
+
+    let mut client = Connection::new(Role::Client, Config::default());
+    let request = upgrade_request(&format!(
+        "Sec-WebSocket-Key: {SAMPLE_KEY}\r\nSec-WebSocket-Version: 13\r\n"
+    ));
+    stream
+        .write_all(request.as_bytes())
+        .expect("send the upgrade");
+    stream.flush().expect("flush");
+    let response = read_response(&mut *stream, &mut buf).expect("the 101");
+    assert_eq!(response.status, 101, "{response:?}");
+    assert_eq!(
+        response.header("sec-websocket-accept"),
+        Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "{response:?}"
+    );
+
+    let mut frame = Vec::new();
+    client
+        .send_text("after a page", &mut frame)
+        .expect("a frame");
+    let _ = client.poll_transmit(&mut frame);
+    stream.write_all(&frame).expect("send the frame");
+    stream.flush().expect("flush");
+    assert_eq!(
+        read_text(&mut client, &mut *stream, &mut buf),
+        "after a page"
+    );
+}
+
+/// Reads frames from `stream` (after what `buf` holds) until a text message, and returns it.
+fn read_text(client: &mut Connection, stream: &mut dyn ReadWrite, buf: &mut Vec<u8>) -> String {
     let deadline = Instant::now() + TIMEOUT;
     let mut chunk = [0u8; 4096];
     loop {
-        let read = client.handle_read(&mut buf).expect("valid frames");
+        let read = client.handle_read(buf).expect("valid frames");
         let consumed = read.consumed;
         match read.event {
-            Some(Event::Text(text)) => {
-                assert_eq!(text, "early");
-                return;
-            }
-            Some(other) => panic!("expected the echo, got {other:?}"),
+            Some(Event::Text(text)) => return text.to_owned(),
+            Some(other) => panic!("expected a text message, got {other:?}"),
             None => {
                 buf.drain(..consumed);
-                read_some(&mut *stream, &mut buf, &mut chunk, deadline).expect("the echo");
+                read_some(stream, buf, &mut chunk, deadline).expect("a message");
             }
         }
     }
