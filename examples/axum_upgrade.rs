@@ -38,6 +38,7 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use wsx::protocol::deflate::DeflateOptions;
@@ -52,6 +53,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest request head hyper buffers (it answers `431` past it).
 const MAX_HEAD: usize = 16 * 1024;
+
+/// The most HTTP connections served at once; past it, accepting waits. A connection handed
+/// to wsx leaves this count (the wsx server's own `max_connections` bounds those).
+const MAX_HTTP_CONNECTIONS: usize = 10_000;
 
 /// The page at `/`: it opens a WebSocket to `/ws` on the origin it came from (passing its own
 /// query string, so `/?token=…` reaches the upgrade), sends a line and shows the echo.
@@ -232,7 +237,11 @@ pub async fn serve(
     tls: Option<TlsAcceptor>,
     router: Router,
 ) -> io::Result<()> {
+    let slots = Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS));
     loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return Ok(()); // never closed
+        };
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -244,6 +253,7 @@ pub async fn serve(
         };
         let (router, tls) = (router.clone(), tls.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let _ = tcp.set_nodelay(true);
             let served = match tls {
                 None => serve_connection(TokioIo::new(tcp), router).await,

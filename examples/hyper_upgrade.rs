@@ -33,6 +33,7 @@ use hyper::upgrade::Upgraded;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use wsx::protocol::deflate::DeflateOptions;
@@ -47,6 +48,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest request head hyper buffers (it answers `431` past it).
 const MAX_HEAD: usize = 16 * 1024;
+
+/// The most HTTP connections served at once; past it, accepting waits. A connection handed
+/// to wsx leaves this count (the wsx server's own `max_connections` bounds those).
+const MAX_HTTP_CONNECTIONS: usize = 10_000;
 
 /// The page at `/`: it opens a WebSocket to `/ws` on the origin it came from (passing its own
 /// query string, so `/?token=…` reaches the upgrade), sends a line and shows the echo.
@@ -109,7 +114,11 @@ pub struct App {
 /// None so far: failed accepts are reported and skipped; the result is for callers that
 /// `?` it.
 pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, app: App) -> io::Result<()> {
+    let slots = Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS));
     loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return Ok(()); // never closed
+        };
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -121,6 +130,7 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, app: App) ->
         };
         let (app, tls) = (app.clone(), tls.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let _ = tcp.set_nodelay(true);
             let served = match tls {
                 None => serve_connection(TokioIo::new(tcp), app).await,
