@@ -170,11 +170,12 @@ impl HttpResponse {
     }
 }
 
+/// What [`Builder::http`](crate::server::Builder::http) takes.
+type Answer = dyn Fn(&HttpRequest) -> Option<HttpResponse> + Send + Sync;
+
 /// The function that answers plain HTTP requests, kept in the server's settings.
 #[derive(Clone)]
-pub(crate) struct HttpFallback(
-    pub(crate) Arc<dyn Fn(&HttpRequest) -> Option<HttpResponse> + Send + Sync>,
-);
+pub(crate) struct HttpFallback(pub(crate) Arc<Answer>);
 
 impl fmt::Debug for HttpFallback {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -67,6 +67,9 @@ pub mod docs {
     /// Proxies.
     #[doc = include_str!("../docs/proxies.md")]
     pub struct Proxies;
+    /// Routes and plain HTTP on one port.
+    #[doc = include_str!("../docs/routes.md")]
+    pub struct Routes;
     /// The server.
     #[doc = include_str!("../docs/server.md")]
     pub struct Server;

@@ -25,10 +25,12 @@ pub const MAX_ADOPT_LEFTOVER: usize = 128 << 10;
 /// # Examples
 ///
 /// ```no_run
-/// # fn f(sock: std::net::TcpStream, session: rustls::ServerConnection) {
-/// let plain: wsx::Adopted = sock.try_clone().unwrap().into();
-/// let tls = wsx::Adopted::tls(sock, session);
-/// # }
+/// fn both(sock: std::net::TcpStream, session: rustls::ServerConnection) -> [wsx::Adopted; 2] {
+///     let plain: wsx::Adopted = sock.try_clone().expect("a second descriptor").into();
+///     let tls = wsx::Adopted::tls(sock, session);
+///     [plain, tls]
+/// }
+/// # let _ = both;
 /// ```
 #[derive(Debug)]
 pub struct Adopted {
