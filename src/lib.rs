@@ -56,6 +56,9 @@ pub mod docs {
     /// permessage-deflate.
     #[doc = include_str!("../docs/deflate.md")]
     pub struct Deflate;
+    /// Behind another HTTP server (hyper, axum).
+    #[doc = include_str!("../docs/external-http.md")]
+    pub struct ExternalHttp;
     /// The opening handshake.
     #[doc = include_str!("../docs/handshake.md")]
     pub struct Handshake;
