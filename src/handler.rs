@@ -116,6 +116,8 @@ pub struct Upgrade<'a> {
     pub(crate) tcp_peer: SocketAddr,
     pub(crate) protocol: Option<String>,
     pub(crate) headers: Vec<(String, String)>,
+    /// What a front server learned, from [`Answer::with_context`](crate::Answer::with_context).
+    pub(crate) context: Option<Box<dyn std::any::Any + Send>>,
 }
 
 impl<'a> Upgrade<'a> {
@@ -174,6 +176,20 @@ impl<'a> Upgrade<'a> {
             true
         } else {
             false
+        }
+    }
+
+    /// Takes what the server in front put in the [`Answer`](crate::Answer) with
+    /// [`Answer::with_context`](crate::Answer::with_context) (the user it authenticated, a
+    /// session), if it was a `T`; `None` for a connection accepted or adopted without one, or
+    /// once taken.
+    pub fn take_context<T: std::any::Any>(&mut self) -> Option<T> {
+        match self.context.take()?.downcast::<T>() {
+            Ok(value) => Some(*value),
+            Err(other) => {
+                self.context = Some(other);
+                None
+            }
         }
     }
 

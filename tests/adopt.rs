@@ -422,7 +422,7 @@ fn answer_checks_and_headers() {
             "Sec-WebSocket-Extensions"
         ]
     );
-    let mut chosen = ok.clone();
+    let mut chosen = ok;
     assert!(!chosen.select_protocol("other"));
     assert!(chosen.select_protocol("chat"));
     assert!(chosen
@@ -506,4 +506,47 @@ fn plaintext_held_by_the_tls_session_is_read(backend: Backend) {
         expect_seen(&seen, "upgrade /held");
         stop(&server);
     }
+}
+
+/// What the front learned travels with the answer to `on_upgrade`, typed.
+#[test]
+fn context_travels_from_the_front_to_on_upgrade() {
+    struct Front;
+    impl Handler for Front {
+        type State = String;
+        fn on_upgrade(&mut self, upgrade: &mut Upgrade<'_>) -> Result<String, Reject> {
+            assert_eq!(upgrade.take_context::<u32>(), None, "not a u32");
+            let user = upgrade
+                .take_context::<String>()
+                .ok_or_else(|| Reject::new(401))?;
+            assert_eq!(upgrade.take_context::<String>(), None, "taken once");
+            Ok(user)
+        }
+        fn on_open(&mut self, conn: &mut Conn<'_, String>) {
+            let greeting = format!("hello {}", conn.state());
+            let _ = conn.send_text(&greeting);
+        }
+    }
+    let server = Server::builder()
+        .no_listener()
+        .pin_threads(false)
+        .start(|_| Front)
+        .expect("server");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut client = TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
+    client.set_read_timeout(Some(WAIT)).expect("timeout");
+    let (mut sock, _) = listener.accept().expect("accept");
+    let request = request_and_frame("/", "x");
+    let head_len = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let answer = server
+        .answer(&request[..head_len])
+        .expect("valid")
+        .with_context(String::from("alice"));
+    sock.write_all(answer.response()).expect("101");
+    server.adopt_upgraded(sock, answer, &[]).expect("adopted");
+    let (head, rest) = read_response(&mut client);
+    assert!(head.starts_with("HTTP/1.1 101 "));
+    let greeting = read_more(&mut client, rest, 13);
+    assert_eq!(&greeting[..13], b"\x81\x0bhello alice");
+    stop(&server);
 }

@@ -22,9 +22,21 @@ pub(crate) struct Adoption {
 }
 
 /// An upgrade another server answered with `101`, with what the answer agreed.
-#[derive(Debug, Clone)]
 pub(crate) struct Answered {
     pub(crate) request: UpgradeRequest,
     pub(crate) decision: Decision,
     pub(crate) protocol: Option<String>,
+    /// What the front server learned, for `on_upgrade` (`Upgrade::take_context`).
+    pub(crate) context: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl std::fmt::Debug for Answered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answered")
+            .field("request", &self.request)
+            .field("decision", &self.decision)
+            .field("protocol", &self.protocol)
+            .field("context", &self.context.is_some())
+            .finish()
+    }
 }

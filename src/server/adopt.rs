@@ -90,7 +90,7 @@ pub enum AdoptError {
 /// limits), a route serves its path, and permessage-deflate was negotiated with the server's
 /// (or the route's) options. No subprotocol is chosen unless
 /// [`Answer::select_protocol`] chooses one.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Answer {
     answered: Answered,
     response: Vec<u8>,
@@ -103,6 +103,7 @@ impl Answer {
                 request,
                 decision,
                 protocol: None,
+                context: None,
             },
             response: Vec::new(),
         };
@@ -143,6 +144,36 @@ impl Answer {
         self.answered.protocol = Some(protocol.to_owned());
         self.render();
         true
+    }
+
+    /// Carries `context` (what the server in front learned: the user it authenticated, a
+    /// session) to [`Handler::on_upgrade`](crate::Handler::on_upgrade) on the worker, which takes
+    /// it with [`Upgrade::take_context`](crate::Upgrade::take_context).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wsx::{Handler, Reject, Upgrade};
+    ///
+    /// struct User(String);
+    /// impl wsx::InitialState for User {}
+    ///
+    /// struct App;
+    /// impl Handler for App {
+    ///     type State = User;
+    ///     fn on_upgrade(&mut self, upgrade: &mut Upgrade<'_>) -> Result<User, Reject> {
+    ///         // Authenticated by the server in front; nothing to look up again.
+    ///         upgrade.take_context::<User>().ok_or_else(|| Reject::new(401))
+    ///     }
+    /// }
+    /// # fn front(server: &wsx::ServerHandle, answer: wsx::Answer) -> wsx::Answer {
+    /// let answer = answer.with_context(User("alice".into()));
+    /// # answer
+    /// # }
+    /// ```
+    pub fn with_context<T: std::any::Any + Send>(mut self, context: T) -> Self {
+        self.answered.context = Some(Box::new(context));
+        self
     }
 
     /// The subprotocol chosen, if any.

@@ -74,6 +74,7 @@ impl<H: Handler> Worker<H> {
             request,
             decision,
             protocol,
+            context,
         } = answered;
         super::proxied::forwarded(&self.settings, &mut slot.io, &request);
         let mut upgrade = Upgrade {
@@ -83,6 +84,7 @@ impl<H: Handler> Worker<H> {
             route: decision.route,
             protocol: protocol.clone(),
             headers: Vec::new(),
+            context,
         };
         let user = match self.handler.on_upgrade(&mut upgrade) {
             Ok(user) => user,

@@ -57,6 +57,7 @@ impl<H: Handler> Worker<H> {
             route: decision.route,
             protocol: None,
             headers: Vec::new(),
+            context: None,
         };
         let user = match self.handler.on_upgrade(&mut upgrade) {
             Ok(user) => user,
