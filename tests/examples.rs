@@ -13,6 +13,10 @@ mod compression;
 mod heartbeat;
 #[path = "../examples/routes.rs"]
 mod routes;
+#[path = "support/proxies.rs"]
+mod test_proxies;
+#[path = "../examples/via_proxy.rs"]
+mod via_proxy;
 
 #[test]
 fn routes_serve_each_path_and_refuse_others() {
@@ -68,4 +72,34 @@ fn compression_is_agreed_and_shrinks_the_message() {
     );
     assert_eq!(lines[1], "server says compression: true");
     assert_eq!(lines[2], "99200 bytes came back intact: true");
+}
+
+/// Through a real HTTP CONNECT proxy (with credentials) and a SOCKS5 one, to a wsx echo server.
+#[test]
+fn via_proxy_reaches_the_server_through_connect_and_socks5() {
+    struct Echo;
+    impl wsx::Handler for Echo {
+        type State = ();
+        fn on_message(&mut self, conn: &mut wsx::Conn<'_, ()>, message: wsx::Message<'_>) {
+            let _ = conn.send(message);
+        }
+    }
+    let server = wsx::Server::builder()
+        .port(0)
+        .pin_threads(false)
+        .start(|_| Echo)
+        .expect("server");
+    let url = format!("ws://{}/", server.local_addr());
+    let http = test_proxies::http_connect_proxy(test_proxies::ProxyConfig::with_auth("u", "p"));
+    let reply = via_proxy::echo_via(&url, Some(&format!("http://u:p@{http}")), "one")
+        .expect("through CONNECT");
+    assert_eq!(reply, "one");
+    let socks = test_proxies::socks5_proxy(test_proxies::ProxyConfig::default());
+    let reply = via_proxy::echo_via(&url, Some(&format!("socks5://{socks}")), "two")
+        .expect("through SOCKS5");
+    assert_eq!(reply, "two");
+    let refused = via_proxy::echo_via(&url, Some(&format!("http://u:wrong@{http}")), "three");
+    assert!(refused.is_err(), "wrong credentials get through");
+    server.shutdown(std::time::Duration::ZERO);
+    server.wait();
 }
