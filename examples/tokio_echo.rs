@@ -48,9 +48,8 @@ async fn serve(tcp: TcpStream) -> Result<(), wsx::tokio::Error> {
     .await?;
     // Pings are answered by the stream; the peer's close is answered too, and the stream ends.
     while let Some(message) = ws.next().await {
-        match message? {
-            m @ (Message::Text(_) | Message::Binary(_)) => ws.send(m).await?,
-            _ => {}
+        if let m @ (Message::Text(_) | Message::Binary(_)) = message? {
+            ws.send(m).await?;
         }
     }
     Ok(())

@@ -146,7 +146,11 @@ where
     }
 }
 
-async fn handshake<S, F>(mut io: S, config: &AcceptConfig, decide: F) -> Result<WebSocketStream<S>, Error>
+async fn handshake<S, F>(
+    mut io: S,
+    config: &AcceptConfig,
+    decide: F,
+) -> Result<WebSocketStream<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&UpgradeRequest) -> Result<Accept, Reject>,
@@ -180,7 +184,10 @@ where
         .deflate
         .as_ref()
         .and_then(|options| negotiate::server_accept(request.extensions(), options));
-    let extensions: Vec<_> = negotiated.iter().map(|(answer, _)| answer.clone()).collect();
+    let extensions: Vec<_> = negotiated
+        .iter()
+        .map(|(answer, _)| answer.clone())
+        .collect();
     let headers: Vec<(&str, &str)> = accept
         .headers
         .iter()
@@ -207,7 +214,12 @@ where
         conn.set_deflate(params, Arc::new(options));
     }
     buf.drain(..consumed);
-    Ok(WebSocketStream::from_connection(io, conn, buf, config.stream))
+    Ok(WebSocketStream::from_connection(
+        io,
+        conn,
+        buf,
+        config.stream,
+    ))
 }
 
 /// Answers `error` with its HTTP status, closes, and returns the error.

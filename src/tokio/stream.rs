@@ -385,7 +385,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
 
     /// The next message from the peer, for the read half (`who` = reader) or for a close that
     /// waits for the peer's close frame (`who` = writer).
-    fn poll_message(&mut self, who: usize, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+    fn poll_message(
+        &mut self,
+        who: usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Message, Error>>> {
         loop {
             if self.phase != Phase::Open {
                 return Poll::Ready(None);
@@ -483,7 +487,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             return Poll::Ready(Ok(()));
         }
         if self.conn.close_state() == CloseState::Open {
-            self.conn.send_close(CloseCode::NORMAL, "", &mut self.wbuf)?;
+            self.conn
+                .send_close(CloseCode::NORMAL, "", &mut self.wbuf)?;
         }
         if self.close_deadline.is_none() {
             self.close_deadline = Some(Box::pin(tokio::time::sleep(self.config.close_timeout)));
