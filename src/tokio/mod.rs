@@ -73,3 +73,6 @@ pub use tls::MaybeTlsStream;
 pub use crate::blocking::Message;
 pub use crate::client::ClientError as Error;
 pub use crate::client::ClientOptions;
+/// The `tokio-rustls` this adapter is built with (rustls 0.23 with `ring`, as the rest of the
+/// crate), for a server's `TlsAcceptor` made from [`ServerTls::config`](crate::tls::ServerTls::config).
+pub use tokio_rustls;
