@@ -116,7 +116,7 @@ where
 /// ```no_run
 /// use wsx::tokio::{accept_with, Accept, AcceptConfig};
 ///
-/// # async fn run(tcp: tokio::net::TcpStream) -> Result<(), wsx::tokio::Error> {
+/// # async fn _run(tcp: tokio::net::TcpStream) -> Result<(), wsx::tokio::Error> {
 /// let ws = accept_with(tcp, &AcceptConfig::default(), |request| {
 ///     if request.path() != "/chat" {
 ///         return Err(wsx::Reject::new(404));

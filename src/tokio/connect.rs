@@ -32,7 +32,7 @@ pub type Connected = (WebSocketStream<MaybeTlsStream<TcpStream>>, UpgradeRespons
 /// use futures_util::{SinkExt, StreamExt};
 /// use wsx::tokio::Message;
 ///
-/// # async fn run() -> Result<(), wsx::tokio::Error> {
+/// # async fn _run() -> Result<(), wsx::tokio::Error> {
 /// let (mut ws, _response) = wsx::tokio::connect("ws://127.0.0.1:9001/").await?;
 /// ws.send(Message::Text("hello".into())).await?;
 /// if let Some(Ok(Message::Text(reply))) = ws.next().await {
