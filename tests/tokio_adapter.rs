@@ -9,6 +9,8 @@
 #[path = "support/backends.rs"]
 mod backends;
 mod common;
+#[path = "support/proxies.rs"]
+mod proxies;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -915,5 +917,76 @@ fn blocking_client_against_a_tokio_server_with_deflate() {
         within("the server's end", server)
             .await
             .expect("server task");
+    });
+}
+
+#[test]
+fn docs_tokio_md_shows_the_examples() {
+    let doc = include_str!("../docs/tokio.md");
+    for (name, example) in [
+        (
+            "examples/tokio_echo.rs",
+            include_str!("../examples/tokio_echo.rs"),
+        ),
+        (
+            "examples/tokio_client.rs",
+            include_str!("../examples/tokio_client.rs"),
+        ),
+    ] {
+        assert!(
+            doc.contains(&format!("```rust,no_run\n{example}```")),
+            "docs/tokio.md must show {name} verbatim"
+        );
+    }
+}
+
+#[test]
+fn through_http_connect_and_socks5_proxies() {
+    run(async {
+        for (scheme, proxy) in [
+            (
+                "http",
+                proxies::http_connect_proxy(proxies::ProxyConfig::default()),
+            ),
+            (
+                "socks5",
+                proxies::socks5_proxy(proxies::ProxyConfig::with_auth("u", "p")),
+            ),
+        ] {
+            let (url, server) = tokio_echo_server(AcceptConfig::default()).await;
+            let auth = if scheme == "socks5" { "u:p@" } else { "" };
+            let proxy = wsx::client::proxy::Proxy::parse(&format!("{scheme}://{auth}{proxy}"))
+                .expect("proxy url");
+            let client = options().proxy(proxy);
+            let (mut ws, _) = wsx::tokio::connect_with(&url, &client)
+                .await
+                .unwrap_or_else(|e| panic!("through {scheme}: {e}"));
+            ws.send(Message::Text(scheme.into())).await.expect("send");
+            assert_eq!(next(&mut ws).await, Message::Text(scheme.into()));
+            ws.close(None).await.expect("close");
+            within("the server's end", server)
+                .await
+                .expect("server task");
+        }
+    });
+}
+
+#[test]
+fn a_transport_that_ends_without_a_close_frame_is_one_error() {
+    run(async {
+        let (a, b) = tokio::io::duplex(1024);
+        let mut ws = WebSocketStream::from_raw_socket(a, Role::Client, WebSocketConfig::default());
+        drop(b);
+        match within("the error", ws.next()).await {
+            Some(Err(ClientError::Io(e))) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(within("the end", ws.next()).await.is_none());
+        assert!(matches!(
+            ws.send(Message::Text("late".into())).await,
+            Err(_)
+        ));
     });
 }
