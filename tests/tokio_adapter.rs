@@ -1,8 +1,10 @@
 //! The tokio adapter (`wsx::tokio`): both roles against each other, against the engine
 //! (`wsx::Server`, on both backends) and against the blocking client; fragmented and large
 //! messages, permessage-deflate both ways, split halves in two tasks, pings answered while
-//! only reading, the closing handshake from either side with codes, limits (1009), and
-//! refused handshakes (their HTTP status). `tests/tokio_tls.rs` runs it over `wss://`.
+//! only reading, the closing handshake from either side with codes, limits (1009),
+//! backpressure, proxies. `tests/tokio_handshake.rs` has the refused openings and their HTTP
+//! status, `tests/tokio_tls.rs` runs over `wss://`, `tests/tokio_interop.rs` against Node's ws
+//! and Python's websockets.
 #![cfg(feature = "tokio")]
 
 #[macro_use]
@@ -11,104 +13,24 @@ mod backends;
 mod common;
 #[path = "support/proxies.rs"]
 mod proxies;
+#[path = "support/tokio.rs"]
+mod tokio_support;
 
-use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use wsx::client::{ClientError, ClientOptions};
 use wsx::protocol::deflate::DeflateOptions;
-use wsx::protocol::handshake::reason_phrase;
 use wsx::tokio::{
     accept, accept_with, Accept, AcceptConfig, Message, WebSocketConfig, WebSocketStream,
 };
-use wsx::{Backend, CloseCode, Conn, Handler, HandshakeError, Limits, ProtocolError, Role};
+use wsx::{Backend, CloseCode, Conn, Handler, Limits, ProtocolError, Role};
 
-/// The bound on every wait of these tests (it only decides how fast a broken build fails).
-const WAIT: Duration = Duration::from_secs(10);
-
-/// Runs `body` on a two-thread runtime, bounded by [`WAIT`] (twice, for the slow ones).
-fn run<F: Future<Output = ()>>(body: F) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        tokio::time::timeout(WAIT * 2, body)
-            .await
-            .expect("the test finishes in time");
-    });
-}
-
-/// Awaits `f` within [`WAIT`].
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not happen within {WAIT:?}"))
-}
-
-fn options() -> ClientOptions {
-    ClientOptions::new().no_proxy().handshake_timeout(WAIT)
-}
-
-/// The next message of `ws`, which must come.
-async fn next<S>(ws: &mut S) -> Message
-where
-    S: futures_util::Stream<Item = Result<Message, ClientError>> + Unpin,
-{
-    within("a message", ws.next())
-        .await
-        .expect("the stream goes on")
-        .expect("a message, not an error")
-}
-
-/// A listener on a free port and its `ws://` URL.
-async fn listen() -> (TcpListener, String) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("ws://{}/", listener.local_addr().expect("addr"));
-    (listener, url)
-}
-
-/// Echoes text and binary messages until the stream ends; returns every non-data message seen.
-async fn echo<S>(mut ws: WebSocketStream<S>) -> Vec<Message>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let mut seen = Vec::new();
-    while let Some(message) = ws.next().await {
-        match message {
-            Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
-                if ws.send(m).await.is_err() {
-                    break;
-                }
-            }
-            Ok(other) => seen.push(other),
-            Err(_) => break,
-        }
-    }
-    seen
-}
-
-/// A tokio echo server for one connection with `config`; returns its URL and the task that
-/// yields the control messages it saw.
-async fn tokio_echo_server(
-    config: AcceptConfig,
-) -> (String, tokio::task::JoinHandle<Vec<Message>>) {
-    let (listener, url) = listen().await;
-    let task = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.expect("accept");
-        let ws = accept_with(tcp, &config, |_| Ok(Accept::new()))
-            .await
-            .expect("upgrade");
-        echo(ws).await
-    });
-    (url, task)
-}
+use tokio_support::{echo, listen, next, options, run, tokio_echo_server, within, WAIT};
 
 /// Large and varied messages: empty, small, 126 and 65,536 bytes (the two longer length
 /// forms), 3 MiB of compressible text and 1 MiB of binary.
@@ -592,194 +514,6 @@ fn oversized_messages_close_with_1009_in_both_roles() {
 
 /// Sends `request` to a fresh tokio server that accepts with `decide`; returns the response
 /// bytes and what `accept_with` returned.
-async fn refused(
-    request: Vec<u8>,
-    config: AcceptConfig,
-    decide: fn(&wsx::protocol::handshake::UpgradeRequest) -> Result<Accept, wsx::Reject>,
-) -> (String, ClientError) {
-    let (listener, url) = listen().await;
-    let server = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.expect("accept");
-        accept_with(tcp, &config, decide)
-            .await
-            .expect_err("refused")
-    });
-    let mut tcp = TcpStream::connect(url.trim_start_matches("ws://").trim_end_matches('/'))
-        .await
-        .expect("connect");
-    tcp.write_all(&request).await.expect("write");
-    let mut response = Vec::new();
-    within("the answer", tcp.read_to_end(&mut response))
-        .await
-        .expect("read");
-    let error = within("the server", server).await.expect("server task");
-    (String::from_utf8_lossy(&response).into_owned(), error)
-}
-
-fn upgrade_request(path: &str, extra: &str) -> Vec<u8> {
-    format!(
-        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n",
-        common::SAMPLE_KEY
-    )
-    .into_bytes()
-}
-
-#[test]
-fn bad_handshakes_get_their_http_status() {
-    run(async {
-        let ok: fn(&_) -> _ = |_| Ok(Accept::new());
-        // A plain HTTP request: 426 with the versions.
-        let plain = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
-        let (response, error) = refused(plain, AcceptConfig::default(), ok).await;
-        assert!(response.starts_with("HTTP/1.1 426 "), "{response}");
-        assert!(
-            response.contains("Sec-WebSocket-Version: 13, 8"),
-            "{response}"
-        );
-        assert!(
-            matches!(error, ClientError::Handshake(HandshakeError::NotUpgrade)),
-            "{error}"
-        );
-        // A bad version: 426; no key: 400; POST: 405.
-        let v = String::from_utf8(upgrade_request("/", ""))
-            .unwrap()
-            .replace("Version: 13", "Version: 7");
-        let (response, _) = refused(v.into_bytes(), AcceptConfig::default(), ok).await;
-        assert!(response.starts_with("HTTP/1.1 426 "), "{response}");
-        let no_key = String::from_utf8(upgrade_request("/", ""))
-            .unwrap()
-            .replace(
-                &format!("Sec-WebSocket-Key: {}\r\n", common::SAMPLE_KEY),
-                "",
-            );
-        let (response, _) = refused(no_key.into_bytes(), AcceptConfig::default(), ok).await;
-        assert!(response.starts_with("HTTP/1.1 400 "), "{response}");
-        let post = String::from_utf8(upgrade_request("/", ""))
-            .unwrap()
-            .replacen("GET", "POST", 1);
-        let (response, _) = refused(post.into_bytes(), AcceptConfig::default(), ok).await;
-        assert!(response.starts_with("HTTP/1.1 405 "), "{response}");
-        // A head past max_head_size: 431, whatever else arrives.
-        let config = AcceptConfig {
-            stream: WebSocketConfig {
-                limits: Limits {
-                    max_head_size: 1024,
-                    ..Limits::DEFAULT
-                },
-                ..WebSocketConfig::default()
-            },
-            ..AcceptConfig::default()
-        };
-        let big = upgrade_request("/", &format!("X-Pad: {}\r\n", "p".repeat(2000)));
-        let (response, error) = refused(big, config, ok).await;
-        assert!(response.starts_with("HTTP/1.1 431 "), "{response}");
-        assert!(matches!(
-            error,
-            ClientError::Handshake(HandshakeError::HeadTooLarge { .. })
-        ));
-        // The application's refusal: its status, body and header.
-        let (response, error) =
-            refused(upgrade_request("/nope", ""), AcceptConfig::default(), |r| {
-                assert_eq!(r.path(), "/nope");
-                Err(wsx::Reject::new(404)
-                    .body("no such room")
-                    .header("X-Why", "path"))
-            })
-            .await;
-        assert!(
-            response.starts_with(&format!("HTTP/1.1 404 {}", reason_phrase(404))),
-            "{response}"
-        );
-        assert!(
-            response.contains("X-Why: path\r\n") && response.ends_with("no such room"),
-            "{response}"
-        );
-        assert!(matches!(error, ClientError::Refused(404)), "{error}");
-        // A subprotocol the client did not offer: the server's mistake, 500.
-        let (response, _) = refused(upgrade_request("/", ""), AcceptConfig::default(), |_| {
-            Ok(Accept::new().protocol("never-offered"))
-        })
-        .await;
-        assert!(response.starts_with("HTTP/1.1 500 "), "{response}");
-    });
-}
-
-#[test]
-fn silent_clients_time_out_and_clients_see_refusals() {
-    run(async {
-        let (listener, url) = listen().await;
-        let server = tokio::spawn(async move {
-            let (tcp, _) = listener.accept().await.expect("accept");
-            let config = AcceptConfig {
-                handshake_timeout: Duration::from_millis(200),
-                ..AcceptConfig::default()
-            };
-            accept_with(tcp, &config, |_| Ok(Accept::new()))
-                .await
-                .expect_err("timeout")
-        });
-        let _silent = TcpStream::connect(url.trim_start_matches("ws://").trim_end_matches('/'))
-            .await
-            .expect("connect");
-        let error = within("the timeout", server).await.expect("server task");
-        assert!(matches!(error, ClientError::Timeout), "{error}");
-
-        // The client: a refusal carries the status; a silent server times out.
-        let (listener, url) = listen().await;
-        tokio::spawn(async move {
-            let (tcp, _) = listener.accept().await.expect("accept");
-            let _ = accept_with(tcp, &AcceptConfig::default(), |_| {
-                Err(wsx::Reject::new(403))
-            })
-            .await;
-        });
-        match wsx::tokio::connect_with(&url, &options()).await {
-            Err(ClientError::Handshake(HandshakeError::UnexpectedStatus(s))) => {
-                assert_eq!(s.status, 403)
-            }
-            other => panic!("{:?}", other.map(|_| ())),
-        }
-        let (listener, url) = listen().await;
-        let hold = tokio::spawn(async move { listener.accept().await.map(|(tcp, _)| tcp) });
-        let quick = options().handshake_timeout(Duration::from_millis(300));
-        match wsx::tokio::connect_with(&url, &quick).await {
-            Err(ClientError::Timeout) => {}
-            other => panic!("{:?}", other.map(|_| ())),
-        }
-        drop(hold);
-    });
-}
-
-#[test]
-fn subprotocols_are_chosen_by_the_callback() {
-    run(async {
-        let (listener, url) = listen().await;
-        let server = tokio::spawn(async move {
-            let (tcp, _) = listener.accept().await.expect("accept");
-            let ws = accept_with(tcp, &AcceptConfig::default(), |r| {
-                let chosen = r.protocols().find(|p| p.starts_with("chat"));
-                Ok(chosen
-                    .map_or_else(Accept::new, |p| Accept::new().protocol(p))
-                    .header("X-Room", "1"))
-            })
-            .await
-            .expect("upgrade");
-            echo(ws).await
-        });
-        let client = options().protocol("mqtt").protocol("chat.v2");
-        let (mut ws, response) = wsx::tokio::connect_with(&url, &client)
-            .await
-            .expect("connect");
-        assert_eq!(response.protocol(), Some("chat.v2"));
-        assert_eq!(response.header("x-room"), Some(&b"1"[..]));
-        ws.close(None).await.expect("close");
-        within("the server's end", server)
-            .await
-            .expect("server task");
-    });
-}
-
 #[test]
 fn from_raw_socket_over_an_in_memory_pipe() {
     run(async {

@@ -581,7 +581,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketStream<S> {
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
-        if this.phase == Phase::Done || this.conn.close_state() != CloseState::Open {
+        if this.phase != Phase::Open || this.conn.close_state() != CloseState::Open {
             return Poll::Ready(Err(Error::Closed));
         }
         while this.buffered_amount() >= this.config.write_buffer_limit.max(1) {
@@ -596,7 +596,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketStream<S> {
 
     fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
         let this = self.get_mut();
-        if this.phase == Phase::Done {
+        if this.phase != Phase::Open {
             return Err(Error::Closed);
         }
         let out = &mut this.wbuf;
