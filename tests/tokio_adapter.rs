@@ -71,6 +71,7 @@ fn tokio_client_and_server_echo_large_messages_and_close() {
             Message::Close(CloseCode(4000), String::new())
         );
         assert!(ws.next().await.is_none());
+        assert!(futures_util::stream::FusedStream::is_terminated(&ws));
         let seen = within("the server's end", server)
             .await
             .expect("server task");
