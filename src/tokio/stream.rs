@@ -522,7 +522,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                 }
             }
         }
-        self.poll_shutdown(WRITER, cx)
+        let done = self.poll_shutdown(WRITER, cx);
+        if done.is_ready() {
+            // A read half waiting in another task learns of the end (and of the peer's close
+            // frame read here) now, not at the transport's next event.
+            Wake::wake_by_ref(&self.wakers);
+        }
+        done
     }
 }
 
