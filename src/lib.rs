@@ -13,6 +13,8 @@ pub mod limits;
 pub mod protocol;
 pub mod server;
 pub mod tls;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use backend::Backend;
 pub use client::ClientBuilder;
@@ -83,4 +85,8 @@ pub mod docs {
     /// TLS for `wss://`.
     #[doc = include_str!("../docs/tls.md")]
     pub struct Tls;
+    /// The tokio adapter.
+    #[cfg(feature = "tokio")]
+    #[doc = include_str!("../docs/tokio.md")]
+    pub struct Tokio;
 }

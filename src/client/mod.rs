@@ -61,6 +61,10 @@ pub enum ClientError {
     /// The connection is closed: nothing more can be received or sent.
     #[error("connection closed")]
     Closed,
+    /// The application refused an upgrade with this HTTP status (the tokio adapter's
+    /// `accept_with`; the response was written).
+    #[error("upgrade refused with {0}")]
+    Refused(u16),
     /// The engine's handler gave no state for the client connection
     /// ([`Handler::client_state`](crate::Handler::client_state) returned `None`).
     #[error("the handler gave no state for the client connection")]

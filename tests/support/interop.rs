@@ -119,7 +119,7 @@ pub(crate) struct Tls {
 }
 
 /// `ws` or `wss`.
-fn scheme(tls: Option<&Tls>) -> &'static str {
+pub(crate) fn scheme(tls: Option<&Tls>) -> &'static str {
     if tls.is_some() {
         "wss"
     } else {
@@ -128,14 +128,14 @@ fn scheme(tls: Option<&Tls>) -> &'static str {
 }
 
 /// The arguments of a peer client script: `--ca FILE` over TLS.
-fn client_args(tls: Option<&Tls>) -> Vec<String> {
+pub(crate) fn client_args(tls: Option<&Tls>) -> Vec<String> {
     tls.map_or_else(Vec::new, |t| {
         vec!["--ca".to_owned(), t.ca.to_string_lossy().into_owned()]
     })
 }
 
 /// The arguments of a peer server script: `--cert FILE --key FILE` over TLS.
-fn server_args(tls: Option<&Tls>) -> Vec<String> {
+pub(crate) fn server_args(tls: Option<&Tls>) -> Vec<String> {
     tls.map_or_else(Vec::new, |t| {
         vec![
             "--cert".to_owned(),
@@ -188,7 +188,7 @@ impl Peer {
 }
 
 /// A running peer process, killed (by its own handle) when dropped.
-struct PeerProcess {
+pub(crate) struct PeerProcess {
     name: &'static str,
     child: Child,
     /// Open while the process runs: a peer server exits when it closes.
@@ -201,7 +201,12 @@ struct PeerProcess {
 impl PeerProcess {
     /// Starts `script` of `peer` with `args` and writes `input` (one case a line, then `END`)
     /// to its stdin, which stays open (a peer server exits when it closes).
-    fn start(peer: &Peer, script: &Path, args: &[String], input: &[String]) -> PeerProcess {
+    pub(crate) fn start(
+        peer: &Peer,
+        script: &Path,
+        args: &[String],
+        input: &[String],
+    ) -> PeerProcess {
         let mut child = peer
             .command(script, args)
             .spawn()
@@ -238,7 +243,7 @@ impl PeerProcess {
     }
 
     /// The next stdout line, or a panic naming the peer's stderr if none comes by `deadline`.
-    fn line(&mut self, deadline: Instant, what: &str) -> String {
+    pub(crate) fn line(&mut self, deadline: Instant, what: &str) -> String {
         let left = deadline.saturating_duration_since(Instant::now());
         match self.lines.recv_timeout(left) {
             Ok(line) => line,
@@ -860,7 +865,7 @@ fn check_wire(compressed: bool, raw: u64, read: u64, written: u64) -> Result<(),
 }
 
 /// Compares an echo with what was sent, without printing megabytes.
-fn same_message(n: usize, want: &Owned, got: &Owned) -> Result<(), String> {
+pub(crate) fn same_message(n: usize, want: &Owned, got: &Owned) -> Result<(), String> {
     if want == got {
         return Ok(());
     }
@@ -1090,7 +1095,7 @@ fn peer_clients_against(backend: Backend, peer: &Peer, cases: &[Case], tls: Opti
     report(peer, &what, cases.len(), &failures);
 }
 
-fn report(peer: &Peer, what: &str, cases: usize, failures: &[(Case, String)]) {
+pub(crate) fn report(peer: &Peer, what: &str, cases: usize, failures: &[(Case, String)]) {
     let lines: Vec<String> = failures
         .iter()
         .map(|(case, why)| format!("  {}: {why}", case.label()))
@@ -1115,7 +1120,11 @@ fn report(peer: &Peer, what: &str, cases: usize, failures: &[(Case, String)]) {
 
 /// Starts `peer`'s server script with one server per case; returns the process and each
 /// case's port.
-fn start_peer_servers(peer: &Peer, cases: &[Case], tls: Option<&Tls>) -> (PeerProcess, Vec<u16>) {
+pub(crate) fn start_peer_servers(
+    peer: &Peer,
+    cases: &[Case],
+    tls: Option<&Tls>,
+) -> (PeerProcess, Vec<u16>) {
     let input: Vec<String> = cases
         .iter()
         .enumerate()
@@ -1157,7 +1166,11 @@ fn parse_hello(m: &Owned) -> Result<(String, String), String> {
 }
 
 /// Checks a greeting against the case: the answer the peer sent is the expected one.
-fn check_hello(peer: &Peer, case: &Case, hello: &Owned) -> Result<Option<Answer>, String> {
+pub(crate) fn check_hello(
+    peer: &Peer,
+    case: &Case,
+    hello: &Owned,
+) -> Result<Option<Answer>, String> {
     let (offer, answer) = parse_hello(hello)?;
     let expected = expected_answer(
         case.offer.as_ref(),
@@ -1177,7 +1190,7 @@ fn check_hello(peer: &Peer, case: &Case, hello: &Owned) -> Result<Option<Answer>
     Ok(expected)
 }
 
-fn client_options(case: &Case, tls: Option<&Tls>) -> ClientOptions {
+pub(crate) fn client_options(case: &Case, tls: Option<&Tls>) -> ClientOptions {
     let mut options = ClientOptions::new()
         .no_proxy()
         .handshake_timeout(CASE_TIMEOUT);
