@@ -99,16 +99,25 @@ fn upgrade(
 ) -> (Box<dyn Io>, SocketAddr) {
     let mut sock = tcp(to, from);
     let local = sock.local_addr().unwrap();
-    sock.write_all(preface).unwrap();
+    // The preface and what follows it leave in one write, so that the server reads them
+    // together (the PROXY header and the request, or the header and the ClientHello).
+    let mut first = preface.to_vec();
     let mut io: Box<dyn Io> = match tls {
-        None => Box::new(sock),
+        None => {
+            first.extend_from_slice(&upgrade_head("/", headers));
+            sock.write_all(&first).unwrap();
+            Box::new(sock)
+        }
         Some(tls) => {
             let name = "localhost".try_into().unwrap();
-            let conn = rustls::ClientConnection::new(tls.config().clone(), name).unwrap();
-            Box::new(rustls::StreamOwned::new(conn, sock))
+            let mut conn = rustls::ClientConnection::new(tls.config().clone(), name).unwrap();
+            conn.write_tls(&mut first).unwrap(); // the ClientHello
+            sock.write_all(&first).unwrap();
+            let mut io = rustls::StreamOwned::new(conn, sock);
+            io.write_all(&upgrade_head("/", headers)).unwrap();
+            Box::new(io)
         }
     };
-    io.write_all(&upgrade_head("/", headers)).unwrap();
     io.flush().unwrap();
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -253,6 +262,53 @@ fn proxy_protocol_before_tls(backend: Backend) {
         );
     }
     stop(&server);
+}
+
+test_all!(proxy_header_in_pieces);
+/// A header written a byte at a time, then the request (plain) or the ClientHello (TLS), each in
+/// writes of their own: the server waits for the whole header and reads on from its end.
+fn proxy_header_in_pieces(backend: Backend) {
+    let (server_tls, client_tls) = tls_pair();
+    let (plain, plain_seen) = start(backend, Server::builder().proxy_protocol(true));
+    let (secure, secure_seen) = start(
+        backend,
+        Server::builder().proxy_protocol(true).tls(server_tls),
+    );
+    for (preface, client) in headers() {
+        for (server, seen, tls) in [
+            (&plain, &plain_seen, None),
+            (&secure, &secure_seen, Some(&client_tls)),
+        ] {
+            let mut sock = tcp(addr(server), None);
+            sock.set_nodelay(true).unwrap();
+            let local = sock.local_addr().unwrap();
+            for byte in &preface {
+                sock.write_all(std::slice::from_ref(byte)).unwrap();
+            }
+            seen.clear();
+            let mut io: Box<dyn Io> = match tls {
+                None => Box::new(sock),
+                Some(tls) => {
+                    let name = "localhost".try_into().unwrap();
+                    let conn = rustls::ClientConnection::new(tls.config().clone(), name).unwrap();
+                    Box::new(rustls::StreamOwned::new(conn, sock))
+                }
+            };
+            io.write_all(&upgrade_head("/", &[])).unwrap();
+            io.flush().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                io.read_exact(&mut byte).expect("read the upgrade response");
+                head.push(byte[0]);
+            }
+            assert!(head.starts_with(b"HTTP/1.1 101"));
+            let client = client.unwrap_or(local);
+            assert_eq!(ask(&mut io), format!("{client} {local}"));
+        }
+    }
+    stop(&plain);
+    stop(&secure);
 }
 
 test_all!(proxy_protocol_refusals);
