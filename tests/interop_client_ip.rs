@@ -1,12 +1,18 @@
-//! Interop with a real HAProxy in front of wsx, on both backends: TCP mode with `send-proxy`
-//! (PROXY v1) and `send-proxy-v2`, plain and with TLS passed through to a `wss://` server, and
-//! HTTP mode with `option forwardfor` (`X-Forwarded-For`). The client connects to HAProxy from
-//! an address of its own (127.0.0.5 …, bound with socket2), which every wsx callback must see
-//! as the peer, with HAProxy's address as the TCP peer.
+//! The client's address through real proxies in front of wsx, on both backends:
 //!
-//! HAProxy is found as `$WSX_HAPROXY` or `haproxy` on the `PATH` (Debian: `apt-get install
-//! haproxy`). When it is missing the test fails under `CI=true` and is skipped elsewhere, with
-//! `SKIPPED: <why>` on stderr.
+//! - **HAProxy**: TCP mode with `send-proxy` (PROXY v1) and `send-proxy-v2`, plain and with TLS
+//!   passed through to a `wss://` server, and HTTP mode with `option forwardfor`
+//!   (`X-Forwarded-For`);
+//! - **nginx**: a reverse proxy with `proxy_set_header X-Forwarded-For
+//!   $proxy_add_x_forwarded_for`, to a client that sends its own (spoofed) `X-Forwarded-For`.
+//!
+//! The client connects to the proxy from an address of its own (127.0.0.5 …, bound with
+//! socket2), which every wsx callback must see as the peer, with the proxy's address as the TCP
+//! peer.
+//!
+//! The proxies are found as `$WSX_HAPROXY` / `$WSX_NGINX` or `haproxy` / `nginx` on the `PATH`
+//! (Debian: `apt-get install haproxy nginx`). When one is missing its test fails under
+//! `CI=true` and is skipped elsewhere, with `SKIPPED: <why>` on stderr.
 
 #[macro_use]
 #[path = "support/backends.rs"]
@@ -31,10 +37,9 @@ fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
-/// The HAProxy binary, if one runs.
-fn haproxy() -> Option<PathBuf> {
-    let path =
-        std::env::var_os("WSX_HAPROXY").map_or_else(|| PathBuf::from("haproxy"), PathBuf::from);
+/// The proxy binary named by the variable `env`, else `name` on the `PATH`, if it runs.
+fn find(env: &str, name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os(env).map_or_else(|| PathBuf::from(name), PathBuf::from);
     let ok = Command::new(&path)
         .arg("-v")
         .stdout(Stdio::null())
@@ -121,7 +126,7 @@ test_all!(haproxy_in_front_of_wsx);
 /// HAProxy's PROXY v1 and v2 (plain and TLS passthrough) and `option forwardfor`: every wsx
 /// callback sees the client's own address.
 fn haproxy_in_front_of_wsx(backend: Backend) {
-    let Some(bin) = haproxy() else {
+    let Some(bin) = find("WSX_HAPROXY", "haproxy") else {
         assert!(
             !in_ci(),
             "haproxy is not installed (CI=true: a missing peer fails)"
@@ -193,4 +198,113 @@ fn haproxy_in_front_of_wsx(backend: Backend) {
     stop(&pp);
     stop(&pps);
     stop(&xff);
+}
+
+/// A running nginx, killed by its handle (and its prefix directory removed) when dropped.
+struct Nginx {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts nginx in the foreground as a WebSocket reverse proxy to `to`, waits (bounded) until
+/// it accepts, and returns it with its address.
+fn run_nginx(bin: &PathBuf, to: SocketAddr) -> (Nginx, SocketAddr) {
+    let dir =
+        std::env::temp_dir().join(format!("wsx-nginx-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let at = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let d = dir.display();
+    let config = format!(
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n    access_log off;\n\
+             client_body_temp_path {d}/body;\n    proxy_temp_path {d}/proxy;\n\
+             fastcgi_temp_path {d}/fastcgi;\n    uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n\
+             server {{\n        listen {at};\n        location / {{\n\
+                 proxy_pass http://{to};\n            proxy_http_version 1.1;\n\
+                 proxy_set_header Upgrade $http_upgrade;\n\
+                 proxy_set_header Connection \"upgrade\";\n\
+                 proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+             }}\n    }}\n}}\n"
+    );
+    let file = dir.join("nginx.conf");
+    std::fs::write(&file, config).unwrap();
+    let child = Command::new(bin)
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(&file)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx starts");
+    let proxy = Nginx { child, dir };
+    assert!(
+        wait_until(TIMEOUT, || TcpStream::connect(at).is_ok()),
+        "nginx does not listen on {at}"
+    );
+    (proxy, at)
+}
+
+test_all!(nginx_in_front_of_wsx);
+/// nginx appends the client's address to the `X-Forwarded-For` the client sent: wsx, trusting
+/// nginx, takes the rightmost entry (the real client, port 0), not the client's own claim; a
+/// wsx that trusts nobody sees nginx.
+fn nginx_in_front_of_wsx(backend: Backend) {
+    let Some(bin) = find("WSX_NGINX", "nginx") else {
+        assert!(
+            !in_ci(),
+            "nginx is not installed (CI=true: a missing peer fails)"
+        );
+        eprintln!("SKIPPED: nginx is not installed (apt-get install nginx, or set WSX_NGINX)");
+        return;
+    };
+    let trusted = TrustedProxies::parse(["127.0.0.1"]).unwrap();
+    let (trusting, trusting_seen) = start(backend, Server::builder().trusted_proxies(trusted));
+    let (plain, plain_seen) = start(backend, Server::builder());
+    let (_a, via_trusting) = run_nginx(&bin, trusting.local_addr());
+    let (_b, via_plain) = run_nginx(&bin, plain.local_addr());
+    let spoof = ["X-Forwarded-For: 6.6.6.6"];
+    for (front, seen, trusts) in [
+        (via_trusting, &trusting_seen, true),
+        (via_plain, &plain_seen, false),
+    ] {
+        let from: IpAddr = "127.0.0.9".parse().unwrap();
+        seen.clear();
+        let (mut io, local) = upgrade(front, Some(from), b"", None, &spoof);
+        assert_eq!(local.ip(), from);
+        let answer = ask(&mut io);
+        let (peer, tcp) = answer.split_once(' ').expect("two addresses");
+        let tcp: SocketAddr = tcp.parse().unwrap();
+        assert_eq!(
+            tcp.ip(),
+            IpAddr::from([127, 0, 0, 1]),
+            "tcp_peer_addr is nginx's"
+        );
+        if trusts {
+            assert_eq!(peer, SocketAddr::new(from, 0).to_string());
+        } else {
+            assert_eq!(peer, tcp.to_string());
+        }
+        io.write_all(&masked(true, 8, &[0x03, 0xe8])).unwrap();
+        io.flush().unwrap();
+        assert!(seen.wait_len(4), "{:?}", seen.snapshot());
+        for (callback, p, t) in seen.snapshot() {
+            assert_eq!(p.to_string(), peer, "peer_addr in {callback}");
+            assert_eq!(t, tcp, "tcp_peer_addr in {callback}");
+        }
+    }
+    stop(&trusting);
+    stop(&plain);
 }
