@@ -110,10 +110,14 @@ impl fmt::Display for ConnId {
 pub struct Upgrade<'a> {
     pub(crate) request: &'a UpgradeRequest,
     pub(crate) peer: SocketAddr,
+    /// The route serving the request (see `engine/route.rs`): 0 without routes.
+    pub(crate) route: u16,
     /// The TCP peer's own address (a proxy's, behind one).
     pub(crate) tcp_peer: SocketAddr,
     pub(crate) protocol: Option<String>,
     pub(crate) headers: Vec<(String, String)>,
+    /// What a front server learned, from [`Answer::with_context`](crate::Answer::with_context).
+    pub(crate) context: Option<Box<dyn std::any::Any + Send>>,
 }
 
 impl<'a> Upgrade<'a> {
@@ -175,6 +179,20 @@ impl<'a> Upgrade<'a> {
         }
     }
 
+    /// Takes what the server in front put in the [`Answer`](crate::Answer) with
+    /// [`Answer::with_context`](crate::Answer::with_context) (the user it authenticated, a
+    /// session), if it was a `T`; `None` for a connection accepted or adopted without one, or
+    /// once taken.
+    pub fn take_context<T: std::any::Any>(&mut self) -> Option<T> {
+        match self.context.take()?.downcast::<T>() {
+            Ok(value) => Some(*value),
+            Err(other) => {
+                self.context = Some(other);
+                None
+            }
+        }
+    }
+
     /// Adds a header to the `101 Switching Protocols` response. Headers the handshake writes
     /// itself, and names or values that are not valid, make the upgrade fail with 500.
     pub fn add_header(&mut self, name: impl Into<String>, value: impl Into<String>) {
@@ -220,5 +238,26 @@ impl Reject {
     /// The status.
     pub fn status(&self) -> u16 {
         self.status
+    }
+
+    /// The body the response carries: the one set, else the status's reason phrase.
+    pub fn body_text(&self) -> &str {
+        if self.body.is_empty() {
+            crate::protocol::handshake::reason_phrase(self.status)
+        } else {
+            &self.body
+        }
+    }
+
+    /// The headers added (those that [`Reject::header`] keeps when writing: names and values
+    /// that cannot break the response).
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers
+            .iter()
+            .filter(|(n, v)| {
+                let breaks = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n');
+                !n.is_empty() && !n.contains(':') && !breaks(n) && !breaks(v)
+            })
+            .map(|(n, v)| (n.as_str(), v.as_str()))
     }
 }

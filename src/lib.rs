@@ -8,6 +8,7 @@ pub mod client;
 pub(crate) mod engine;
 pub mod error;
 mod handler;
+pub mod http;
 pub mod limits;
 pub mod protocol;
 pub mod server;
@@ -16,12 +17,14 @@ pub mod tls;
 pub use backend::Backend;
 pub use client::ClientBuilder;
 pub use error::{HandshakeError, ProtocolError, SendError};
+pub use http::{HttpRequest, HttpResponse};
 pub use limits::Limits;
 pub use protocol::{CloseCode, MessageKind, Role};
 pub use server::Builder as ServerBuilder;
 pub use server::{
-    Client, CloseInfo, Conn, ConnId, DeflatePoolStats, DropReason, HandleError, Handler,
-    InitialState, Message, Reject, SendStatus, Server, ServerHandle, Stats, Tick, Upgrade,
+    AdoptError, Adopted, Answer, Client, CloseInfo, Conn, ConnId, DeflatePoolStats, DropReason,
+    HandleError, Handler, InitialState, Message, Reject, Route, SendStatus, Server, ServerHandle,
+    Stats, Tick, Upgrade, MAX_ADOPT_LEFTOVER,
 };
 pub use server::{TrustedProxies, TrustedProxiesError};
 
@@ -53,6 +56,9 @@ pub mod docs {
     /// permessage-deflate.
     #[doc = include_str!("../docs/deflate.md")]
     pub struct Deflate;
+    /// Behind another HTTP server (hyper, axum).
+    #[doc = include_str!("../docs/external-http.md")]
+    pub struct ExternalHttp;
     /// The opening handshake.
     #[doc = include_str!("../docs/handshake.md")]
     pub struct Handshake;
@@ -68,6 +74,9 @@ pub mod docs {
     /// Proxies.
     #[doc = include_str!("../docs/proxies.md")]
     pub struct Proxies;
+    /// Routes and plain HTTP on one port.
+    #[doc = include_str!("../docs/routes.md")]
+    pub struct Routes;
     /// The server.
     #[doc = include_str!("../docs/server.md")]
     pub struct Server;

@@ -104,6 +104,10 @@ struct ServeArgs {
     /// (v1 or v2, before TLS); one without is closed unanswered [default: off].
     #[arg(long)]
     proxy_protocol: bool,
+    /// Answer plain HTTP `GET PATH` (a load balancer's health check) with `200 ok`; other
+    /// plain requests keep their 426 [default: none].
+    #[arg(long, value_name = "PATH")]
+    health: Option<String>,
 }
 
 impl ServeArgs {
@@ -220,6 +224,11 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
         builder = builder.trusted_proxies(trusted);
     }
     builder = builder.proxy_protocol(args.proxy_protocol);
+    if let Some(path) = args.health.clone() {
+        builder = builder.http(move |request| {
+            (request.path() == path).then(|| wsx::HttpResponse::new(200).body("ok\n"))
+        });
+    }
     // Without the flag the builder keeps `Auto`, which reads `WSX_BACKEND` at start.
     if let Some(backend) = args.backend {
         builder = builder.backend(backend);

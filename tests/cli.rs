@@ -140,6 +140,7 @@ fn help_exits_0_and_lists_every_flag() {
         "--deflate-threshold",
         "--backend",
         "--broadcast",
+        "--health",
         "--help",
         "--version",
     ] {
@@ -351,4 +352,47 @@ fn broadcast_sends_a_prefixed_text_to_everyone_and_echoes_the_rest(backend: Back
     signal(serve.pid(), libc::SIGTERM);
     let status = serve.wait_exit(STOP_WITHIN);
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
+
+test_all!(health_answers_the_load_balancer_and_other_requests_keep_426);
+/// `--health PATH`: a plain `GET PATH` gets `200 ok`; any other plain request the 426; the
+/// WebSocket service is unchanged.
+fn health_answers_the_load_balancer_and_other_requests_keep_426(backend: Backend) {
+    use std::io::{Read, Write};
+    let (mut serve, addr, _stdout, _stderr) = Serve::start(
+        backend,
+        WSX,
+        &[
+            "serve",
+            "--port",
+            "0",
+            "--threads",
+            "1",
+            "--health",
+            "/healthz",
+        ],
+    );
+    let get = |path: &str| {
+        let mut sock = std::net::TcpStream::connect(addr).expect("connect");
+        sock.set_read_timeout(Some(STOP_WITHIN)).expect("timeout");
+        sock.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .expect("write");
+        let mut response = String::new();
+        sock.read_to_string(&mut response).expect("read");
+        response
+    };
+    let ok = get("/healthz");
+    assert!(
+        ok.starts_with("HTTP/1.1 200 OK\r\n") && ok.ends_with("\r\n\r\nok\n"),
+        "{ok}"
+    );
+    assert!(get("/other").starts_with("HTTP/1.1 426 "));
+    let mut ws = client_of(addr);
+    ws.send_text("still echoing").expect("send");
+    match ws.recv().expect("echo") {
+        wsx::blocking::Message::Text(t) => assert_eq!(t, "still echoing"),
+        other => panic!("unexpected {other:?}"),
+    }
+    signal(serve.pid(), libc::SIGTERM);
+    assert!(serve.wait_exit(STOP_WITHIN).is_some_and(|s| s.success()));
 }

@@ -43,6 +43,9 @@ pub(crate) struct ConnIo {
     pub(crate) backpressured: bool,
     /// Reading is paused: the queue is full (see `worker/flow.rs`).
     pub(crate) paused: bool,
+    /// The route the connection was accepted on (see `engine/route.rs`); 0: the server-wide
+    /// options.
+    pub(crate) route: u16,
     /// What few connections need, allocated on first use: one pointer on an idle connection.
     pub(crate) rare: Option<Box<Rare>>,
     /// Topics, counters and held-back messages, from the first subscribe on (a box of its own,
@@ -80,6 +83,7 @@ impl ConnIo {
             terminate: false,
             backpressured: false,
             paused: false,
+            route: 0,
             rare: None,
             subs: None,
         }

@@ -34,6 +34,8 @@ pub(crate) enum Command {
     Publish(Arc<Published>),
     /// Drop one connection without a closing handshake.
     Terminate { id: ConnId },
+    /// Take a connection another server accepted (see `engine/adopt.rs`).
+    Adopt(Box<crate::engine::adopt::Adoption>),
     /// Open a client connection; `tag` comes back through `Conn::tag`.
     Connect { connector: Box<Connector>, tag: u64 },
     /// The resolver's answer for a client connection to a host name: connect now, or report.

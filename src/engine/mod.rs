@@ -19,6 +19,7 @@
 //! The IO backend contract is in [`sys`]; the worker owns the protocol logic above it.
 
 pub(crate) mod accept;
+pub(crate) mod adopt;
 pub(crate) mod conn;
 pub(crate) mod deflate_pool;
 pub(crate) mod fanout;
@@ -27,6 +28,7 @@ pub(crate) mod inbox;
 pub(crate) mod outbound;
 pub(crate) mod publish;
 pub(crate) mod resolve;
+pub(crate) mod route;
 pub(crate) mod sent;
 pub(crate) mod stats;
 pub(crate) mod sys;
@@ -68,6 +70,11 @@ pub(crate) struct Settings {
     pub(crate) tick: Option<Duration>,
     /// TLS on accepted connections (`wss://`); `None`: plain.
     pub(crate) tls: Option<crate::tls::ServerTls>,
+    /// Routes by path, each with the options it overrides (see [`route`]); empty: one handler
+    /// for every path (or for `path`).
+    pub(crate) routes: Vec<route::RouteSettings>,
+    /// Answers plain HTTP requests (not upgrades); `None`: 426.
+    pub(crate) http: Option<crate::http::HttpFallback>,
     /// Behind proxies: the PROXY protocol and trusted forwarding headers (worker/proxied.rs).
     pub(crate) proxy: worker::proxied::ProxySettings,
 }
@@ -118,6 +125,8 @@ impl Default for Settings {
             resolver: std::sync::Arc::default(),
             tick: None,
             tls: None,
+            routes: Vec::new(),
+            http: None,
             proxy: worker::proxied::ProxySettings::default(),
         }
     }

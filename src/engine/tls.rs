@@ -142,6 +142,14 @@ impl Tls {
         Ok(Tls::new(conn.into()))
     }
 
+    /// A server session another server began (its TLS handshake done, perhaps plaintext
+    /// already buffered), moved onto a worker by `ServerHandle::adopt`.
+    pub(crate) fn adopted(conn: rustls::ServerConnection) -> Tls {
+        let mut tls = Tls::new(conn.into());
+        tls.fresh = false;
+        tls
+    }
+
     /// A client session (made by the connector, for the URL's host).
     pub(crate) fn client(conn: rustls::ClientConnection) -> Tls {
         let mut tls = Tls::new(conn.into());

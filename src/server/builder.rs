@@ -6,7 +6,10 @@ use std::net::{TcpListener, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
 use super::handle::launch;
+use super::router::{Route, Router};
 use super::ServerHandle;
 use crate::broadcast::TopicPolicy;
 use crate::engine::handler::Handler;
@@ -29,6 +32,8 @@ impl Server {
 enum Bind {
     Addr(String),
     Listener(TcpListener),
+    /// No listener: connections only come through `ServerHandle::adopt`.
+    None,
 }
 
 /// Configures and starts a [`Server`].
@@ -57,6 +62,8 @@ pub struct Builder {
     pin: bool,
     settings: Settings,
     backlog: i32,
+    /// Routes by path, in the order added (see `router.rs`).
+    routes: Vec<(String, Route)>,
 }
 
 impl Default for Builder {
@@ -67,6 +74,7 @@ impl Default for Builder {
             pin: true,
             settings: Settings::default(),
             backlog: 1024,
+            routes: Vec::new(),
         }
     }
 }
@@ -97,7 +105,7 @@ impl Builder {
                 .rsplit_once(':')
                 .map_or("127.0.0.1", |(h, _)| h)
                 .to_owned(),
-            Bind::Listener(_) => "127.0.0.1".to_owned(),
+            Bind::Listener(_) | Bind::None => "127.0.0.1".to_owned(),
         };
         self.bind(format!("{host}:{port}"))
     }
@@ -109,12 +117,65 @@ impl Builder {
                 .and_then(|(_, p)| p.parse().ok())
                 .unwrap_or(9001),
             Bind::Listener(l) => l.local_addr().map_or(9001, |a| a.port()),
+            Bind::None => 0,
         }
     }
 
     /// Accepts from a listener the application opened. Every worker polls a duplicate of it.
     pub fn listener(mut self, listener: TcpListener) -> Self {
         self.bind = Bind::Listener(listener);
+        self
+    }
+
+    /// Listens nowhere: connections come only from another server, through
+    /// [`ServerHandle::adopt`] and [`ServerHandle::adopt_upgraded`] (Node ws's `noServer`).
+    /// [`ServerHandle::local_addr`] is then `0.0.0.0:0`. See `docs/external-http.md`.
+    pub fn no_listener(mut self) -> Self {
+        self.bind = Bind::None;
+        self
+    }
+
+    /// Serves `path` with `route`'s handler and options (Node ws's "multiple servers sharing
+    /// a single HTTP server"). Paths match exactly, without the query; a path no route
+    /// serves gets 404. Start a server with routes with [`Builder::start_routes`]. See
+    /// [`Route`] and `docs/routes.md`.
+    pub fn route(mut self, path: impl Into<String>, route: Route) -> Self {
+        self.routes.push((path.into(), route));
+        self
+    }
+
+    /// Answers plain HTTP requests (requests that do not ask for an upgrade: health checks,
+    /// a status page) with what `answer` returns, instead of `426 Upgrade Required`; `None`
+    /// from it keeps the 426. It runs on the worker that read the request, so it must be
+    /// quick. The response closes the connection; a request body is not read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wsx::{HttpResponse, Server};
+    /// # struct App;
+    /// # impl wsx::Handler for App { type State = (); }
+    ///
+    /// let server = Server::builder()
+    ///     .port(0)
+    ///     .http(|request| match request.path() {
+    ///         "/health" => Some(HttpResponse::new(200).body("ok\n")),
+    ///         "/" => Some(HttpResponse::html("<!doctype html><p>a websocket server</p>")),
+    ///         _ => None,
+    ///     })
+    ///     .start(|_| App)?;
+    /// # server.shutdown(std::time::Duration::ZERO);
+    /// # server.wait();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn http<F>(mut self, answer: F) -> Self
+    where
+        F: Fn(&crate::http::HttpRequest) -> Option<crate::http::HttpResponse>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.settings.http = Some(crate::http::HttpFallback(Arc::new(answer)));
         self
     }
 
@@ -355,6 +416,42 @@ impl Builder {
         self.start_with_handle(move |worker, _| factory(worker))
     }
 
+    /// Starts the workers with the routes added by [`Builder::route`]: each worker makes one
+    /// handler per route.
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::start`]; [`io::ErrorKind::InvalidInput`] without routes, with a path
+    /// given twice, or with a [`Builder::path`] (routes say their paths).
+    pub fn start_routes(mut self) -> io::Result<ServerHandle> {
+        let invalid = |what: String| Err(io::Error::new(io::ErrorKind::InvalidInput, what));
+        if self.routes.is_empty() {
+            return invalid("no routes: add them with Builder::route".into());
+        }
+        if self.settings.path.is_some() {
+            return invalid("Builder::path and routes together: routes say their paths".into());
+        }
+        if self.routes.len() >= usize::from(u16::MAX) {
+            return invalid(format!(
+                "{} routes: at most {}",
+                self.routes.len(),
+                u16::MAX - 1
+            ));
+        }
+        let routes = std::mem::take(&mut self.routes);
+        for (i, (path, _)) in routes.iter().enumerate() {
+            if routes[..i].iter().any(|(p, _)| p == path) {
+                return invalid(format!("route {path} given twice"));
+            }
+        }
+        self.settings.routes = routes
+            .iter()
+            .map(|(path, route)| route.settings(path.clone(), self.settings.limits))
+            .collect();
+        let factories: Vec<_> = routes.iter().map(|(_, r)| r.factory()).collect();
+        self.start_inner(move |worker, handle| Router::new(worker, handle, &factories))
+    }
+
     /// Starts the workers like [`Builder::start`], giving the factory the server's
     /// [`ServerHandle`] too, so that a handler can keep it (to publish from a timer, to send
     /// to a connection of another worker, to read the stats).
@@ -390,6 +487,20 @@ impl Builder {
         H: Handler,
         F: Fn(usize, &ServerHandle) -> H + Send + Sync + 'static,
     {
+        if !self.routes.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "routes are set: start them with Builder::start_routes",
+            ));
+        }
+        self.start_inner(factory)
+    }
+
+    fn start_inner<H, F>(self, factory: F) -> io::Result<ServerHandle>
+    where
+        H: Handler,
+        F: Fn(usize, &ServerHandle) -> H + Send + Sync + 'static,
+    {
         let (listeners, local_addr) = match self.bind {
             Bind::Addr(addr) => {
                 let mut resolved = addr.to_socket_addrs()?;
@@ -410,6 +521,7 @@ impl Builder {
                 ls.push(l);
                 (ls, local)
             }
+            Bind::None => (Vec::new(), SocketAddr::from(([0, 0, 0, 0], 0))),
         };
         let pool = self.settings.deflate.is_some() && self.settings.pool.threads > 0;
         launch(

@@ -232,20 +232,31 @@ impl ServerHandle {
     ///
     /// # Errors
     ///
-    /// An invalid URL, `wss://` (no TLS yet), or a stopped engine, at once.
+    /// An invalid URL, a `wss://` URL whose TLS configuration fails, or a stopped engine, at
+    /// once.
     pub fn connect(&self, url: &str, options: ClientOptions, tag: u64) -> Result<(), ClientError> {
         let connector = Connector::new(Url::parse(url)?, options)?;
-        let n = self.inner.hub.inboxes.len();
-        let worker = self.inner.next_worker.fetch_add(1, Ordering::Relaxed) % n;
         let cmd = Command::Connect {
             connector: Box::new(connector),
             tag,
         };
-        if self.inner.hub.inboxes[worker].send(cmd) {
+        if self.send_next(cmd) {
             Ok(())
         } else {
             Err(ClientError::Closed)
         }
+    }
+
+    /// Sends `cmd` to the workers in turn (round robin); false when that worker has stopped.
+    pub(super) fn send_next(&self, cmd: Command) -> bool {
+        let n = self.inner.hub.inboxes.len();
+        let worker = self.inner.next_worker.fetch_add(1, Ordering::Relaxed) % n;
+        self.inner.hub.inboxes[worker].send(cmd)
+    }
+
+    /// The settings the workers run with.
+    pub(super) fn settings(&self) -> &Settings {
+        &self.inner.settings
     }
 
     /// Publishes `message` to every subscriber of `topic` on every worker: the frame is built

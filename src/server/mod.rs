@@ -4,17 +4,21 @@
 //! `builder.rs` configures and starts a server; `handle.rs` is the [`ServerHandle`] of a
 //! running server or client engine (whose own builder is [`crate::client::ClientBuilder`]).
 
+mod adopt;
 mod builder;
 mod handle;
+mod router;
 
 // Behind proxies: the real client's address (docs/client-ip.md).
 pub mod forwarded;
 pub mod proxy_protocol;
 pub use forwarded::{TrustedProxies, TrustedProxiesError};
 
+pub use adopt::{AdoptError, Adopted, Answer, MAX_ADOPT_LEFTOVER};
 pub use builder::{Builder, Server};
 pub(crate) use handle::launch;
 pub use handle::{HandleError, ServerHandle};
+pub use router::Route;
 
 pub use crate::client::Client;
 pub use crate::engine::conn::Conn;

@@ -50,6 +50,7 @@ impl<H: Handler> Worker<H> {
                 Command::Terminate { id } => {
                     self.with_conn(id, |conn| conn.terminate());
                 }
+                Command::Adopt(adoption) => self.adopt(*adoption),
                 Command::Connect { connector, tag } => {
                     if self.shutdown.is_some() {
                         self.handler

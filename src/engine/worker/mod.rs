@@ -33,6 +33,7 @@ use crate::engine::Settings;
 use crate::handler::ConnId;
 use crate::protocol::{Config, Connection};
 
+mod adopt;
 mod commands;
 mod connect;
 mod fanout;

@@ -77,7 +77,7 @@ fn deadline_of<S>(s: &Settings, slot: &Slot<S>) -> Option<u64> {
         Stage::Handshake(_) => Some(slot.io.since + ticks(s.handshake_timeout)),
         Stage::Connecting { timeout, .. } => Some(slot.io.since + timeout),
         Stage::Open { proto, .. } => match proto.close_state() {
-            CloseState::Open => s.idle_timeout.map(|idle| {
+            CloseState::Open => s.idle_timeout_for(slot.io.route).map(|idle| {
                 let idle = ticks(idle);
                 if s.auto_ping && !slot.io.ping_sent {
                     slot.io.last_read + (idle / 2).max(1)

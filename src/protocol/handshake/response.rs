@@ -211,11 +211,22 @@ fn push_decimal(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(n.to_string().as_bytes());
 }
 
-/// The reason phrase for the statuses a handshake uses (RFC 9110 §15, RFC 6585 for 431);
-/// `"Error"` for others.
+/// The reason phrase for the statuses a handshake or a plain HTTP answer uses (RFC 9110 §15,
+/// RFC 6585 for 429 and 431); `"Error"` for others.
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        401 => "Unauthorized",
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",
