@@ -154,6 +154,48 @@ fn proxy_header_in_pieces(backend: Backend) {
     stop(&secure);
 }
 
+test_all!(proxy_header_and_client_hello_past_one_read);
+/// With a small head limit the first handshake read (`max_head_size + 1` bytes) ends inside
+/// the ClientHello that follows the PROXY header: the rest of the hello must go to TLS, not to
+/// the HTTP parser as if it were plaintext.
+fn proxy_header_and_client_hello_past_one_read(backend: Backend) {
+    let (server_tls, client_tls) = tls_pair();
+    let limits = wsx::Limits {
+        max_head_size: 240,
+        ..wsx::Limits::DEFAULT
+    };
+    let (server, seen) = start(
+        backend,
+        Server::builder()
+            .proxy_protocol(true)
+            .limits(limits)
+            .tls(server_tls),
+    );
+    let header = v1("PROXY TCP4 192.0.2.40 10.0.0.1 4040 443\r\n");
+    let mut hello = Vec::new();
+    let name = "localhost".try_into().unwrap();
+    rustls::ClientConnection::new(client_tls.config().clone(), name)
+        .unwrap()
+        .write_tls(&mut hello)
+        .unwrap();
+    assert!(
+        header.len() + hello.len() > limits.max_head_size + 1,
+        "the hello ({} bytes) must pass the first read",
+        hello.len()
+    );
+    let client = "192.0.2.40:4040".parse().ok();
+    check(
+        &server,
+        &seen,
+        None,
+        &header,
+        Some(&client_tls),
+        &[],
+        client,
+    );
+    stop(&server);
+}
+
 test_all!(proxy_protocol_refusals);
 /// A missing, bad, oversized or endless (slowloris) header gets the connection closed without
 /// an answer, and the handler hears nothing of it; a connection already open goes on.
