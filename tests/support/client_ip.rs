@@ -21,7 +21,7 @@ use wsx::{
 pub(crate) type Seen = (&'static str, SocketAddr, SocketAddr);
 
 /// Records the addresses in every callback and answers each message with them.
-pub(crate) struct Probe(Shared<Seen>);
+pub(crate) struct Probe(pub(crate) Shared<Seen>);
 
 impl Handler for Probe {
     type State = ();
