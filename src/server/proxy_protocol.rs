@@ -271,12 +271,14 @@ fn parse_v1(buf: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyProtocolErr
         return Err(ProxyProtocolError::NotProxy);
     }
     let window = &buf[..buf.len().min(V1_MAX_LEN)];
-    let Some(cr) = window.iter().position(|&b| b == b'\r' || b == b'\n') else {
+    let end = window.iter().position(|&b| b == b'\r' || b == b'\n');
+    // The bytes before the line's end, checked as they come, so that garbage is refused before
+    // the line ends, with the same error whatever the split.
+    check_v1_partial(&window[..end.unwrap_or(window.len())])?;
+    let Some(cr) = end else {
         if window.len() >= V1_MAX_LEN {
             return Err(ProxyProtocolError::TooLong);
         }
-        // Check what is in so far, so that garbage is refused before the line ends.
-        check_v1_partial(window)?;
         return Ok(None);
     };
     if window[cr] != b'\r' {
@@ -299,27 +301,32 @@ fn parse_v1(buf: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyProtocolErr
     Ok(Some((header, cr + 2)))
 }
 
-/// Refuses an incomplete v1 line whose bytes already break the grammar: only printable ASCII,
-/// and a protocol word that can still become `TCP4`, `TCP6` or `UNKNOWN`.
+/// Refuses a v1 line (complete or not) whose bytes already break the grammar: only printable
+/// ASCII, and a protocol word that is (or can still become) `TCP4`, `TCP6` or `UNKNOWN`. The
+/// bytes are checked in order and the first wrong one decides the error, so that every split
+/// of the same bytes gets the same answer.
 fn check_v1_partial(window: &[u8]) -> Result<(), ProxyProtocolError> {
+    const KNOWN: [&[u8]; 3] = [b"TCP4", b"TCP6", b"UNKNOWN"];
     let rest = window.get(6..).unwrap_or_default();
-    if rest.iter().any(|&b| !(0x20..0x7f).contains(&b)) {
-        return Err(ProxyProtocolError::InvalidV1(
-            "byte outside printable ascii",
-        ));
-    }
-    let word_end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
-    let word = &rest[..word_end];
-    let known: [&[u8]; 3] = [b"TCP4", b"TCP6", b"UNKNOWN"];
-    let fits = known.iter().any(|k| {
-        if word_end < rest.len() {
-            word == *k
-        } else {
-            k.starts_with(word)
+    let mut in_word = true;
+    for (i, &b) in rest.iter().enumerate() {
+        if !(0x20..0x7f).contains(&b) {
+            return Err(ProxyProtocolError::InvalidV1(
+                "byte outside printable ascii",
+            ));
         }
-    });
-    if !fits {
-        return Err(ProxyProtocolError::InvalidV1("unknown protocol"));
+        if !in_word {
+            continue;
+        }
+        let fits = if b == b' ' {
+            in_word = false;
+            KNOWN.contains(&&rest[..i])
+        } else {
+            KNOWN.iter().any(|k| k.starts_with(&rest[..=i]))
+        };
+        if !fits {
+            return Err(ProxyProtocolError::InvalidV1("unknown protocol"));
+        }
     }
     Ok(())
 }

@@ -80,6 +80,13 @@ v1! {
         => Err(ProxyProtocolError::InvalidV1("carriage return without line feed"));
     v1_control_byte: b"PROXY TCP4 1.2.3.4\x01"
         => Err(ProxyProtocolError::InvalidV1("byte outside printable ascii"));
+    // Found by fuzzing: the same error whether or not the line's end is in.
+    v1_nul_before_cr_without_lf: b"PROXY TCP4 1@2.0.2.1 1M6@\x0052.100.1 56234 443\r\tGJT 0 HTTP/1.2\r\n"
+        => Err(ProxyProtocolError::InvalidV1("byte outside printable ascii"));
+    v1_bad_word_then_control_byte: b"PROXY TCPROXY TCP\x7f 1.2.3.4\r\n"
+        => Err(ProxyProtocolError::InvalidV1("unknown protocol"));
+    v1_unknown_with_control_byte: b"PROXY UNKNOWN \x7f\r\n"
+        => Err(ProxyProtocolError::InvalidV1("byte outside printable ascii"));
 }
 
 #[test]
