@@ -27,6 +27,8 @@
 #[macro_use]
 #[path = "support/backends.rs"]
 mod backends;
+#[path = "support/apt.rs"]
+mod apt;
 #[path = "support/wss_certs.rs"]
 mod wss_certs;
 
@@ -163,7 +165,7 @@ fn install() -> Result<Setup, String> {
         missing.push("npm");
     }
     if !missing.is_empty() {
-        apt_install(&missing)?;
+        apt::apt_install("browsers", &missing)?;
     }
     let mut versions = HashMap::new();
     for browser in [Browser::Chromium, Browser::Firefox] {
@@ -198,37 +200,6 @@ fn install() -> Result<Setup, String> {
         }
     }
     Ok(Setup { node_dir, versions })
-}
-
-/// `apt-get update` then `apt-get install -y PACKAGES` (as root; waits for a held dpkg lock).
-fn apt_install(packages: &[&str]) -> Result<(), String> {
-    if !works("apt-get", "--version") {
-        return Err(format!("{} missing and no apt-get", packages.join(", ")));
-    }
-    eprintln!("browsers: apt-get install -y {}", packages.join(" "));
-    let apt = |args: &[&str]| -> Result<(), String> {
-        let out = Command::new("apt-get")
-            .args(["-q", "-o", "DPkg::Lock::Timeout=600"])
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run apt-get: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            let err = String::from_utf8_lossy(&out.stderr);
-            Err(format!(
-                "`apt-get {}` failed ({}): {err}",
-                args.join(" "),
-                out.status
-            ))
-        }
-    };
-    apt(&["update"])?;
-    let mut args = vec!["install", "-y"];
-    args.extend_from_slice(packages);
-    apt(&args)
 }
 
 /// Reads a child's output line by line on a thread: every line goes to `tx` and to the log.

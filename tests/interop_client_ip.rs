@@ -10,13 +10,16 @@
 //! socket2), which every wsx callback must see as the peer, with the proxy's address as the TCP
 //! peer.
 //!
-//! The proxies are found as `$WSX_HAPROXY` / `$WSX_NGINX` or `haproxy` / `nginx` on the `PATH`
-//! (Debian: `apt-get install haproxy nginx`). When one is missing its test fails under
-//! `CI=true` and is skipped elsewhere, with `SKIPPED: <why>` on stderr.
+//! The proxies are found as `$WSX_HAPROXY` / `$WSX_NGINX` or `haproxy` / `nginx` on the `PATH`,
+//! and installed from Debian's packages when missing (`tests/support/apt.rs`). When one still
+//! cannot run, its test fails under `CI=true` and is skipped elsewhere, with `SKIPPED: <why>`
+//! on stderr.
 
 #[macro_use]
 #[path = "support/backends.rs"]
 mod backends;
+#[path = "support/apt.rs"]
+mod apt;
 mod common;
 #[path = "support/client_ip.rs"]
 mod support;
@@ -37,16 +40,10 @@ fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
-/// The proxy binary named by the variable `env`, else `name` on the `PATH`, if it runs.
-fn find(env: &str, name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os(env).map_or_else(|| PathBuf::from(name), PathBuf::from);
-    let ok = Command::new(&path)
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    ok.then_some(path)
+/// The proxy binary named by the variable `env`, else `name` on the `PATH`, installed from
+/// Debian's package of that name when missing (support/apt.rs).
+fn find(env: &str, name: &str) -> Result<PathBuf, String> {
+    apt::find_or_install(env, name, "-v", name)
 }
 
 /// A port the kernel just handed out on 127.0.0.1 (HAProxy's frontends cannot report the port
@@ -126,15 +123,16 @@ test_all!(haproxy_in_front_of_wsx);
 /// HAProxy's PROXY v1 and v2 (plain and TLS passthrough) and `option forwardfor`: every wsx
 /// callback sees the client's own address.
 fn haproxy_in_front_of_wsx(backend: Backend) {
-    let Some(bin) = find("WSX_HAPROXY", "haproxy") else {
-        assert!(
-            !in_ci(),
-            "haproxy is not installed (CI=true: a missing peer fails)"
-        );
-        eprintln!(
-            "SKIPPED: haproxy is not installed (apt-get install haproxy, or set WSX_HAPROXY)"
-        );
-        return;
+    let bin = match find("WSX_HAPROXY", "haproxy") {
+        Ok(bin) => bin,
+        Err(e) => {
+            assert!(
+                !in_ci(),
+                "haproxy cannot run (CI=true: a missing peer fails): {e}"
+            );
+            eprintln!("SKIPPED: haproxy cannot run ({e}; or set WSX_HAPROXY)");
+            return;
+        }
     };
     let (server_tls, client_tls) = tls_pair();
     let (pp, pp_seen) = start(backend, Server::builder().proxy_protocol(true));
@@ -262,13 +260,16 @@ test_all!(nginx_in_front_of_wsx);
 /// nginx, takes the rightmost entry (the real client, port 0), not the client's own claim; a
 /// wsx that trusts nobody sees nginx.
 fn nginx_in_front_of_wsx(backend: Backend) {
-    let Some(bin) = find("WSX_NGINX", "nginx") else {
-        assert!(
-            !in_ci(),
-            "nginx is not installed (CI=true: a missing peer fails)"
-        );
-        eprintln!("SKIPPED: nginx is not installed (apt-get install nginx, or set WSX_NGINX)");
-        return;
+    let bin = match find("WSX_NGINX", "nginx") {
+        Ok(bin) => bin,
+        Err(e) => {
+            assert!(
+                !in_ci(),
+                "nginx cannot run (CI=true: a missing peer fails): {e}"
+            );
+            eprintln!("SKIPPED: nginx cannot run ({e}; or set WSX_NGINX)");
+            return;
+        }
     };
     let trusted = TrustedProxies::parse(["127.0.0.1"]).unwrap();
     let (trusting, trusting_seen) = start(backend, Server::builder().trusted_proxies(trusted));
