@@ -550,3 +550,50 @@ fn context_travels_from_the_front_to_on_upgrade() {
     assert_eq!(&greeting[..13], b"\x81\x0bhello alice");
     stop(&server);
 }
+
+/// The client's address the front learned travels with the socket: `peer_addr` is it in every
+/// callback, `tcp_peer_addr` the socket's own peer.
+#[test]
+fn the_client_address_the_front_learned_is_the_peer_address() {
+    struct Addrs(Sender<String>);
+    impl Handler for Addrs {
+        type State = ();
+        fn on_upgrade(&mut self, upgrade: &mut Upgrade<'_>) -> Result<(), Reject> {
+            let _ = self.0.send(format!(
+                "upgrade {} {}",
+                upgrade.peer_addr(),
+                upgrade.tcp_peer_addr()
+            ));
+            Ok(())
+        }
+        fn on_message(&mut self, conn: &mut Conn<'_, ()>, _message: Message<'_>) {
+            let _ = self.0.send(format!(
+                "message {} {}",
+                conn.peer_addr(),
+                conn.tcp_peer_addr()
+            ));
+        }
+    }
+    let (tx, seen) = channel();
+    let server = Server::builder()
+        .no_listener()
+        .pin_threads(false)
+        .start(move |_| Addrs(tx.clone()))
+        .expect("server");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let _client = TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
+    let (sock, tcp_peer) = listener.accept().expect("accept");
+    let real: std::net::SocketAddr = "203.0.113.7:4711".parse().unwrap();
+    let request = request_and_frame("/", "x");
+    let head_len = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    server
+        .adopt(
+            Adopted::tcp(sock).client_addr(real),
+            &request[..head_len],
+            &request[head_len..],
+        )
+        .expect("adopted");
+    expect_seen(&seen, &format!("upgrade {real} {tcp_peer}"));
+    expect_seen(&seen, &format!("message {real} {tcp_peer}"));
+    stop(&server);
+}

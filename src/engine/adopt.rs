@@ -19,6 +19,8 @@ pub(crate) struct Adoption {
     /// the socket. With it: only what followed the request (the first frames).
     pub(crate) bytes: Vec<u8>,
     pub(crate) answered: Option<Answered>,
+    /// The client's address as the server in front learned it (behind a proxy of its own).
+    pub(crate) client: Option<std::net::SocketAddr>,
 }
 
 /// An upgrade another server answered with `101`, with what the answer agreed.

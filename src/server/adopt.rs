@@ -36,12 +36,17 @@ pub const MAX_ADOPT_LEFTOVER: usize = 128 << 10;
 pub struct Adopted {
     sock: TcpStream,
     tls: Option<rustls::ServerConnection>,
+    client: Option<std::net::SocketAddr>,
 }
 
 impl Adopted {
     /// A plain TCP connection.
     pub fn tcp(sock: TcpStream) -> Self {
-        Adopted { sock, tls: None }
+        Adopted {
+            sock,
+            tls: None,
+            client: None,
+        }
     }
 
     /// A TCP connection with the TLS session another server runs on it (with tokio-rustls:
@@ -50,7 +55,22 @@ impl Adopted {
         Adopted {
             sock,
             tls: Some(session),
+            client: None,
         }
+    }
+
+    /// The client's address as the server in front learned it (from a PROXY protocol header
+    /// or the forwarding headers of a proxy it trusts): [`Conn::peer_addr`] and
+    /// [`Upgrade::peer_addr`] give it, `tcp_peer_addr` the socket's own peer. Without it, the
+    /// socket's peer is the client (unless this server's own
+    /// [`Builder::trusted_proxies`](super::Builder::trusted_proxies) reads the request's
+    /// forwarding headers).
+    ///
+    /// [`Conn::peer_addr`]: crate::Conn::peer_addr
+    /// [`Upgrade::peer_addr`]: crate::Upgrade::peer_addr
+    pub fn client_addr(mut self, client: std::net::SocketAddr) -> Self {
+        self.client = Some(client);
+        self
     }
 }
 
@@ -374,6 +394,7 @@ impl ServerHandle {
             tls: stream.tls,
             bytes,
             answered,
+            client: stream.client,
         }));
         if self.send_next(cmd) {
             Ok(())

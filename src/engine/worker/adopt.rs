@@ -18,6 +18,7 @@ impl<H: Handler> Worker<H> {
             tls,
             bytes,
             answered,
+            client,
         } = adoption;
         if self.shutdown.is_some() || self.conns.len() >= self.settings.max_connections {
             if let Some(acceptor) = &mut self.acceptor {
@@ -34,10 +35,16 @@ impl<H: Handler> Worker<H> {
         };
         let key = id.key as usize;
         let has_tls = tls.is_some();
+        let mut io = ConnIo::new(id, peer, self.now);
+        if let Some(client) = client {
+            // What the server in front learned; the socket's own peer stays the TCP peer.
+            io.rare_mut().tcp_peer = Some(peer);
+            io.peer = client;
+        }
         let inserted = self.conns.insert(Slot {
             sock,
             gen: id.gen,
-            io: ConnIo::new(id, peer, self.now),
+            io,
             stage: Stage::Handshake(Vec::new()),
             tls,
         });
