@@ -283,6 +283,7 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
         );
     }
     let handle = server.clone();
+    let (noted, note_written) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         // The first signal starts a graceful shutdown, a second one ends the grace at once.
         // Shut down first, then say so: the note may not be writable (a closed pipe).
@@ -294,10 +295,14 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
             } else {
                 writeln!(io::stderr(), "wsx: signal {sig}, shutting down")
             };
+            let _ = noted.send(());
             grace = Duration::ZERO;
         }
     });
     server.wait();
+    // Only a signal stops the server: let its note come out before the last line (an idle
+    // server stops before the signal thread has written it), within a bound.
+    let _ = note_written.recv_timeout(Duration::from_secs(1));
     let _ = writeln!(io::stdout(), "wsx: stopped");
     Ok(())
 }
