@@ -173,7 +173,7 @@ impl Answer {
     /// # Examples
     ///
     /// ```
-    /// use wsx::{Handler, Reject, Upgrade};
+    /// use wsx::{Conn, Handler, Reject, Upgrade};
     ///
     /// struct User(String);
     /// impl wsx::InitialState for User {}
@@ -185,11 +185,17 @@ impl Answer {
     ///         // Authenticated by the server in front; nothing to look up again.
     ///         upgrade.take_context::<User>().ok_or_else(|| Reject::new(401))
     ///     }
+    ///     fn on_open(&mut self, conn: &mut Conn<'_, User>) {
+    ///         let greeting = format!("hello {}", conn.state().0);
+    ///         let _ = conn.send_text(&greeting);
+    ///     }
     /// }
-    /// # fn front(server: &wsx::ServerHandle, answer: wsx::Answer) -> wsx::Answer {
-    /// let answer = answer.with_context(User("alice".into()));
-    /// # answer
-    /// # }
+    ///
+    /// // The server in front, once it has authenticated the request:
+    /// fn authenticated(answer: wsx::Answer, user: &str) -> wsx::Answer {
+    ///     answer.with_context(User(user.to_owned()))
+    /// }
+    /// # let _ = (authenticated, App);
     /// ```
     pub fn with_context<T: std::any::Any + Send>(mut self, context: T) -> Self {
         self.answered.context = Some(Box::new(context));
