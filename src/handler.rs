@@ -254,10 +254,7 @@ impl Reject {
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
         self.headers
             .iter()
-            .filter(|(n, v)| {
-                let breaks = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n');
-                !n.is_empty() && !n.contains(':') && !breaks(n) && !breaks(v)
-            })
+            .filter(|(n, v)| crate::http::header_is_safe(n, v))
             .map(|(n, v)| (n.as_str(), v.as_str()))
     }
 }

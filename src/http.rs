@@ -142,8 +142,7 @@ impl HttpResponse {
         out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", self.status, phrase).as_bytes());
         let mut typed = false;
         for (name, value) in &self.headers {
-            let breaks = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n');
-            if name.is_empty() || name.contains(':') || breaks(name) || breaks(value) {
+            if !header_is_safe(name, value) {
                 continue;
             }
             if name.eq_ignore_ascii_case("content-length")
@@ -168,6 +167,13 @@ impl HttpResponse {
             out.extend_from_slice(&self.body);
         }
     }
+}
+
+/// Whether a header can go into a response as it is: a non-empty name without a colon, and
+/// neither name nor value with CR or LF (which would split the response).
+pub(crate) fn header_is_safe(name: &str, value: &str) -> bool {
+    let breaks = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n');
+    !name.is_empty() && !name.contains(':') && !breaks(name) && !breaks(value)
 }
 
 /// What [`Builder::http`](crate::server::Builder::http) takes.

@@ -189,8 +189,7 @@ pub(super) fn write_status(reject: &Reject, out: &mut Vec<u8>) {
     };
     out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", reject.status, phrase).as_bytes());
     for (name, value) in &reject.headers {
-        let bad = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n') || s.is_empty();
-        if bad(name) || value.bytes().any(|b| b == b'\r' || b == b'\n') || name.contains(':') {
+        if !crate::http::header_is_safe(name, value) {
             continue;
         }
         out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
