@@ -19,8 +19,6 @@ mod interop;
 #[path = "support/wss_certs.rs"]
 mod wss_certs;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
 
 use interop::{Bits, Case, Cnct, Offer, Peer, PeerResult, ServerConf};
@@ -30,36 +28,10 @@ use wsx::Backend;
 fn node_ws() -> Option<Peer> {
     // Every test asks at once: install once per test binary.
     static PEER: OnceLock<Result<Peer, String>> = OnceLock::new();
-    match PEER.get_or_init(install_ws) {
+    match PEER.get_or_init(interop::install_node_ws) {
         Ok(peer) => Some(peer.clone()),
         Err(why) => interop::missing(why),
     }
-}
-
-fn install_ws() -> Result<Peer, String> {
-    let dir = interop::target_dir().join("interop-node");
-    interop::run_setup(Command::new("node").arg("--version"))
-        .map_err(|e| format!("node is not usable, the ws interop tests did not run ({e})"))?;
-    if !dir.join("node_modules/ws/package.json").exists() {
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {dir:?}: {e}"))?;
-        interop::run_setup(
-            Command::new("npm")
-                .args(["install", "--no-audit", "--no-fund", "--silent", "ws@8"])
-                .current_dir(&dir),
-        )
-        .map_err(|e| {
-            format!("`npm install ws@8` failed, the ws interop tests did not run ({e})")
-        })?;
-    }
-    let modules: PathBuf = dir.join("node_modules");
-    Ok(Peer {
-        name: "ws",
-        program: "node".into(),
-        env: vec![("NODE_PATH".into(), modules.to_string_lossy().into_owned())],
-        client: interop::script("ws_client.js"),
-        server: interop::script("ws_server.js"),
-        answers_unasked_full_window: true,
-    })
 }
 
 test_all!(ws_client_against_wsx_servers);

@@ -20,59 +20,21 @@ mod interop;
 #[path = "support/wss_certs.rs"]
 mod wss_certs;
 
-use std::process::Command;
 use std::sync::OnceLock;
 
 use interop::Peer;
 use wsx::Backend;
 
 /// The pip requirement: the current major version.
-const WEBSOCKETS: &str = "websockets>=17,<18";
-
 /// The venv's python with websockets installed, or `None` (after `SKIPPED`, or a panic under
 /// `CI=true`).
 fn python_websockets() -> Option<Peer> {
     // Every test asks at once: set up once per test binary.
     static PEER: OnceLock<Result<Peer, String>> = OnceLock::new();
-    match PEER.get_or_init(install_websockets) {
+    match PEER.get_or_init(interop::install_python_websockets) {
         Ok(peer) => Some(peer.clone()),
         Err(why) => interop::missing(why),
     }
-}
-
-fn install_websockets() -> Result<Peer, String> {
-    let venv = interop::target_dir().join("interop-python");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        interop::run_setup(Command::new("python3").arg("-m").arg("venv").arg(&venv)).map_err(
-            |e| format!("cannot create a venv, the websockets interop tests did not run ({e})"),
-        )?;
-    }
-    let check =
-        "import websockets, sys; sys.exit(websockets.version.version.split('.')[0] != '17')";
-    if interop::run_setup(Command::new(&python).args(["-c", check])).is_err() {
-        interop::run_setup(Command::new(&python).args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--quiet",
-            WEBSOCKETS,
-        ]))
-        .map_err(|e| {
-            format!(
-                "`pip install {WEBSOCKETS}` failed, the websockets interop tests did not run ({e})"
-            )
-        })?;
-    }
-    Ok(Peer {
-        name: "websockets",
-        program: python,
-        env: Vec::new(),
-        client: interop::script("py_client.py"),
-        server: interop::script("py_server.py"),
-        answers_unasked_full_window: true,
-    })
 }
 
 test_all!(websockets_client_against_wsx_servers);

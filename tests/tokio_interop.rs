@@ -23,7 +23,6 @@ mod interop;
 #[path = "support/wss_certs.rs"]
 mod wss_certs;
 
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -36,35 +35,11 @@ use wsx::tokio::{accept_with, Accept, AcceptConfig};
 use wsx::CloseCode;
 
 // ---------------------------------------------------------------------------------------------
-// Peers, installed as `tests/interop_node_ws.rs` and `tests/interop_python.rs` do.
+// Peers, installed by `tests/support/interop.rs` as for the engine's interop tests.
 
 fn node_ws() -> Option<Peer> {
     static PEER: OnceLock<Result<Peer, String>> = OnceLock::new();
-    match PEER.get_or_init(|| {
-        let dir = interop::target_dir().join("interop-node");
-        interop::run_setup(Command::new("node").arg("--version"))
-            .map_err(|e| format!("node is not usable, the ws interop tests did not run ({e})"))?;
-        if !dir.join("node_modules/ws/package.json").exists() {
-            std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {dir:?}: {e}"))?;
-            interop::run_setup(
-                Command::new("npm")
-                    .args(["install", "--no-audit", "--no-fund", "--silent", "ws@8"])
-                    .current_dir(&dir),
-            )
-            .map_err(|e| format!("`npm install ws@8` failed ({e})"))?;
-        }
-        Ok(Peer {
-            name: "ws",
-            program: "node".into(),
-            env: vec![(
-                "NODE_PATH".into(),
-                dir.join("node_modules").to_string_lossy().into_owned(),
-            )],
-            client: interop::script("ws_client.js"),
-            server: interop::script("ws_server.js"),
-            answers_unasked_full_window: true,
-        })
-    }) {
+    match PEER.get_or_init(interop::install_node_ws) {
         Ok(peer) => Some(peer.clone()),
         Err(why) => interop::missing(why),
     }
@@ -72,35 +47,7 @@ fn node_ws() -> Option<Peer> {
 
 fn python_websockets() -> Option<Peer> {
     static PEER: OnceLock<Result<Peer, String>> = OnceLock::new();
-    match PEER.get_or_init(|| {
-        let venv = interop::target_dir().join("interop-python");
-        let python = venv.join("bin/python");
-        if !python.exists() {
-            interop::run_setup(Command::new("python3").arg("-m").arg("venv").arg(&venv))
-                .map_err(|e| format!("cannot create a venv ({e})"))?;
-        }
-        let check =
-            "import websockets, sys; sys.exit(websockets.version.version.split('.')[0] != '17')";
-        if interop::run_setup(Command::new(&python).args(["-c", check])).is_err() {
-            interop::run_setup(Command::new(&python).args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--quiet",
-                "websockets>=17,<18",
-            ]))
-            .map_err(|e| format!("`pip install websockets` failed ({e})"))?;
-        }
-        Ok(Peer {
-            name: "websockets",
-            program: python,
-            env: Vec::new(),
-            client: interop::script("py_client.py"),
-            server: interop::script("py_server.py"),
-            answers_unasked_full_window: true,
-        })
-    }) {
+    match PEER.get_or_init(interop::install_python_websockets) {
         Ok(peer) => Some(peer.clone()),
         Err(why) => interop::missing(why),
     }

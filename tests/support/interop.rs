@@ -1489,3 +1489,70 @@ fn engine_client_against(backend: Backend, peer: &Peer, cases: &[Case], tls: Opt
     let what = format!("server against the engine client over {}://", scheme(tls));
     report(peer, &what, cases.len(), &failures);
 }
+
+/// Node with ws 8 installed under `target/` (npm), as a [`Peer`]; shared by the engine's and
+/// the tokio adapter's interop tests.
+pub(crate) fn install_node_ws() -> Result<Peer, String> {
+    let dir = target_dir().join("interop-node");
+    run_setup(Command::new("node").arg("--version"))
+        .map_err(|e| format!("node is not usable, the ws interop tests did not run ({e})"))?;
+    if !dir.join("node_modules/ws/package.json").exists() {
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {dir:?}: {e}"))?;
+        run_setup(
+            Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--silent", "ws@8"])
+                .current_dir(&dir),
+        )
+        .map_err(|e| {
+            format!("`npm install ws@8` failed, the ws interop tests did not run ({e})")
+        })?;
+    }
+    let modules: PathBuf = dir.join("node_modules");
+    Ok(Peer {
+        name: "ws",
+        program: "node".into(),
+        env: vec![("NODE_PATH".into(), modules.to_string_lossy().into_owned())],
+        client: script("ws_client.js"),
+        server: script("ws_server.js"),
+        answers_unasked_full_window: true,
+    })
+}
+
+/// The Python `websockets` pin the interop tests use.
+const WEBSOCKETS: &str = "websockets>=17,<18";
+
+/// A venv under `target/` with Python's `websockets` installed, as a [`Peer`].
+pub(crate) fn install_python_websockets() -> Result<Peer, String> {
+    let venv = target_dir().join("interop-python");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        run_setup(Command::new("python3").arg("-m").arg("venv").arg(&venv)).map_err(|e| {
+            format!("cannot create a venv, the websockets interop tests did not run ({e})")
+        })?;
+    }
+    let check =
+        "import websockets, sys; sys.exit(websockets.version.version.split('.')[0] != '17')";
+    if run_setup(Command::new(&python).args(["-c", check])).is_err() {
+        run_setup(Command::new(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--quiet",
+            WEBSOCKETS,
+        ]))
+        .map_err(|e| {
+            format!(
+                "`pip install {WEBSOCKETS}` failed, the websockets interop tests did not run ({e})"
+            )
+        })?;
+    }
+    Ok(Peer {
+        name: "websockets",
+        program: python,
+        env: Vec::new(),
+        client: script("py_client.py"),
+        server: script("py_server.py"),
+        answers_unasked_full_window: true,
+    })
+}
