@@ -8,6 +8,7 @@
 #[path = "support/backends.rs"]
 mod backends;
 mod common;
+#[macro_use]
 #[path = "support/external_http.rs"]
 mod external_http;
 #[path = "support/tls.rs"]
@@ -37,115 +38,5 @@ fn start(backend: Backend, tls: bool, token: Option<&str>) -> (Front, ServerHand
     (front, ws)
 }
 
-/// Runs `check` against a fresh pair, then stops both.
-fn run(backend: Backend, tls: bool, check: impl FnOnce(&Front)) {
-    let (front, ws) = start(backend, tls, None);
-    check(&front);
-    drop(front);
-    common::stop(&ws);
-}
-
-test_all!(
-    pages_and_websockets_share_the_port,
-    pages_and_websockets_share_the_port_tls,
-    refusals_come_from_wsx,
-    refusals_come_from_wsx_tls,
-    bytes_behind_the_request_reach_the_worker,
-    bytes_behind_the_request_reach_the_worker_tls,
-    a_kept_alive_connection_upgrades,
-    a_kept_alive_connection_upgrades_tls,
-    many_clients_and_pages_at_once,
-    many_clients_and_pages_at_once_tls,
-    token_checked_before_the_upgrade,
-    token_checked_before_the_upgrade_tls,
-);
-
-/// `/`, `/health` and a 404 over HTTP; echo over `/ws` with deflate and `echo` chosen.
-fn pages_and_websockets_share_the_port(backend: Backend) {
-    run(backend, false, |front| {
-        external_http::serves_pages(front);
-        external_http::echoes(front);
-        external_http::serves_pages(front);
-    });
-}
-
-/// The same over `https://` and `wss://`.
-fn pages_and_websockets_share_the_port_tls(backend: Backend) {
-    run(backend, true, |front| {
-        external_http::serves_pages(front);
-        external_http::echoes(front);
-        external_http::serves_pages(front);
-    });
-}
-
-/// No key: 400; version 12: 426 with `Sec-WebSocket-Version: 13`.
-fn refusals_come_from_wsx(backend: Backend) {
-    run(backend, false, external_http::refuses_bad_upgrades);
-}
-
-/// The same over TLS.
-fn refusals_come_from_wsx_tls(backend: Backend) {
-    run(backend, true, external_http::refuses_bad_upgrades);
-}
-
-/// A frame written with the upgrade request is echoed.
-fn bytes_behind_the_request_reach_the_worker(backend: Backend) {
-    run(
-        backend,
-        false,
-        external_http::keeps_bytes_sent_with_the_request,
-    );
-}
-
-/// The same over TLS (the bytes may sit in hyper's buffer or in the rustls session).
-fn bytes_behind_the_request_reach_the_worker_tls(backend: Backend) {
-    run(
-        backend,
-        true,
-        external_http::keeps_bytes_sent_with_the_request,
-    );
-}
-
-/// `/health`, then an upgrade on the same connection.
-fn a_kept_alive_connection_upgrades(backend: Backend) {
-    run(
-        backend,
-        false,
-        external_http::upgrades_a_kept_alive_connection,
-    );
-}
-
-/// The same over TLS.
-fn a_kept_alive_connection_upgrades_tls(backend: Backend) {
-    run(
-        backend,
-        true,
-        external_http::upgrades_a_kept_alive_connection,
-    );
-}
-
-/// Eight WebSocket clients and eight page loads at once.
-fn many_clients_and_pages_at_once(backend: Backend) {
-    run(backend, false, external_http::serves_many_at_once);
-}
-
-/// The same over TLS.
-fn many_clients_and_pages_at_once_tls(backend: Backend) {
-    run(backend, true, external_http::serves_many_at_once);
-}
-
-/// hyper refuses an upgrade without the token (401) and passes one with it.
-fn token_checked_before_the_upgrade(backend: Backend) {
-    let (front, ws) = start(backend, false, Some("s3cret"));
-    external_http::authenticates(&front, "s3cret");
-    drop(front);
-    common::stop(&ws);
-}
-
-/// The same over TLS.
-fn token_checked_before_the_upgrade_tls(backend: Backend) {
-    let (front, ws) = start(backend, true, Some("s3cret"));
-    external_http::authenticates(&front, "s3cret");
-    drop(front);
-    common::stop(&ws);
-}
+// The checks, the same for every server in front (support/external_http.rs).
+front_tests!();
