@@ -194,6 +194,7 @@ fn close_handshake_without_answer_times_out(backend: Backend) {
     let id = seen.opened.snapshot()[0];
     proxy.update(Dir::Up, |f| f.silent = true);
     let asked = Instant::now();
+    let up_before = proxy.bytes(Dir::Up);
     server
         .close(id, CloseCode::NORMAL, "bye")
         .expect("close a connection by id");
@@ -205,8 +206,13 @@ fn close_handshake_without_answer_times_out(backend: Backend) {
         took <= close + SLACK,
         "dropped {took:?} after closing (close timeout {close:?})"
     );
-    // The outcome is reported, whatever its fields say (see NOTES-faults.md).
-    let _ = info;
+    assert!(!info.clean, "the handshake did not complete: {info:?}");
+    assert_eq!(info.code, CloseCode::ABNORMAL, "{info:?}");
+    assert_eq!(
+        proxy.bytes(Dir::Up),
+        up_before,
+        "nothing went up through the silenced way"
+    );
     assert_eq!(server.stats().connections, 0);
     drop(client);
     drop(proxy);

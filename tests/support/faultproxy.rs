@@ -325,7 +325,7 @@ fn pump(dir: Dir, mut src: TcpStream, mut dst: TcpStream, shared: &Shared, conn:
             }
         };
         // Silenced while this read was under way: hold what it read.
-        let mut faults = faults;
+        let mut faults = shared.faults(dir).0;
         while faults.silent {
             if shared.stop.load(Ordering::SeqCst) || conn.ended.load(Ordering::SeqCst) {
                 break 'run;
