@@ -405,3 +405,50 @@ fn a_reset_in_the_middle_of_a_message_frees_the_connection(backend: Backend) {
     assert_echoes(&mut probe, "after resets mid-message");
     stop(&server);
 }
+
+/// This process's resident set in KiB (the server runs in it), from `/proc/self/status`.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status")
+}
+
+test_all!(a_ping_flood_from_a_peer_that_never_reads_is_bounded);
+/// A peer sends pings without ever reading the pongs: the server stops reading it once its
+/// output buffer is full (`max_buffered`), so memory stays bounded (under 64 MiB of growth for
+/// 8 MiB of pings) and other connections keep working.
+fn a_ping_flood_from_a_peer_that_never_reads_is_bounded(backend: Backend) {
+    let builder = Server::builder().max_buffered(256 << 10);
+    let (server, mut probe) = server_and_probe(backend, builder);
+    let before = rss_kib();
+    let mut flooder = upgraded(server.local_addr());
+    flooder
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .expect("write timeout");
+    let ping = masked(true, 0x9, &[b'p'; 125]);
+    let batch: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 1_000)
+        .collect();
+    for _ in 0..64 {
+        // A write that times out means the server stopped reading us: the bound held.
+        if flooder.write_all(&batch).is_err() {
+            break;
+        }
+    }
+    assert_echoes(&mut probe, "during a ping flood");
+    let grown = rss_kib().saturating_sub(before);
+    assert!(
+        grown < 64 << 10,
+        "RSS grew by {grown} KiB under a ping flood"
+    );
+    drop(flooder);
+    assert_connections_fall_to(&server, 1);
+    assert_echoes(&mut probe, "after a ping flood");
+    stop(&server);
+}
