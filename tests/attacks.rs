@@ -135,9 +135,9 @@ fn a_huge_protocol_header_of_redos_shape_is_answered_quickly(backend: Backend) {
     let shape = format!("a{}", ", ".repeat(3_000));
     let line = format!("Sec-WebSocket-Protocol: {shape}");
     let status = refused_with(addr, &upgrade_head("/", &[&line]));
-    assert!(
-        status == 101 || status == 400,
-        "a ReDoS-shaped protocol list is answered (101 or 400), got {status}"
+    assert_eq!(
+        status, 101,
+        "a ReDoS-shaped protocol list is answered at once"
     );
     let huge = format!("Sec-WebSocket-Protocol: {}", ", ".repeat(50_000));
     assert_eq!(refused_with(addr, &upgrade_head("/", &[&huge])), 431);
@@ -155,9 +155,9 @@ fn a_huge_extensions_header_of_redos_shape_is_answered_quickly(backend: Backend)
         "; a=\"".repeat(1_000)
     );
     let status = refused_with(addr, &upgrade_head("/", &[&shape]));
-    assert!(
-        status == 101 || status == 400,
-        "a ReDoS-shaped extension list is answered (101 or 400), got {status}"
+    assert_eq!(
+        status, 101,
+        "a ReDoS-shaped extension list is answered at once (the bad offer declined)"
     );
     let huge = format!("Sec-WebSocket-Extensions: {}", ",;".repeat(50_000));
     assert_eq!(refused_with(addr, &upgrade_head("/", &[&huge])), 431);
@@ -321,10 +321,7 @@ fn an_http_1_0_upgrade_is_refused(backend: Backend) {
         .expect("ascii")
         .replacen("HTTP/1.1", "HTTP/1.0", 1);
     let status = refused_with(server.local_addr(), request.as_bytes());
-    assert!(
-        status == 400 || status == 505,
-        "HTTP/1.0 refused with 400 or 505, got {status}"
-    );
+    assert_eq!(status, 400, "HTTP/1.0 is refused with 400");
     assert_echoes(&mut probe, "after an HTTP/1.0 request");
     stop(&server);
 }
