@@ -17,8 +17,15 @@ if cargo +nightly --version >/dev/null 2>&1; then
     for t in $targets; do
         mkdir -p "corpus/$t" "seeds/$t"
         echo "fuzz.sh: == $t"
-        if ! cargo +nightly fuzz run -O "$t" "corpus/$t" "seeds/$t" -- \
-            -max_total_time="$secs" -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tail -n 25; then
+        mkdir -p "artifacts/$t"
+        log="artifacts/$t/run.log"
+        if cargo +nightly fuzz run -O "$t" "corpus/$t" "seeds/$t" -- \
+            -max_total_time="$secs" -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
+            # The last status line (executions, coverage, corpus) and the final stats.
+            grep -E '^#[0-9]+' "$log" | tail -n 1
+            grep -E '^stat::' "$log" || true
+        else
+            tail -n 60 "$log"
             echo "fuzz.sh: CRASH in $t (see fuzz/artifacts/$t/)"
             status=1
         fi

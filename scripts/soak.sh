@@ -56,7 +56,7 @@ for _ in $(seq 50); do [ "$(fds)" -le $((BASE_FDS + 8)) ] && break; sleep 0.2; d
 FINAL_FDS=$(fds)
 read -r ROUNDS FAILS <"$OUT/churn.count" || { ROUNDS=0; FAILS=0; }
 WARM=$(( TOTAL / 5 ))
-read -r MIN MAX <<<"$(awk -v w="$WARM" 'NR>1 && $1>=w {if(min==""||$2<min)min=$2; if($2>max)max=$2} END{print min+0, max+0}' "$OUT/samples.txt")"
+read -r MIN MAX <<<"$(awk -v w="$WARM" -v end="$TOTAL" 'NR>1 && $1>=w && $1<end {if(min==""||$2<min)min=$2; if($2>max)max=$2} END{print min+0, max+0}' "$OUT/samples.txt")"
 SPREAD=$(awk -v a="$MIN" -v b="$MAX" 'BEGIN{ if (a>0) printf "%.2f", (b-a)*100/a; else print "0" }')
 cat <<J | tee "$OUT/summary.json"
 {"connections":$CONNS,"duration_s":$TOTAL,"baseline_fds":$BASE_FDS,"final_fds":$FINAL_FDS,"rss_min_kib":$MIN,"rss_max_kib":$MAX,"rss_spread_pct":$SPREAD,"churn_rounds":$ROUNDS,"churn_failed":$FAILS,"hold_rc":$HOLD_RC}
