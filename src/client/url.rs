@@ -94,6 +94,11 @@ impl Url {
         if host.is_empty() {
             return Err(UrlError::MissingHost);
         }
+        if !authority.starts_with('[') && !host.bytes().all(is_reg_name_byte) {
+            return Err(UrlError::Invalid(
+                "host has a character a host name cannot have (an ipv6 literal needs brackets)",
+            ));
+        }
         let port = match port {
             Some(p) => match p.parse::<u16>() {
                 Ok(n) if n > 0 => n,
@@ -187,6 +192,11 @@ impl std::str::FromStr for Url {
     }
 }
 
+/// RFC 3986 `reg-name` bytes: unreserved, sub-delims and `%` of a pct-encoding.
+fn is_reg_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b)
+}
+
 impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = if self.secure { "wss" } else { "ws" };
@@ -197,6 +207,25 @@ impl fmt::Display for Url {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_with_brackets_or_colons_outside_an_ipv6_literal_is_refused() {
+        // Found by the `url` fuzz target: accepted, then printed as a URL that did not parse.
+        for bad in [
+            "ws://1[::\\%[:90",
+            "ws://::1:90/",
+            "ws://a]b/",
+            "ws://a\\b/",
+            "ws://a<b/",
+        ] {
+            assert!(
+                matches!(Url::parse(bad), Err(UrlError::Invalid(_))),
+                "{bad} accepted"
+            );
+        }
+        let url = Url::parse("ws://my-host_1.example:81/").unwrap();
+        assert_eq!(Url::parse(&url.to_string()).unwrap(), url);
+    }
 
     #[test]
     fn parses_and_refuses() {
