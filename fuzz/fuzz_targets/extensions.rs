@@ -1,17 +1,5 @@
-//! `parse_extensions` on any `Sec-WebSocket-Extensions` value: never panics, and what it
-//! accepts formats to a value that parses back to the same offers.
-//!
-//! `cargo +nightly fuzz run extensions`
+//! libFuzzer entry for `wsx_fuzz::extensions` (the target and its invariants are documented there).
 
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use wsx::protocol::handshake::{format_extensions, parse_extensions};
-
-fuzz_target!(|data: &[u8]| {
-    if let Ok(offers) = parse_extensions(data) {
-        let mut value = String::new();
-        format_extensions(&offers, &mut value).expect("parsed offers format");
-        assert_eq!(parse_extensions(value.as_bytes()).expect("formatted offers parse"), offers);
-    }
-});
+libfuzzer_sys::fuzz_target!(|input: &[u8]| wsx_fuzz::extensions::run(input));

@@ -1,22 +1,5 @@
-//! `client::Url::parse` on any string: never panics; a URL it accepts has a host, a port from
-//! 1 to 65535 and a resource starting with `/`, and its printed form parses back to itself.
-//!
-//! `cargo +nightly fuzz run url`
+//! libFuzzer entry for `wsx_fuzz::url` (the target and its invariants are documented there).
 
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use wsx::client::Url;
-
-fuzz_target!(|data: &[u8]| {
-    let Ok(s) = std::str::from_utf8(data) else {
-        return;
-    };
-    if let Ok(url) = Url::parse(s) {
-        assert!(!url.host().is_empty());
-        assert_ne!(url.port(), 0);
-        assert!(url.resource().starts_with('/'));
-        let again = Url::parse(&url.to_string()).expect("a printed URL parses");
-        assert_eq!(again, url);
-    }
-});
+libfuzzer_sys::fuzz_target!(|input: &[u8]| wsx_fuzz::url::run(input));

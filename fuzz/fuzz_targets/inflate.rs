@@ -1,0 +1,5 @@
+//! libFuzzer entry for `wsx_fuzz::inflate` (the target and its invariants are documented there).
+
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|input: &[u8]| wsx_fuzz::inflate::run(input));
