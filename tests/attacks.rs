@@ -17,6 +17,7 @@ use std::time::Duration;
 use common::{
     masked, read_to_eof, start_server, stop, upgrade_head, wait_until, Client, Echo, Ev, TIMEOUT,
 };
+use wsx::protocol::deflate::DeflateOptions;
 use wsx::{Backend, Limits, Server, ServerBuilder, ServerHandle};
 
 /// Starts an echo server on one worker with `builder`'s settings, and a well-behaved client
@@ -68,9 +69,14 @@ fn refused_with(addr: SocketAddr, request: &[u8]) -> u16 {
 
 /// Opens a raw connection, upgrades it, and returns it with the 101 read off.
 fn upgraded(addr: SocketAddr) -> TcpStream {
+    upgraded_with(addr, &[])
+}
+
+/// [`upgraded`] with `extra` header lines in the request.
+fn upgraded_with(addr: SocketAddr, extra: &[&str]) -> TcpStream {
     let mut s = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");
     s.set_write_timeout(Some(TIMEOUT)).expect("write timeout");
-    s.write_all(&upgrade_head("/", &[]))
+    s.write_all(&upgrade_head("/", extra))
         .expect("write the upgrade");
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -208,12 +214,17 @@ fn a_one_mebibyte_header_line_gets_431(backend: Backend) {
 /// Reads what the server answered until EOF or a reset (a reset may follow an answer to a
 /// client that was still writing).
 fn read_to_eof_or_reset(s: &mut TcpStream) -> String {
+    String::from_utf8_lossy(&bytes_to_eof_or_reset(s)).into_owned()
+}
+
+/// The bytes the server sent until EOF or a reset.
+fn bytes_to_eof_or_reset(s: &mut TcpStream) -> Vec<u8> {
     let mut got = Vec::new();
     let mut chunk = [0u8; 4096];
     s.set_read_timeout(Some(TIMEOUT)).expect("read timeout");
     loop {
         match std::io::Read::read(s, &mut chunk) {
-            Ok(0) | Err(_) => return String::from_utf8_lossy(&got).into_owned(),
+            Ok(0) | Err(_) => return got,
             Ok(n) => got.extend_from_slice(&chunk[..n]),
         }
     }
@@ -447,5 +458,57 @@ fn a_ping_flood_from_a_peer_that_never_reads_is_bounded(backend: Backend) {
     drop(flooder);
     assert_connections_fall_to(&server, 1);
     assert_echoes(&mut probe, "after a ping flood");
+    stop(&server);
+}
+
+/// A permessage-deflate payload (without the final `00 00 ff ff`, RFC 7692 §7.2.1) that
+/// inflates to `total` zero bytes: one compressed MiB of zeros, repeated (each piece ends with
+/// a sync flush, so the pieces chain into one valid stream).
+fn zeros_bomb(total: usize) -> Vec<u8> {
+    use flate2::{Compress, Compression, FlushCompress};
+    const PIECE: usize = 1 << 20;
+    let mut c = Compress::new(Compression::best(), false);
+    let mut piece = Vec::with_capacity(PIECE / 256);
+    c.compress_vec(&vec![0u8; PIECE], &mut piece, FlushCompress::Sync)
+        .expect("compress");
+    assert_eq!(c.total_in(), PIECE as u64, "one call compresses the piece");
+    assert!(piece.ends_with(&[0, 0, 0xff, 0xff]));
+    let mut bomb = piece.repeat(total / PIECE);
+    bomb.truncate(bomb.len() - 4);
+    bomb
+}
+
+test_all!(a_one_gibibyte_deflate_bomb_closes_with_1009_and_bounded_memory);
+/// 1 GiB of zeros compressed to about 1 MiB, in one compressed frame: the server inflates no
+/// more than its message limit (16 MiB here) and closes with 1009; its memory grows by less
+/// than 64 MiB (not by the gibibyte) and the well-behaved connection keeps echoing.
+fn a_one_gibibyte_deflate_bomb_closes_with_1009_and_bounded_memory(backend: Backend) {
+    let limits = Limits {
+        max_message_size: 16 << 20,
+        ..Limits::DEFAULT
+    };
+    let builder = Server::builder()
+        .limits(limits)
+        .deflate(DeflateOptions::default());
+    let (server, mut probe) = server_and_probe(backend, builder);
+    let bomb = zeros_bomb(1 << 30);
+    assert!(bomb.len() < 2 << 20, "{} bytes on the wire", bomb.len());
+    let before = rss_kib();
+    let mut s = upgraded_with(
+        server.local_addr(),
+        &["Sec-WebSocket-Extensions: permessage-deflate"],
+    );
+    let mut frame = masked(true, 0x2, &bomb);
+    frame[0] |= 0x40; // RSV1: a compressed message
+    let _ = s.write_all(&frame);
+    let answer = bytes_to_eof_or_reset(&mut s);
+    assert_eq!(close_code_in(&answer), Some(1009));
+    let grown = rss_kib().saturating_sub(before);
+    assert!(
+        grown < 64 << 10,
+        "RSS grew by {grown} KiB under a 1 GiB deflate bomb"
+    );
+    assert_connections_fall_to(&server, 1);
+    assert_echoes(&mut probe, "after a 1 GiB deflate bomb");
     stop(&server);
 }

@@ -389,3 +389,191 @@ fn half_close_after_the_close_frame(backend: Backend) {
     assert_no_leak(&server, baseline);
     stop(&server);
 }
+
+test_all!(a_slow_but_live_peer_is_kept_by_heartbeats);
+/// A peer behind 100 ms ± 50 ms of latency each way and 64 KiB/s answers every ping late, but
+/// well within the idle timeout: the server keeps it through three pings (more than the idle
+/// timeout in all) and it still echoes and closes cleanly.
+fn a_slow_but_live_peer_is_kept_by_heartbeats(backend: Backend) {
+    let _serial = serial();
+    let idle = Duration::from_millis(1500);
+    let (server, seen) = server(
+        backend,
+        Server::builder()
+            .idle_timeout(Some(idle))
+            .close_timeout(Duration::from_millis(500)),
+    );
+    let baseline = baseline(&server, &seen);
+    let proxy = FaultProxy::start(server.local_addr());
+    proxy.set_both(Faults {
+        latency: Duration::from_millis(100),
+        jitter: Duration::from_millis(50),
+        bandwidth: Some(64 << 10),
+        ..Faults::default()
+    });
+    let mut client = Client::connect(proxy.addr());
+    let mut pings = 0;
+    while pings < 3 {
+        // The client answers each ping as it reads it; a close or an end here is the failure.
+        match client.recv_within(idle * 2) {
+            Some(Ev::Ping(_)) => pings += 1,
+            other => panic!(
+                "a slow but live peer got {other:?} after {pings} pings; server saw {:?}",
+                seen.closed.snapshot()
+            ),
+        }
+    }
+    assert!(seen.closed.snapshot().is_empty(), "the server kept it");
+    client.send_text("still here");
+    assert_eq!(client.recv(), Some(Ev::Text("still here".into())));
+    client.close(1000, "");
+    assert_eq!(client.recv(), Some(Ev::Close(1000, String::new())));
+    let (_, info) = closed(&seen);
+    assert!(info.clean, "{info:?}");
+    drop(client);
+    drop(proxy);
+    assert_no_leak(&server, baseline);
+    stop(&server);
+}
+
+test_all!(a_reset_while_the_server_writes_ends_only_that_connection);
+/// The proxy resets the connection 100 KB into the server's 4 MiB echo (the server is
+/// mid-write, the kernel answers its writes with `ECONNRESET`/`EPIPE`): the server ends that
+/// connection abnormally and frees it, while a direct connection is served meanwhile and after.
+fn a_reset_while_the_server_writes_ends_only_that_connection(backend: Backend) {
+    let _serial = serial();
+    let (server, seen) = server(backend, Server::builder().idle_timeout(None));
+    let baseline = baseline(&server, &seen);
+    let mut other = Client::connect(server.local_addr());
+    let proxy = FaultProxy::start(server.local_addr());
+    let mut victim = raw_upgraded(proxy.addr());
+    assert!(seen.opened.wait_len(2));
+    proxy.update(Dir::Down, |f| f.reset_after = Some(100_000));
+    // The whole message goes up before the echo starts coming down.
+    victim
+        .write_all(&masked(true, 0x2, &vec![9u8; 4 << 20]))
+        .expect("the message goes up");
+    let (_, info) = closed(&seen);
+    assert_eq!(info.code, CloseCode::ABNORMAL, "{info:?}");
+    assert!(!info.clean);
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 64 << 10];
+    while let Ok(n @ 1..) = victim.read(&mut buf) {
+        got += n;
+    }
+    assert!(got < 4 << 20, "the echo was cut ({got} bytes arrived)");
+    other.send_text("still here");
+    assert_eq!(other.recv(), Some(Ev::Text("still here".into())));
+    assert!(wait_until(TIMEOUT, || server.stats().connections == 1));
+    drop(victim);
+    drop(other);
+    drop(proxy);
+    assert_no_leak(&server, baseline);
+    stop(&server);
+}
+
+/// What the engine client's handler saw.
+#[derive(Clone, Default)]
+struct ClientSeen {
+    /// Sequence numbers of the echoes that came back intact, in order; `u32::MAX` for one that
+    /// did not.
+    echoes: Shared<u32>,
+    closed: Shared<CloseInfo>,
+}
+
+/// The engine client's side of [`engine_client_ordered_through_faults`]: sends `N` numbered
+/// messages on open, checks each echo, closes after the last.
+struct Numbers(ClientSeen);
+
+const ENGINE_MESSAGES: u32 = 200;
+
+impl Handler for Numbers {
+    type State = ();
+
+    fn on_open(&mut self, conn: &mut Conn<'_, ()>) {
+        for seq in 0..ENGINE_MESSAGES {
+            let status = conn.send_binary(&numbered(seq)).expect("queue a message");
+            assert_ne!(status, wsx::SendStatus::Dropped, "message {seq} dropped");
+        }
+    }
+
+    fn on_message(&mut self, conn: &mut Conn<'_, ()>, message: Message<'_>) {
+        let data = message.as_bytes();
+        let seq = data
+            .get(..4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .filter(|&seq| *data == numbered(seq)[..])
+            .unwrap_or(u32::MAX);
+        self.0.echoes.push(seq);
+        if self.0.echoes.len() == ENGINE_MESSAGES as usize {
+            conn.close(CloseCode::NORMAL, "done").expect("close");
+        }
+    }
+
+    fn on_close(&mut self, _conn: &mut Conn<'_, ()>, close: &CloseInfo) {
+        self.0.closed.push(close.clone());
+    }
+}
+
+test_all!(engine_client_ordered_through_faults);
+/// The engine's own client (`Client::builder()`, connections opened by a worker) through the
+/// proxy: with latency and jitter and permessage-deflate, then with 1-byte writes, 200 numbered
+/// messages go up and come back intact and in order, the close is clean on both sides, and
+/// both engines end holding nothing.
+fn engine_client_ordered_through_faults(backend: Backend) {
+    let _serial = serial();
+    let slow = Faults {
+        latency: Duration::from_millis(5),
+        jitter: Duration::from_millis(4),
+        ..Faults::default()
+    };
+    let tiny = Faults {
+        one_byte_writes: true,
+        ..Faults::default()
+    };
+    for (faults, deflate) in [(slow, true), (tiny, false)] {
+        let mut builder = Server::builder().idle_timeout(None);
+        if deflate {
+            builder = builder.deflate(DeflateOptions::default());
+        }
+        let (server, seen) = server(backend, builder);
+        let baseline = baseline(&server, &seen);
+        let proxy = FaultProxy::start(server.local_addr());
+        proxy.set_both(faults);
+        let client_seen = ClientSeen::default();
+        let cs = client_seen.clone();
+        let engine = wsx::Client::builder()
+            .threads(1)
+            .pin_threads(false)
+            .backend(backend)
+            .start(move |_| Numbers(cs.clone()))
+            .expect("client engine starts");
+        let mut options = wsx::client::ClientOptions::new().no_proxy();
+        if deflate {
+            options = options.deflate(DeflateOptions::default());
+        }
+        engine
+            .connect(&format!("ws://{}/", proxy.addr()), options, 1)
+            .expect("connect");
+        let info = client_seen
+            .closed
+            .wait_for(|_| true)
+            .expect("the client's close completes");
+        assert!(
+            info.clean,
+            "clean on the client (deflate {deflate}): {info:?}"
+        );
+        let want: Vec<u32> = (0..ENGINE_MESSAGES).collect();
+        assert_eq!(client_seen.echoes.snapshot(), want, "every echo, in order");
+        let (_, info) = closed(&seen);
+        assert!(info.clean, "clean on the server: {info:?}");
+        assert_eq!(seen.numbered.snapshot(), want, "every message, in order");
+        assert!(wait_until(TIMEOUT, || engine.stats().connections == 0));
+        engine.shutdown(Duration::from_secs(2));
+        common::wait_for_workers(&engine, TIMEOUT);
+        drop(engine);
+        drop(proxy);
+        assert_no_leak(&server, baseline);
+        stop(&server);
+    }
+}
