@@ -227,6 +227,35 @@ fn a_huge_extensions_header_of_redos_shape_is_answered_quickly(backend: Backend)
     stop(&server);
 }
 
+test_all!(extension_names_and_parameters_of_object_properties_are_declined);
+/// The 2017 `ws` advisory (npm 550): an extension or parameter called `constructor` or
+/// `__proto__` crashed its parser. Here they are unknown names: the offers are declined, the
+/// upgrade succeeds without permessage-deflate, and the connection works.
+fn extension_names_and_parameters_of_object_properties_are_declined(backend: Backend) {
+    let _serial = serial();
+    let builder = Server::builder().deflate(DeflateOptions::default());
+    let (server, mut probe) = server_and_probe(backend, builder);
+    let memory = Memory::measure();
+    let addr = server.local_addr();
+    for value in [
+        "constructor",
+        "__proto__; toString",
+        "permessage-deflate; constructor",
+        "permessage-deflate; __proto__=1; hasOwnProperty",
+    ] {
+        let line = format!("Sec-WebSocket-Extensions: {value}");
+        let mut s = upgraded_with(addr, &[&line]);
+        s.write_all(&masked(true, 0x1, b"hi")).expect("write");
+        let mut reply = [0u8; 4];
+        std::io::Read::read_exact(&mut s, &mut reply).expect("the echo");
+        // An unmasked, uncompressed text frame: RSV1 clear, so the offer was declined.
+        assert_eq!(reply, [0x81, 2, b'h', b'i'], "{value}");
+    }
+    assert_echoes(&mut probe, "after object-property extension names");
+    memory.assert_peak_below(4 << 10, "object-property extension names");
+    stop(&server);
+}
+
 test_all!(thousands_of_headers_get_431);
 /// CVE-2024-37890: a request with more headers than `server.maxHeadersCount` crashed `ws`.
 fn thousands_of_headers_get_431(backend: Backend) {

@@ -208,8 +208,11 @@ pub enum Budget {
 
 /// Mutates `target`'s corpus under `fuzz_dir` within `budget`, from random state `seed`. Stops
 /// at the first crash, whose input it writes to `fuzz_dir/artifacts/<target>/crash-<hash>`.
+/// The corpus is the committed inputs and, for a [`Budget::Time`] run, what libFuzzer left in
+/// `corpus/` (a run by executions stays the same on every machine).
 pub fn fuzz(target: &Target, fuzz_dir: &Path, budget: Budget, seed: u64) -> Report {
-    let corpus: Vec<Vec<u8>> = inputs(fuzz_dir, target.name, true)
+    let with_corpus = matches!(budget, Budget::Time(_));
+    let corpus: Vec<Vec<u8>> = inputs(fuzz_dir, target.name, with_corpus)
         .into_iter()
         .map(|(_, bytes)| bytes)
         .collect();

@@ -233,6 +233,13 @@ fn accept_loop(
         });
         shared.open.fetch_add(1, Ordering::SeqCst);
         let mut list = pumps.lock().unwrap_or_else(|e| e.into_inner());
+        // Join the pumps of connections that have ended, so that their threads' stacks are
+        // freed as connections come and go (a test that counts memory would see them).
+        let (ended, running): (Vec<_>, Vec<_>) = list.drain(..).partition(|p| p.is_finished());
+        for pump in ended {
+            let _ = pump.join();
+        }
+        *list = running;
         for (dir, src, dst) in [(Dir::Up, c_read, s_write), (Dir::Down, s_read, c_write)] {
             let shared = shared.clone();
             let conn = conn.clone();

@@ -218,10 +218,22 @@ impl Driver {
 }
 
 /// Why io_uring cannot run here, probed once per process.
+///
+/// The probe's ring is made and dropped on a thread of its own: the kernel tears a ring down
+/// later and then sends its creator task work that interrupts a blocking call in progress
+/// (`EINTR` from a `recv` with `SO_RCVTIMEO`); that must not be the caller's thread, which is
+/// the user's (`Server::builder().start()`).
 fn uring_refusal() -> Option<&'static str> {
     static PROBE: OnceLock<Option<String>> = OnceLock::new();
     PROBE
-        .get_or_init(|| uring::probe().err().map(|e| e.to_string()))
+        .get_or_init(|| {
+            std::thread::Builder::new()
+                .name("wsx-uring-probe".into())
+                .spawn(|| uring::probe().err().map(|e| e.to_string()))
+                .map_err(|e| format!("cannot start the io_uring probe: {e}"))
+                .and_then(|t| t.join().map_err(|_| "the io_uring probe panicked".into()))
+                .unwrap_or_else(Some)
+        })
         .as_deref()
 }
 
