@@ -13,7 +13,8 @@ set -euo pipefail
 secs="${1:-20}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root/fuzz"
-all=$(sed -n 's/^name = "\([a-z_0-9]*\)"$/\1/p' Cargo.toml | grep -v '^wsx-fuzz$')
+# The targets: the [[bin]] entries of fuzz/Cargo.toml (not the package or its library).
+all=$(grep -A1 '^\[\[bin\]\]$' Cargo.toml | sed -n 's/^name = "\([a-z_0-9]*\)"$/\1/p')
 targets="${TARGETS:-$all}"
 fuzzer="${FUZZER:-}"
 if [ -z "$fuzzer" ]; then
