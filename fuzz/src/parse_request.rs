@@ -11,27 +11,18 @@
 //!
 //! `cargo +nightly fuzz run parse_request fuzz/corpus/parse_request fuzz/seeds/parse_request`
 
-use super::steps::Steps;
+use super::steps::{head_limits, Steps};
 use wsx::protocol::handshake::{
     accept_key, is_valid_key, write_accept, write_error, AcceptOptions, ClientRequest,
     UpgradeRequest,
 };
-use wsx::Limits;
 
 /// Runs one input; panics when an invariant above breaks.
 pub fn run(input: &[u8]) {
     let Some((&seed, data)) = input.split_first() else {
         return;
     };
-    let limits = if seed & 0x80 == 0 {
-        Limits::DEFAULT
-    } else {
-        Limits {
-            max_head_size: 256,
-            max_headers: 8,
-            ..Limits::DEFAULT
-        }
-    };
+    let limits = head_limits(seed);
     let whole = UpgradeRequest::parse(data, &limits);
 
     // Grow the prefix by pseudo-random steps, as reads would.
@@ -96,7 +87,7 @@ fn check_round_trip(request: &UpgradeRequest) {
     };
     assert_eq!(handshake.expected_accept(), accept);
     let (response, consumed) = handshake
-        .parse_response(&response, &Limits::DEFAULT)
+        .parse_response(&response, &wsx::Limits::DEFAULT)
         .expect("own response is valid")
         .expect("own response is complete");
     assert_eq!(response.protocol(), request.protocols().next());

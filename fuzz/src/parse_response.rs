@@ -15,12 +15,11 @@
 //!
 //! `cargo +nightly fuzz run parse_response`
 
-use super::steps::Steps;
+use super::steps::{head_limits, Steps};
 use wsx::protocol::deflate::negotiate::{client_accept, client_offer};
 use wsx::protocol::deflate::DeflateOptions;
 use wsx::protocol::handshake::{ClientHandshake, ClientRequest, UnexpectedStatus};
 use wsx::HandshakeError as E;
-use wsx::Limits;
 
 /// The RFC 6455 §1.3 sample key; the seeds answer it with `s3pPLMBiTxaQ9kYGzzhZRbK+xOo=`.
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -41,15 +40,7 @@ pub fn run(input: &[u8]) {
     let Some((&seed, data)) = input.split_first() else {
         return;
     };
-    let limits = if seed & 0x80 == 0 {
-        Limits::DEFAULT
-    } else {
-        Limits {
-            max_head_size: 256,
-            max_headers: 8,
-            ..Limits::DEFAULT
-        }
-    };
+    let limits = head_limits(seed);
     let options = DeflateOptions::default();
     let handshake = handshake(&options);
     let whole = handshake.parse_response(data, &limits);

@@ -1,5 +1,7 @@
-//! Pseudo-random read sizes from a target's seed byte, so that one input also tries the chunking
-//! a socket could impose on it (makeChunked in the libFuzzer sense).
+//! What a target's seed byte decides besides the input: pseudo-random read sizes, so that one
+//! input also tries the chunking a socket could impose on it, and the handshake limits.
+
+use wsx::Limits;
 
 /// An xorshift32 sequence seeded by one byte.
 pub struct Steps(u32);
@@ -18,5 +20,19 @@ impl Steps {
         s ^= s << 5;
         self.0 = s;
         1 + (s % max) as usize
+    }
+}
+
+/// The handshake limits for `seed`: the defaults, or (top bit set) a 256-byte head of at most 8
+/// header lines, so that the limits are reached often.
+pub fn head_limits(seed: u8) -> Limits {
+    if seed & 0x80 == 0 {
+        Limits::DEFAULT
+    } else {
+        Limits {
+            max_head_size: 256,
+            max_headers: 8,
+            ..Limits::DEFAULT
+        }
     }
 }
