@@ -89,6 +89,18 @@ struct ServeArgs {
     /// `--broadcast B`) [default: echo everything].
     #[arg(long, value_name = "PREFIX", value_parser = non_empty)]
     broadcast: Option<String>,
+    /// With --broadcast: only connections on this request path receive publishes, and only
+    /// their prefixed messages are published; connections on other paths are echoed, prefix
+    /// or not (subscribers and request/response clients side by side, as `scripts/soak.sh`
+    /// runs them) [default: every connection].
+    #[arg(long, value_name = "PATH", requires = "broadcast")]
+    broadcast_path: Option<String>,
+    /// Every INTERVAL, one JSON line of the server's counters on stderr: connections open,
+    /// opened and closed since the start, messages, publishes delivered and dropped, sends
+    /// dropped, queued bytes, and on glibc the allocator's heap (`scripts/soak.sh` samples
+    /// them) [default: none].
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_interval)]
+    stats_interval: Option<Duration>,
     /// Serve wss://: the certificate chain (PEM, leaf first) to present.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<std::path::PathBuf>,
@@ -149,6 +161,22 @@ fn trusted_proxy(s: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Parses `--stats-interval`: whole seconds (`5`, `5s`) or milliseconds (`250ms`), above 0.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let ms = if let Some(v) = s.strip_suffix("ms") {
+        v.parse::<u64>().map_err(|e| e.to_string())?
+    } else {
+        let v = s.strip_suffix('s').unwrap_or(s);
+        v.parse::<u64>()
+            .map_err(|e| e.to_string())?
+            .saturating_mul(1000)
+    };
+    if ms == 0 {
+        return Err("must be above 0".to_owned());
+    }
+    Ok(Duration::from_millis(ms))
+}
+
 /// Parses a string that must not be empty.
 fn non_empty(s: &str) -> Result<String, String> {
     if s.is_empty() {
@@ -158,24 +186,109 @@ fn non_empty(s: &str) -> Result<String, String> {
     }
 }
 
+/// The topic of `--broadcast-path` subscribers.
+const FEED: &str = "broadcast";
+
 /// Echoes every message, except text messages that start with the broadcast prefix (when
-/// there is one): their remainder goes to every open connection.
+/// there is one): their remainder goes to every open connection, or with a broadcast path to
+/// the connections on it.
 struct Echo {
     broadcast: Option<Arc<str>>,
+    broadcast_path: Option<Arc<str>>,
 }
 
-impl Handler for Echo {
-    type State = ();
+/// Whether a connection is a subscriber of the broadcast path.
+#[derive(Debug, Default)]
+struct Subscriber(bool);
 
-    fn on_message(&mut self, conn: &mut Conn<'_, ()>, message: Message<'_>) {
+impl Handler for Echo {
+    type State = Subscriber;
+
+    fn on_upgrade(&mut self, upgrade: &mut wsx::Upgrade<'_>) -> Result<Subscriber, wsx::Reject> {
+        Ok(Subscriber(
+            self.broadcast_path
+                .as_deref()
+                .is_some_and(|p| upgrade.path() == p),
+        ))
+    }
+
+    fn on_open(&mut self, conn: &mut Conn<'_, Subscriber>) {
+        if conn.state().0 {
+            conn.subscribe(FEED);
+        }
+    }
+
+    fn on_message(&mut self, conn: &mut Conn<'_, Subscriber>, message: Message<'_>) {
         if let (Some(prefix), Message::Text(text)) = (&self.broadcast, &message) {
             if let Some(rest) = text.strip_prefix(&**prefix) {
-                conn.broadcast(Message::Text(rest));
-                return;
+                if self.broadcast_path.is_none() {
+                    conn.broadcast(Message::Text(rest));
+                    return;
+                }
+                if conn.state().0 {
+                    conn.publish(FEED, Message::Text(rest));
+                    return;
+                }
             }
         }
         let _ = conn.send(message);
     }
+}
+
+/// Writes one JSON line of `server`'s counters to stderr every `interval`, `t_ms` from the
+/// start, until the process ends.
+fn print_stats(server: wsx::ServerHandle, interval: Duration) {
+    let start = std::time::Instant::now();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(interval);
+        let s = server.stats();
+        let f = server.footprint();
+        let mut line = format!(
+            "{{\"t_ms\":{},\"connections\":{},\"opened\":{},\"closed\":{},\"messages_in\":{},\
+             \"messages_out\":{},\"delivered\":{},\"delivery_dropped\":{},\"dropped\":{},\
+             \"shed\":{},\"publish_backlogged\":{},\"queued_bytes\":{},\"slab_capacity\":{},\
+             \"timer_capacity\":{},\"topic_heap\":{}",
+            start.elapsed().as_millis(),
+            s.connections,
+            s.opened,
+            s.closed,
+            s.messages_in,
+            s.messages_out,
+            s.delivered,
+            s.delivery_dropped,
+            s.dropped,
+            s.shed,
+            s.publish_backlogged,
+            f.queued_bytes,
+            f.slab_capacity,
+            f.timer_capacity,
+            f.topic_heap,
+        );
+        if let Some((in_use, mapped, arena)) = heap() {
+            line.push_str(&format!(
+                ",\"heap_in_use\":{in_use},\"heap_mmapped\":{mapped},\"heap_arena\":{arena}"
+            ));
+        }
+        line.push('}');
+        let _ = writeln!(io::stderr(), "{line}");
+    });
+}
+
+/// glibc's allocator, from `mallinfo2`: bytes in use (small blocks and mmapped ones),
+/// mmapped, and the arenas' size (what the heap holds from the kernel, in use or free).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn heap() -> Option<(usize, usize, usize)> {
+    // SAFETY: mallinfo2 takes no arguments and returns a struct by value; it only reads the
+    // allocator's state under its own locks.
+    let m = unsafe { libc::mallinfo2() };
+    Some((m.uordblks + m.hblkhd, m.hblkhd, m.arena))
+}
+
+/// No allocator figures off glibc.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn heap() -> Option<(usize, usize, usize)> {
+    None
 }
 
 fn main() -> ExitCode {
@@ -240,9 +353,11 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let broadcast: Option<Arc<str>> = args.broadcast.as_deref().map(Arc::from);
+    let broadcast_path: Option<Arc<str>> = args.broadcast_path.as_deref().map(Arc::from);
     let server = builder
         .start(move |_| Echo {
             broadcast: broadcast.clone(),
+            broadcast_path: broadcast_path.clone(),
         })
         .map_err(|e| match e.kind() {
             // A backend that `--backend` or `WSX_BACKEND` forced and the kernel refused, or a
@@ -265,11 +380,15 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
         } else {
             ""
         },
-        match &args.broadcast {
-            Some(prefix) => format!(", broadcast prefix {prefix:?}"),
-            None => String::new(),
+        match (&args.broadcast, &args.broadcast_path) {
+            (Some(prefix), None) => format!(", broadcast prefix {prefix:?}"),
+            (Some(prefix), Some(path)) => format!(", broadcast prefix {prefix:?} on {path}"),
+            _ => String::new(),
         }
     );
+    if let Some(interval) = args.stats_interval {
+        print_stats(server.clone(), interval);
+    }
     if args.proxy_protocol || !args.trust_proxy.is_empty() {
         let _ = writeln!(
             io::stdout(),

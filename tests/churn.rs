@@ -146,6 +146,13 @@ fn churn_leaves_memory_and_structures_flat(backend: Backend) {
         eprintln!("round {round}: heap {live} B, {footprint:?}");
         samples.push((live, footprint));
     }
+    let s = server.stats();
+    let all = (ROUNDS * PER_ROUND) as u64;
+    assert_eq!(
+        (s.opened, s.closed, s.connections),
+        (all, all, 0),
+        "every connection is counted once opened and once closed: {s:?}"
+    );
     stop(&server);
     // Round 0 warms up (read buffer, cork, slab, allocator caches of the test's own threads);
     // from round 1 on nothing may grow with the connections that came and went.

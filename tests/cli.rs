@@ -140,6 +140,8 @@ fn help_exits_0_and_lists_every_flag() {
         "--deflate-threshold",
         "--backend",
         "--broadcast",
+        "--broadcast-path",
+        "--stats-interval",
         "--health",
         "--help",
         "--version",
@@ -349,6 +351,77 @@ fn broadcast_sends_a_prefixed_text_to_everyone_and_echoes_the_rest(backend: Back
             "{name} got only what was meant for it"
         );
     }
+    signal(serve.pid(), libc::SIGTERM);
+    let status = serve.wait_exit(STOP_WITHIN);
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
+
+test_all!(a_broadcast_path_keeps_publishes_to_its_subscribers_and_stats_lines_count_them);
+/// `--broadcast B --broadcast-path /feed`: a publish from /feed reaches the /feed connections
+/// only; `B…` from another path is echoed. `--stats-interval` prints JSON lines of counters on
+/// stderr that count the connections and the deliveries.
+fn a_broadcast_path_keeps_publishes_to_its_subscribers_and_stats_lines_count_them(
+    backend: Backend,
+) {
+    use wsx::blocking::Message;
+    let (mut serve, addr, _stdout, stderr) = Serve::start(
+        backend,
+        WSX,
+        &[
+            "serve",
+            "--port",
+            "0",
+            "--threads",
+            "2",
+            "--broadcast",
+            "B",
+            "--broadcast-path",
+            "/feed",
+            "--stats-interval",
+            "100ms",
+        ],
+    );
+    let on = |path: &str| {
+        let options = wsx::client::ClientOptions::new().no_proxy();
+        let ws = wsx::blocking::connect_with(&format!("ws://{addr}{path}"), &options)
+            .unwrap_or_else(|e| panic!("connect to {path}: {e}"));
+        ws.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("read timeout");
+        ws
+    };
+    let mut a = on("/feed");
+    let mut b = on("/feed");
+    let mut other = on("/echo");
+    a.send_text("Bnews").expect("publish");
+    assert_eq!(a.recv().expect("a"), Message::Text("news".into()));
+    assert_eq!(b.recv().expect("b"), Message::Text("news".into()));
+    other.send_text("Bnot a publish").expect("send");
+    assert_eq!(
+        other.recv().expect("other"),
+        Message::Text("Bnot a publish".into())
+    );
+    // The publish did not reach /echo, and the echo did not reach /feed: the next thing each
+    // gets is the pong to its own ping.
+    for (name, ws) in [("a", &mut a), ("b", &mut b), ("other", &mut other)] {
+        ws.ping(b"more?").expect("ping");
+        assert_eq!(
+            ws.recv().expect(name),
+            Message::Pong(b"more?".to_vec()),
+            "{name} got only what was meant for it"
+        );
+    }
+    // A stats line that has seen the three connections and the two deliveries (each line is
+    // a snapshot: read on until one has; 600 lines are a minute, a bound against a hang).
+    let seen = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .take(600)
+        .find(|line| {
+            line.starts_with('{')
+                && line.contains("\"connections\":3,\"opened\":3,\"closed\":0,")
+                && line.contains("\"delivered\":2,")
+        });
+    assert!(seen.is_some(), "no stats line counted them");
     signal(serve.pid(), libc::SIGTERM);
     let status = serve.wait_exit(STOP_WITHIN);
     assert!(status.is_some_and(|s| s.success()), "{status:?}");

@@ -19,7 +19,7 @@ use wsx::{Backend, Conn, Handler, Message, Server};
 
 /// On "flood", sends 32 × 256 KiB (more than loopback's socket buffers hold, so sends wait for
 /// room); on "flood-then-bye", the same and then ends the connection at once, with whatever is
-/// queued; echoes anything else.
+/// queued; on "reset", resets the connection ([`Conn::reset`]); echoes anything else.
 struct Flooder;
 
 const CHUNK: usize = 256 << 10;
@@ -40,6 +40,7 @@ impl Handler for Flooder {
                 }
                 conn.terminate();
             }
+            Message::Text("reset") => conn.reset(),
             other => {
                 let _ = conn.send(other);
             }
@@ -118,5 +119,38 @@ fn resets_and_terminations_with_sends_in_flight_free_everything(backend: Backend
     );
     watcher.close(1000, "");
     assert_eq!(watcher.recv(), Some(Ev::Close(1000, String::new())));
+    stop(&server);
+}
+
+test_all!(a_reset_from_the_server_reaches_the_peer_as_a_tcp_reset);
+/// [`Conn::reset`] ends the connection with RST, not FIN and not a close frame, and the server
+/// counts it closed; the other connections keep working.
+fn a_reset_from_the_server_reaches_the_peer_as_a_tcp_reset(backend: Backend) {
+    let server = start_server(
+        backend,
+        Server::builder().threads(1).idle_timeout(None),
+        |_| Flooder,
+    );
+    let addr = server.local_addr();
+    let mut watcher = Client::connect(addr);
+    for round in 0..5 {
+        let mut client = Client::connect(addr);
+        client.send_text("reset");
+        assert_eq!(
+            client.recv_until_end().last(),
+            Some(&Ev::Reset),
+            "round {round}"
+        );
+        watcher.send_text("still here");
+        assert_eq!(watcher.recv(), Some(Ev::Text("still here".into())));
+    }
+    assert!(
+        wait_until(TIMEOUT, || {
+            let s = server.stats();
+            (s.connections, s.opened, s.closed) == (1, 6, 5)
+        }),
+        "five resets counted closed: {:?}",
+        server.stats()
+    );
     stop(&server);
 }

@@ -227,6 +227,7 @@ impl Handler for BroadcastWorker {
         }
         due.clear();
         self.due = due;
+        self.fleet.sent();
     }
 }
 

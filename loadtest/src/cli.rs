@@ -104,6 +104,20 @@ pub struct Common {
     /// No progress line.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// How every connection ends when the run is over: `clean` (close 1000 and the closing
+    /// handshake) or `reset` (TCP RST: `SO_LINGER` 0, no close frame, what a killed client
+    /// looks like to the server).
+    #[arg(long, value_name = "HOW", value_enum, default_value_t = Ending::Clean)]
+    pub close: Ending,
+}
+
+/// How the load generator ends its connections (`--close`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Ending {
+    /// Close 1000, then the closing handshake.
+    Clean,
+    /// A TCP reset, without a close frame.
+    Reset,
 }
 
 /// `echo`.
@@ -294,5 +308,13 @@ mod tests {
         assert_eq!(e.common.connections, 7);
         assert_eq!(e.in_flight, 3);
         assert_eq!(e.rate, Some(100.0));
+        assert_eq!(e.common.close, Ending::Clean);
+    }
+
+    #[test]
+    fn parses_the_ending() {
+        let cli = Cli::try_parse_from(["wsx-loadtest", "idle", "--close", "reset"]).unwrap();
+        assert_eq!(cli.command.common().unwrap().close, Ending::Reset);
+        assert!(Cli::try_parse_from(["wsx-loadtest", "idle", "--close", "rst"]).is_err());
     }
 }

@@ -116,7 +116,12 @@ where
     }
     let threads = common.threads.unwrap_or_else(default_threads).max(1);
     let clock = Clock::start();
-    let shared = Arc::new(Shared::new(clock, common.connections, threads));
+    let shared = Arc::new(Shared::new(
+        clock,
+        common.connections,
+        threads,
+        common.close,
+    ));
     let mut options = ClientOptions::new().handshake_timeout(common.connect_timeout);
     if common.deflate {
         options = options.deflate(DeflateOptions::default());
@@ -285,7 +290,8 @@ where
             }
         }
     }
-    // Close every connection with 1000 from its worker, wait for the closes (bounded).
+    // End every connection from its worker (close 1000, or a reset), wait for the ends
+    // (bounded).
     shared.closing.store(true, Ordering::Release);
     let deadline = Instant::now() + Duration::from_secs(3);
     while shared.open.load(Ordering::Acquire) > 0 && Instant::now() < deadline {

@@ -298,5 +298,6 @@ impl Handler for EchoWorker {
             }
         }
         self.advance_schedule(tick, now);
+        self.fleet.sent();
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use wsx::{CloseInfo, ConnId, Tick};
 
+use crate::cli::Ending;
 use crate::record::{self, Interval, LiveLocal, Shared, WorkerResult};
 
 /// One worker's share of a run.
@@ -83,6 +84,14 @@ impl Fleet {
         });
     }
 
+    /// The end of a tick that sent: stores the live counters again, so that what the tick
+    /// sent counts as in flight at once. (The run's drain waits for nothing in flight; stored
+    /// only at the start of the tick, the messages of a last tick went unseen, the drain ended
+    /// early and `--close reset` cut their replies off.)
+    pub fn sent(&self) {
+        self.live.store(&self.shared.live[self.worker]);
+    }
+
     /// A connection failed before it opened.
     pub fn connect_failed(&mut self, tag: u64, error: &wsx::client::ClientError) {
         self.shared.failed.fetch_add(1, Ordering::AcqRel);
@@ -96,8 +105,8 @@ impl Fleet {
         self.error(&kind, || format!("connection {tag}: {error}"));
     }
 
-    /// The start of every tick: stores the live counters; once the run asks, closes every
-    /// connection with 1000 (once). Returns the tick's time and the timeline when the handler
+    /// The start of every tick: stores the live counters; once the run asks, ends every
+    /// connection (once) as `--close` says: close 1000, or a TCP reset. Returns the tick's time and the timeline when the handler
     /// has work: not while closing, before the timeline is set or before load begins. The
     /// current second of the latency series is handed over here, so that a quiet worker's
     /// last second is not held back.
@@ -106,8 +115,14 @@ impl Fleet {
         if self.shared.closing.load(Ordering::Acquire) {
             if !self.closing {
                 self.closing = true;
+                let ending = self.shared.ending;
                 for &(_, id) in &self.conns {
-                    let _ = tick.with(id, |conn| conn.close(wsx::CloseCode::NORMAL, "done"));
+                    let _ = tick.with(id, |conn| match ending {
+                        Ending::Clean => {
+                            let _ = conn.close(wsx::CloseCode::NORMAL, "done");
+                        }
+                        Ending::Reset => conn.reset(),
+                    });
                 }
             }
             return None;

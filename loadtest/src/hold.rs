@@ -125,5 +125,6 @@ impl Handler for HoldWorker {
         }
         due.clear();
         self.due = due;
+        self.fleet.sent();
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use hdrhistogram::Histogram;
 
+use crate::cli::Ending;
 use crate::clock::Clock;
 
 /// Largest latency a histogram holds: one hour, in nanoseconds (larger values are clamped).
@@ -205,8 +206,10 @@ pub struct Shared {
     pub measure_start: AtomicU64,
     /// When the measured window ends (no new messages after it), ns.
     pub measure_end: AtomicU64,
-    /// Set when the workers are to close their connections (code 1000).
+    /// Set when the workers are to end their connections (as `ending` says).
     pub closing: AtomicBool,
+    /// How they end them.
+    pub ending: Ending,
     /// Connections open now.
     pub open: AtomicU64,
     /// Connections that opened (ever).
@@ -228,9 +231,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Shared state for `connections` connections on `workers` workers.
-    pub fn new(clock: Clock, connections: usize, workers: usize) -> Self {
+    /// Shared state for `connections` connections on `workers` workers, ended as `ending`
+    /// says.
+    pub fn new(clock: Clock, connections: usize, workers: usize, ending: Ending) -> Self {
         Shared {
+            ending,
             clock,
             connections,
             load_start: AtomicU64::new(UNSET),

@@ -39,6 +39,8 @@ pub(crate) struct ConnIo {
     pub(crate) deadline: u64,
     pub(crate) ping_sent: bool,
     pub(crate) terminate: bool,
+    /// Terminated with a TCP reset: `SO_LINGER` 0 before the descriptor closes.
+    pub(crate) reset: bool,
     /// Unwritten bytes waited in `out` (so `on_drain` is due when it empties).
     pub(crate) backpressured: bool,
     /// Reading is paused: the queue is full (see `worker/flow.rs`).
@@ -81,6 +83,7 @@ impl ConnIo {
             deadline: 0,
             ping_sent: false,
             terminate: false,
+            reset: false,
             backpressured: false,
             paused: false,
             route: 0,
@@ -682,6 +685,17 @@ impl<S> Conn<'_, S> {
     /// corked is still written first, if the socket takes it at once).
     pub fn terminate(&mut self) {
         self.io.terminate = true;
+    }
+
+    /// Drops the connection with a TCP reset once the callback returns: no closing handshake,
+    /// and `SO_LINGER` 0 makes the kernel discard what is unsent and answer with RST instead of
+    /// FIN (what a crashed or killed peer looks like to the other end). [`Handler::on_close`]
+    /// follows with 1006, as for [`Conn::terminate`].
+    ///
+    /// [`Handler::on_close`]: crate::Handler::on_close
+    pub fn reset(&mut self) {
+        self.io.terminate = true;
+        self.io.reset = true;
     }
 }
 

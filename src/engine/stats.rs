@@ -7,6 +7,8 @@ use std::sync::atomic::AtomicU64;
 #[derive(Debug, Default)]
 pub(crate) struct WorkerStats {
     pub(crate) connections: AtomicU64,
+    pub(crate) opened: AtomicU64,
+    pub(crate) closed: AtomicU64,
     pub(crate) messages_in: AtomicU64,
     pub(crate) messages_out: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
@@ -34,6 +36,13 @@ pub(crate) struct WorkerStats {
 pub struct Stats {
     /// Open connections (handshaking ones included).
     pub connections: u64,
+    /// Connections taken in since the start: accepted from the listener (not shed), adopted,
+    /// or opened by the client side. `opened - closed` is `connections`; a server whose peers
+    /// have all gone has `opened == closed`.
+    pub opened: u64,
+    /// Connections that ended since the start, however they ended (closing handshake, reset,
+    /// timeout, handshake refused).
+    pub closed: u64,
     /// Messages received.
     pub messages_in: u64,
     /// Messages sent.

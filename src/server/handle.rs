@@ -359,6 +359,8 @@ impl ServerHandle {
         let mut s = Stats::default();
         for w in &self.inner.stats {
             s.connections += w.connections.load(Ordering::Relaxed);
+            s.opened += w.opened.load(Ordering::Relaxed);
+            s.closed += w.closed.load(Ordering::Relaxed);
             s.messages_in += w.messages_in.load(Ordering::Relaxed);
             s.messages_out += w.messages_out.load(Ordering::Relaxed);
             s.bytes_in += w.bytes_in.load(Ordering::Relaxed);

@@ -58,6 +58,16 @@ impl Fixture {
         self.shared.connections.load(Ordering::SeqCst)
     }
 
+    /// Connections that ended with the client's close frame (the echo servers).
+    pub(crate) fn close_frames(&self) -> usize {
+        self.shared.close_frames.load(Ordering::SeqCst)
+    }
+
+    /// Connections whose reads ended with a TCP reset (`ECONNRESET`).
+    pub(crate) fn resets(&self) -> usize {
+        self.shared.resets.load(Ordering::SeqCst)
+    }
+
     /// Complete data messages echoed so far, all connections together (counted before the
     /// echo is written, so a client that has read an echo sees it counted).
     pub(crate) fn messages(&self) -> usize {
@@ -151,6 +161,8 @@ struct Shared {
     deadline: Instant,
     connections: AtomicUsize,
     messages: AtomicUsize,
+    close_frames: AtomicUsize,
+    resets: AtomicUsize,
 }
 
 impl Shared {
@@ -170,6 +182,8 @@ fn spawn(behaviour: Behaviour) -> Fixture {
         deadline: Instant::now() + LIFETIME,
         connections: AtomicUsize::new(0),
         messages: AtomicUsize::new(0),
+        close_frames: AtomicUsize::new(0),
+        resets: AtomicUsize::new(0),
     });
     let acceptor = {
         let shared = Arc::clone(&shared);
@@ -321,7 +335,12 @@ impl Peer {
                             | io::ErrorKind::TimedOut
                             | io::ErrorKind::Interrupted
                     ) => {}
-                Err(_) => return false,
+                Err(e) => {
+                    if e.kind() == io::ErrorKind::ConnectionReset {
+                        self.shared.resets.fetch_add(1, Ordering::SeqCst);
+                    }
+                    return false;
+                }
             }
         }
     }
@@ -471,6 +490,7 @@ impl Peer {
                     payload,
                     ..
                 } => {
+                    self.shared.close_frames.fetch_add(1, Ordering::SeqCst);
                     let code = payload.get(..2).unwrap_or(&[]).to_vec();
                     self.send_frame(true, 0x8, &code)?;
                     let _ = self.stream.shutdown(Shutdown::Write);

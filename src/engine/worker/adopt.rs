@@ -49,6 +49,7 @@ impl<H: Handler> Worker<H> {
             tls,
         });
         debug_assert_eq!(inserted, key);
+        self.local.opened += 1;
         self.schedule(key);
         match answered {
             None => {

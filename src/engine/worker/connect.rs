@@ -111,6 +111,7 @@ impl<H: Handler> Worker<H> {
             inserted, key,
             "the slot takes the key its socket was registered under"
         );
+        self.local.opened += 1;
         self.schedule(key);
     }
 

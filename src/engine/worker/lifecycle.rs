@@ -2,7 +2,7 @@
 //! slab, and the worker's graceful shutdown.
 
 use std::net::Shutdown;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Ending, Stage, Worker};
 use crate::client::ClientError;
@@ -119,6 +119,11 @@ impl<H: Handler> Worker<H> {
         self.leave_topics(key);
         if self.conns.contains(key) {
             let mut slot = self.conns.remove(key);
+            self.local.closed += 1;
+            if slot.io.reset {
+                // The descriptor closes when `slot` drops: with a zero linger, as RST.
+                let _ = socket2::SockRef::from(&slot.sock).set_linger(Some(Duration::ZERO));
+            }
             // io_uring: the kernel may still read the records a send in flight points at.
             let out = match slot.tls.as_deref_mut() {
                 Some(tls) => &mut tls.wire,

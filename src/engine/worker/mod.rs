@@ -207,6 +207,10 @@ impl<S> Slot<S> {
 
 #[derive(Debug, Default)]
 struct LocalStats {
+    /// Connections taken into the slab (accepted, adopted, connecting out).
+    opened: u64,
+    /// Connections removed from it.
+    closed: u64,
     messages_in: u64,
     bytes_in: u64,
     bytes_out: u64,
@@ -450,6 +454,8 @@ impl<H: Handler> Worker<H> {
         let s = &self.stats;
         s.connections
             .store(self.conns.len() as u64, Ordering::Relaxed);
+        s.opened.store(self.local.opened, Ordering::Relaxed);
+        s.closed.store(self.local.closed, Ordering::Relaxed);
         s.messages_in
             .store(self.local.messages_in, Ordering::Relaxed);
         s.messages_out
@@ -555,6 +561,7 @@ impl<H: Handler> Worker<H> {
             inserted, key,
             "the slot takes the key its socket was registered under"
         );
+        self.local.opened += 1;
         self.await_proxy_header(key); // proxied.rs: a PROXY listener reads its header first
         self.schedule(key);
     }
