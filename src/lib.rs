@@ -5,6 +5,8 @@ pub mod backend;
 pub mod blocking;
 pub mod broadcast;
 pub mod client;
+#[cfg(feature = "nats")]
+pub mod cluster;
 pub(crate) mod engine;
 pub mod error;
 mod handler;
