@@ -48,6 +48,10 @@ pub mod docs {
     /// The clients.
     #[doc = include_str!("../docs/client.md")]
     pub struct Client;
+    /// Pub/sub across nodes over NATS.
+    #[cfg(feature = "nats")]
+    #[doc = include_str!("../docs/cluster.md")]
+    pub struct Cluster;
     /// The client's address behind proxies.
     #[doc = include_str!("../docs/client-ip.md")]
     pub struct ClientIp;
