@@ -191,4 +191,42 @@ mod tests {
         assert!(!Arc::ptr_eq(&a, &c));
         assert_eq!(c.workers().collect::<Vec<_>>(), [1]);
     }
+
+    /// Records what the directory tells a backplane.
+    #[derive(Debug, Default)]
+    struct Told(std::sync::Mutex<Vec<(String, bool)>>);
+
+    impl Remote for Told {
+        fn interest(&self, topic: &Arc<str>, on: bool) {
+            self.0.lock().unwrap().push((topic.to_string(), on));
+        }
+        fn publish(&self, _: &str, _: Option<&str>, _: crate::MessageKind, _: bytes::Bytes) {}
+    }
+
+    #[test]
+    fn the_backplane_hears_of_the_first_subscriber_of_a_node_and_its_last() {
+        let told = Arc::new(Told::default());
+        let d = Directory::new(2, Some(told.clone()));
+        let a = d.join("t", 0);
+        d.join("t", 1);
+        d.join("t", 0);
+        d.leave(&a, 0);
+        assert_eq!(
+            *told.0.lock().unwrap(),
+            [("t".into(), true)],
+            "once per node"
+        );
+        d.leave(&a, 1);
+        let c = d.join("t", 1);
+        d.leave(&c, 1);
+        assert_eq!(
+            *told.0.lock().unwrap(),
+            [
+                ("t".into(), true),
+                ("t".into(), false),
+                ("t".into(), true),
+                ("t".into(), false)
+            ]
+        );
+    }
 }

@@ -419,11 +419,18 @@ async fn receive(mut sub: Subscriber, topic: Arc<str>, shared: Arc<Shared>) {
                 key,
                 message,
             } => {
-                let handle = shared.handle.get().and_then(WeakHandle::upgrade);
-                match handle {
-                    Some(h) if h.fan_in(topic, key, message) => bump(&c.received),
-                    Some(_) => bump(&c.unsubscribed),
-                    None => return, // the node is gone
+                let Some(node) = shared.handle.get() else {
+                    // Not running yet: nobody to deliver to.
+                    bump(&c.unsubscribed);
+                    continue;
+                };
+                let Some(h) = node.upgrade() else {
+                    return; // the node is gone
+                };
+                if h.fan_in(topic, key, message) {
+                    bump(&c.received);
+                } else {
+                    bump(&c.unsubscribed);
                 }
             }
             Verdict::Own => bump(&c.own_skipped),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// How a node joins the others over NATS: the servers, credentials, TLS and subject prefix.
-/// Given to [`Builder::backplane`](crate::Builder::backplane).
+/// Given to [`Builder::backplane`](crate::server::Builder::backplane).
 ///
 /// # Examples
 ///
@@ -97,7 +97,7 @@ impl NatsBackplane {
     /// Topic `T` is NATS subject `<prefix>.T`; nodes that share a prefix share topics.
     /// Default `wsx`. Several applications on one NATS keep apart with prefixes of their own.
     /// A prefix that is no literal NATS subject (empty tokens, whitespace, `*`, `>`) fails
-    /// [`Builder::start`](crate::Builder::start).
+    /// [`Builder::start`](crate::server::Builder::start).
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
@@ -124,7 +124,7 @@ impl NatsBackplane {
     }
 
     /// Authenticates with a NATS credentials file (a user JWT and its NKey seed, as `nsc`
-    /// writes it). A file that cannot be read fails [`Builder::start`](crate::Builder::start).
+    /// writes it). A file that cannot be read fails [`Builder::start`](crate::server::Builder::start).
     pub fn credentials_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.credentials_file = Some(path.into());
         self
@@ -175,7 +175,7 @@ impl NatsBackplane {
 
     /// Largest message from NATS fanned out to subscribers; larger ones are refused and counted
     /// in [`BackplaneStats::refused_oversize`](super::BackplaneStats::refused_oversize).
-    /// Default: the server's max payload ([`Builder::max_payload`](crate::Builder::max_payload)),
+    /// Default: the server's max payload ([`Builder::max_payload`](crate::server::Builder::max_payload)),
     /// so a remote publisher is held to what a local one would be.
     pub fn max_payload(mut self, bytes: u64) -> Self {
         self.max_payload = Some(bytes);
