@@ -38,6 +38,34 @@ fn nats_server() -> Option<Nats> {
     }
 }
 
+test_all!(a_token_authenticates_the_nodes);
+/// Against a NATS server that asks for a token, nodes given it connect and share topics.
+fn a_token_authenticates_the_nodes(backend: Backend) {
+    let program = match nats::program() {
+        Ok(p) => p,
+        Err(why) => {
+            assert!(!nats::in_ci(), "CI=true and nats-server cannot run: {why}");
+            return;
+        }
+    };
+    let nats = Nats::start_with(program, &["--auth", "s3cret"]);
+    let prefix = format!("token{}", backend as u8);
+    let with_token = |name: &str| {
+        NatsBackplane::new([nats.url()])
+            .prefix(&prefix)
+            .node_name(name)
+            .token("s3cret")
+    };
+    let a = node_with(backend, with_token("a"));
+    let b = node_with(backend, with_token("b"));
+    let mut on_b = subscriber(&b, "t");
+    wait_nats_sub(&nats, "b", &format!("{prefix}.t"), true);
+    a.publish("t", Message::Text("authenticated")).unwrap();
+    assert_eq!(text(&mut on_b), "authenticated");
+    stop(&a);
+    stop(&b);
+}
+
 /// A path `/sub/T` subscribes at open; a text `pub:T:P` publishes P to T from the connection.
 struct Node;
 

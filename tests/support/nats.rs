@@ -40,6 +40,8 @@ fn free_port() -> u16 {
 /// A running `nats-server` on 127.0.0.1; killed when dropped.
 pub(crate) struct Nats {
     program: PathBuf,
+    /// Extra arguments (authentication, say).
+    args: Vec<String>,
     pub(crate) port: u16,
     pub(crate) monitor: u16,
     child: Option<Child>,
@@ -48,8 +50,14 @@ pub(crate) struct Nats {
 impl Nats {
     /// Starts one on free ports and waits (bounded) until it says it is ready.
     pub(crate) fn start(program: PathBuf) -> Nats {
+        Nats::start_with(program, &[])
+    }
+
+    /// Starts one with extra `args` (such as `--auth TOKEN`).
+    pub(crate) fn start_with(program: PathBuf, args: &[&str]) -> Nats {
         let mut nats = Nats {
             program,
+            args: args.iter().map(|a| a.to_string()).collect(),
             port: free_port(),
             monitor: free_port(),
             child: None,
@@ -67,6 +75,7 @@ impl Nats {
         let mut child = Command::new(&self.program)
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
             .args(["-m", &self.monitor.to_string()])
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
