@@ -432,3 +432,41 @@ fn hostile_messages_from_nats_are_refused_and_counted(backend: Backend) {
     assert_eq!(stats(&a).local_only, 1);
     stop(&a);
 }
+
+/// A backplane that cannot work fails `start`, with no NATS server needed to find out.
+#[test]
+fn a_bad_backplane_fails_start() {
+    let start = |b: NatsBackplane| {
+        Server::builder()
+            .host("127.0.0.1")
+            .port(0)
+            .threads(1)
+            .pin_threads(false)
+            .backplane(b)
+            .start(|_| Node)
+    };
+    let none: [&str; 0] = [];
+    for (bad, why) in [
+        (NatsBackplane::new(none), "no URL"),
+        (
+            NatsBackplane::new(["nats://127.0.0.1:1"]).prefix("a.*"),
+            "wildcard prefix",
+        ),
+        (
+            NatsBackplane::new(["nats://127.0.0.1:1"]).prefix(""),
+            "empty prefix",
+        ),
+        (
+            NatsBackplane::new(["nats://127.0.0.1:1"]).credentials_file("/nonexistent/x.creds"),
+            "unreadable credentials",
+        ),
+    ] {
+        let err = start(bad).expect_err(why);
+        // The credentials file's own error (not found, here) comes through as it is.
+        if why != "unreadable credentials" {
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{why}: {err}");
+        } else {
+            assert!(err.to_string().contains("x.creds"), "{err}");
+        }
+    }
+}
