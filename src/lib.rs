@@ -5,6 +5,8 @@ pub mod backend;
 pub mod blocking;
 pub mod broadcast;
 pub mod client;
+#[cfg(feature = "nats")]
+pub mod cluster;
 pub(crate) mod engine;
 pub mod error;
 mod handler;
@@ -46,6 +48,10 @@ pub mod docs {
     /// The clients.
     #[doc = include_str!("../docs/client.md")]
     pub struct Client;
+    /// Pub/sub across nodes over NATS.
+    #[cfg(feature = "nats")]
+    #[doc = include_str!("../docs/cluster.md")]
+    pub struct Cluster;
     /// The client's address behind proxies.
     #[doc = include_str!("../docs/client-ip.md")]
     pub struct ClientIp;

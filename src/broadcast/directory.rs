@@ -2,10 +2,14 @@
 //! [`ServerHandle`](crate::ServerHandle): a publish reaches only the workers that need it, one
 //! inbox push each. Written only when a worker gets its first subscriber of a topic or loses
 //! its last (a write lock, rare); read once per publish from outside a worker (a read lock).
+//! A node's first subscriber of a topic, and its last, are told to the backplane
+//! ([`Remote::interest`]) under that write lock, so the workers pay nothing for it per message.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+
+use super::remote::Remote;
 
 /// Counters of one topic, exact, summed over the workers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -91,14 +95,22 @@ impl SharedTopic {
 pub(crate) struct Directory {
     topics: RwLock<HashMap<Arc<str>, Arc<SharedTopic>>>,
     workers: usize,
+    /// The backplane, told of topics coming and going and of every publish.
+    remote: Option<Arc<dyn Remote>>,
 }
 
 impl Directory {
-    pub(crate) fn new(workers: usize) -> Self {
+    pub(crate) fn new(workers: usize, remote: Option<Arc<dyn Remote>>) -> Self {
         Directory {
             topics: RwLock::new(HashMap::new()),
             workers,
+            remote,
         }
+    }
+
+    /// The backplane, if the node has one.
+    pub(crate) fn remote(&self) -> Option<&Arc<dyn Remote>> {
+        self.remote.as_ref()
     }
 
     /// The topic, if anyone subscribes to it. Allocates nothing.
@@ -118,7 +130,10 @@ impl Directory {
             None => {
                 let name: Arc<str> = name.into();
                 let t = Arc::new(SharedTopic::new(name.clone(), self.workers));
-                topics.insert(name, t.clone());
+                topics.insert(name.clone(), t.clone());
+                if let Some(remote) = &self.remote {
+                    remote.interest(&name, true);
+                }
                 t
             }
         };
@@ -139,6 +154,9 @@ impl Directory {
             if let Some(current) = topics.get(&topic.name) {
                 if Arc::ptr_eq(current, topic) {
                     topics.remove(&topic.name);
+                    if let Some(remote) = &self.remote {
+                        remote.interest(&topic.name, false);
+                    }
                 }
             }
         }
@@ -157,7 +175,7 @@ mod tests {
 
     #[test]
     fn a_topic_lives_while_a_worker_has_subscribers() {
-        let d = Directory::new(3);
+        let d = Directory::new(3, None);
         assert!(d.get("t").is_none());
         let a = d.join("t", 0);
         let b = d.join("t", 2);
@@ -172,5 +190,43 @@ mod tests {
         let c = d.join("t", 1);
         assert!(!Arc::ptr_eq(&a, &c));
         assert_eq!(c.workers().collect::<Vec<_>>(), [1]);
+    }
+
+    /// Records what the directory tells a backplane.
+    #[derive(Debug, Default)]
+    struct Told(std::sync::Mutex<Vec<(String, bool)>>);
+
+    impl Remote for Told {
+        fn interest(&self, topic: &Arc<str>, on: bool) {
+            self.0.lock().unwrap().push((topic.to_string(), on));
+        }
+        fn publish(&self, _: &str, _: Option<&str>, _: crate::MessageKind, _: bytes::Bytes) {}
+    }
+
+    #[test]
+    fn the_backplane_hears_of_the_first_subscriber_of_a_node_and_its_last() {
+        let told = Arc::new(Told::default());
+        let d = Directory::new(2, Some(told.clone()));
+        let a = d.join("t", 0);
+        d.join("t", 1);
+        d.join("t", 0);
+        d.leave(&a, 0);
+        assert_eq!(
+            *told.0.lock().unwrap(),
+            [("t".into(), true)],
+            "once per node"
+        );
+        d.leave(&a, 1);
+        let c = d.join("t", 1);
+        d.leave(&c, 1);
+        assert_eq!(
+            *told.0.lock().unwrap(),
+            [
+                ("t".into(), true),
+                ("t".into(), false),
+                ("t".into(), true),
+                ("t".into(), false)
+            ]
+        );
     }
 }

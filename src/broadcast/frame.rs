@@ -87,6 +87,11 @@ impl Published {
         &self.plain[self.header_len..]
     }
 
+    /// The message payload, sharing the frame's bytes (for the backplane).
+    pub(crate) fn payload_bytes(&self) -> Bytes {
+        self.plain.slice(self.header_len..)
+    }
+
     /// The frame compressed on its own with a 32 KiB window (valid for every recipient whose
     /// side compresses each message alone), built on the first call and shared after it.
     pub(crate) fn deflated(&self, options: &DeflateOptions) -> &Bytes {

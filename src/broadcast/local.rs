@@ -285,7 +285,7 @@ mod tests {
     use super::*;
 
     fn topics(workers: usize) -> (Arc<Directory>, Topics) {
-        let d = Arc::new(Directory::new(workers));
+        let d = Arc::new(Directory::new(workers, None));
         let t = Topics::new(0, d.clone(), Arc::new(Policies::default()));
         (d, t)
     }

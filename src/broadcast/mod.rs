@@ -29,6 +29,7 @@ pub(crate) mod directory;
 pub(crate) mod frame;
 pub(crate) mod local;
 mod policy;
+pub(crate) mod remote;
 
 pub use directory::TopicStats;
 pub use local::SubscriberStats;

@@ -77,6 +77,9 @@ pub(crate) struct Settings {
     pub(crate) http: Option<crate::http::HttpFallback>,
     /// Behind proxies: the PROXY protocol and trusted forwarding headers (worker/proxied.rs).
     pub(crate) proxy: worker::proxied::ProxySettings,
+    /// Pub/sub across nodes over NATS; `None`: this node alone.
+    #[cfg(feature = "nats")]
+    pub(crate) backplane: Option<crate::cluster::NatsBackplane>,
 }
 
 /// The deflate pool's settings (see `Builder::deflate_threads` and the other `deflate_*`
@@ -128,6 +131,8 @@ impl Default for Settings {
             routes: Vec::new(),
             http: None,
             proxy: worker::proxied::ProxySettings::default(),
+            #[cfg(feature = "nats")]
+            backplane: None,
         }
     }
 }

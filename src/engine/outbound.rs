@@ -485,7 +485,7 @@ mod tests {
     #[test]
     fn partial_writes_keep_order_across_segment_kinds() {
         let mut out = Outbound::default();
-        let mut expected = Vec::new();
+        let mut expected: Vec<u8> = Vec::new();
         for i in 0..50u8 {
             let owned = vec![i; 1 + usize::from(i) * 97];
             out.push_copy(&owned);

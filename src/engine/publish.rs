@@ -114,7 +114,12 @@ impl<S> Conn<'_, S> {
             None => self.ctx.topics.directory().get(topic),
         };
         let Some(shared) = shared else {
-            return; // no subscriber anywhere
+            // No subscriber on this node; other nodes may have some.
+            if let Some(remote) = self.ctx.topics.directory().remote() {
+                let payload = bytes::Bytes::copy_from_slice(message.as_bytes());
+                remote.publish(topic, options.key, message.kind(), payload);
+            }
+            return;
         };
         shared
             .published
@@ -126,6 +131,9 @@ impl<S> Conn<'_, S> {
             options.compress,
             Some(self.io.id),
         );
+        if let Some(remote) = self.ctx.topics.directory().remote() {
+            remote.publish(topic, options.key, message.kind, message.payload_bytes());
+        }
         // A worker whose inbox is over the backlog misses it (counted in Stats).
         let _ = self.ctx.hub.send_to_workers(&message, Some(self.ctx.index));
         let Some(id) = local else {

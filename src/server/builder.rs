@@ -197,6 +197,16 @@ impl Builder {
         self
     }
 
+    /// Joins this node to others over NATS: a publish here reaches the subscribers of every
+    /// node with the same backplane, and this node subscribes on NATS to the topics it has
+    /// subscribers of (see [`crate::cluster`] and `docs/cluster.md`). Default: none, this node
+    /// alone.
+    #[cfg(feature = "nats")]
+    pub fn backplane(mut self, backplane: crate::cluster::NatsBackplane) -> Self {
+        self.settings.backplane = Some(backplane);
+        self
+    }
+
     /// Largest message accepted (`max_message_size`; frames are capped at the same size).
     /// Default 64 MiB. Larger messages close the connection with 1009.
     pub fn max_payload(mut self, bytes: u64) -> Self {

@@ -4,7 +4,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -32,12 +32,29 @@ struct HandleInner {
     local_addr: SocketAddr,
     /// Round-robin over workers for client connections.
     next_worker: AtomicUsize,
+    /// The NATS backplane, closed once the workers have ended.
+    #[cfg(feature = "nats")]
+    backplane: Option<Arc<crate::cluster::Link>>,
 }
 
 /// Controls a running server from any thread. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ServerHandle {
     inner: Arc<HandleInner>,
+}
+
+/// A [`ServerHandle`] that does not keep the server's state alive (held by the backplane's
+/// thread, which the handle owns).
+#[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "nats"), allow(dead_code))]
+pub(crate) struct WeakHandle(Weak<HandleInner>);
+
+#[cfg_attr(not(feature = "nats"), allow(dead_code))]
+impl WeakHandle {
+    /// The handle, while the server's state lives.
+    pub(crate) fn upgrade(&self) -> Option<ServerHandle> {
+        self.0.upgrade().map(|inner| ServerHandle { inner })
+    }
 }
 
 /// A [`ServerHandle`] command could not be delivered.
@@ -302,7 +319,13 @@ impl ServerHandle {
         message: Message<'_>,
         options: &PublishOptions<'_>,
     ) -> Result<(), HandleError> {
-        let Some(shared) = self.inner.hub.directory.get(topic) else {
+        let directory = &self.inner.hub.directory;
+        let Some(shared) = directory.get(topic) else {
+            // No subscriber on this node; other nodes may have some.
+            if let Some(remote) = directory.remote() {
+                let payload = Bytes::copy_from_slice(message.as_bytes());
+                remote.publish(topic, options.key, message.kind(), payload);
+            }
             return Ok(());
         };
         shared.published.fetch_add(1, Ordering::Relaxed);
@@ -313,8 +336,33 @@ impl ServerHandle {
             options.compress,
             None,
         );
+        if let Some(remote) = directory.remote() {
+            remote.publish(topic, options.key, message.kind, message.payload_bytes());
+        }
         self.compress_large(&message);
         reach_result(self.inner.hub.send_to_workers(&message, None))
+    }
+
+    /// Delivers a message that came from the backplane to this node's subscribers of `topic`,
+    /// through the same encode-once path as [`ServerHandle::publish`], and to nobody else (it
+    /// is never published again). Returns false when this node has no subscriber of `topic`
+    /// any more.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn fan_in(&self, topic: &str, key: Option<&str>, message: Message<'_>) -> bool {
+        let Some(shared) = self.inner.hub.directory.get(topic) else {
+            return false;
+        };
+        let message = Published::new(
+            Audience::Topic(shared.name.clone()),
+            key.map(Into::into),
+            message,
+            true,
+            None,
+        );
+        self.compress_large(&message);
+        // A worker whose inbox is over the backlog misses it (counted in Stats).
+        let _ = self.inner.hub.send_to_workers(&message, None);
+        true
     }
 
     /// Sends `message` to every open accepted connection on every worker (ws's
@@ -419,6 +467,23 @@ impl ServerHandle {
         if let Some(pool) = &self.inner.pool {
             pool.shutdown();
         }
+        #[cfg(feature = "nats")]
+        if let Some(link) = &self.inner.backplane {
+            link.close();
+        }
+    }
+
+    /// The counters of this node's NATS backplane; `None` without one.
+    #[cfg(feature = "nats")]
+    pub fn backplane_stats(&self) -> Option<crate::cluster::BackplaneStats> {
+        self.inner.backplane.as_ref().map(|l| l.stats())
+    }
+
+    /// This node's name on NATS (sent with each of its publishes); `None` without a
+    /// backplane.
+    #[cfg(feature = "nats")]
+    pub fn backplane_node(&self) -> Option<&str> {
+        self.inner.backplane.as_ref().map(|l| l.node())
     }
 
     /// The deflate pool's counters (all zero when the server has no pool).
@@ -469,8 +534,22 @@ where
         prepared.push(p);
         inboxes.push(inbox);
     }
+    #[cfg(feature = "nats")]
+    let backplane = match &settings.backplane {
+        Some(config) => Some(crate::cluster::Link::start(
+            config,
+            settings.limits.max_message_size,
+        )?),
+        None => None,
+    };
+    #[cfg(feature = "nats")]
+    let remote = backplane
+        .clone()
+        .map(|l| l as Arc<dyn crate::broadcast::remote::Remote>);
+    #[cfg(not(feature = "nats"))]
+    let remote = None;
     let hub = Arc::new(Hub {
-        directory: Arc::new(Directory::new(inboxes.len())),
+        directory: Arc::new(Directory::new(inboxes.len(), remote)),
         inboxes,
         backlog: settings.publish_backlog,
         refused: AtomicU64::new(0),
@@ -488,8 +567,14 @@ where
             pool,
             local_addr,
             next_worker: AtomicUsize::new(0),
+            #[cfg(feature = "nats")]
+            backplane: backplane.clone(),
         }),
     };
+    #[cfg(feature = "nats")]
+    if let Some(link) = &backplane {
+        link.attach(WeakHandle(Arc::downgrade(&handle.inner)));
+    }
     let factory = Arc::new(factory);
     let mut threads = Vec::new();
     for (i, p) in prepared.into_iter().enumerate() {

@@ -6,7 +6,7 @@
 
 mod adopt;
 mod builder;
-mod handle;
+pub(crate) mod handle;
 mod router;
 
 // Behind proxies: the real client's address (docs/client-ip.md).

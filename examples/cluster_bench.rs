@@ -1,0 +1,240 @@
+//! Measures the NATS backplane: N nodes (one worker each) in this process behind one
+//! `nats-server`, S subscribers of one topic on each (engine clients, one more thread), a
+//! publisher on node 0 at a fixed rate stamping each message with the time it was published.
+//! Prints, per node, the delivery latency p50/p99/max (node 0's are local deliveries, the
+//! others' cross NATS), the CPU of each node's worker per delivery, and the NATS threads' CPU.
+//! `--flood` publishes as fast as the backplane takes it instead and prints the ceiling.
+//!
+//! ```sh
+//! nats-server -a 127.0.0.1 -p 4222 &
+//! cargo run --release --features nats --example cluster_bench -- --nats nats://127.0.0.1:4222 --nodes 3
+//! cargo run --release --features nats --example cluster_bench -- --nats nats://127.0.0.1:4222 --nodes 1
+//! cargo run --release --features nats --example cluster_bench -- --nats nats://127.0.0.1:4222 --nodes 2 --subscribers 1 --flood
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use wsx::client::ClientOptions;
+use wsx::cluster::NatsBackplane;
+use wsx::{Client, Conn, Handler, Message, Server, ServerHandle, Tick};
+
+#[derive(Parser)]
+#[command(about = "Latency, CPU and ceiling of the NATS backplane")]
+struct Args {
+    #[arg(long)]
+    nats: String,
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Subscribers per node.
+    #[arg(long, default_value_t = 1000)]
+    subscribers: u64,
+    /// Publishes per second (on node 0).
+    #[arg(long, default_value_t = 200)]
+    rate: u64,
+    /// Seconds of measurement.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Publish as fast as possible and report what crossed.
+    #[arg(long)]
+    flood: bool,
+}
+
+/// The time every timestamp counts from.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// CPU time of the calling thread, in µs.
+fn thread_cpu_us() -> u64 {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `ru` is a valid, writable rusage; RUSAGE_THREAD reads the calling thread.
+    #[allow(unsafe_code)]
+    let ru = unsafe {
+        libc::getrusage(libc::RUSAGE_THREAD, ru.as_mut_ptr());
+        ru.assume_init()
+    };
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    us(ru.ru_utime) + us(ru.ru_stime)
+}
+
+/// CPU time of this process's threads named `name`, in µs (from /proc).
+fn threads_cpu_us(name: &str) -> u64 {
+    let tick_us = 1_000_000 / 100; // USER_HZ
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        total += (n(11) + n(12)) * tick_us; // utime, stime
+    }
+    total
+}
+
+/// A node: path `/T` subscribes to T; its worker reports its CPU on each tick.
+struct Node {
+    cpu: Arc<AtomicU64>,
+}
+
+impl Handler for Node {
+    type State = ();
+    fn on_open(&mut self, conn: &mut Conn<'_, ()>) {
+        conn.subscribe("bench");
+    }
+    fn on_tick(&mut self, _tick: &mut Tick<'_, ()>) {
+        self.cpu.store(thread_cpu_us(), Ordering::Relaxed);
+    }
+}
+
+/// Latency samples (µs) per node, by the connection's tag.
+struct Sub {
+    lat: Arc<Vec<Mutex<Vec<u32>>>>,
+}
+
+impl Handler for Sub {
+    type State = ();
+    fn on_message(&mut self, conn: &mut Conn<'_, ()>, message: Message<'_>) {
+        let Message::Text(t) = message else { return };
+        let Ok(sent) = t.parse::<u64>() else { return };
+        let now = epoch().elapsed().as_micros() as u64;
+        let node = conn.tag() as usize;
+        if let Some(l) = self.lat.get(node) {
+            l.lock()
+                .unwrap()
+                .push(now.saturating_sub(sent).min(u32::MAX as u64) as u32);
+        }
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    epoch();
+    let mut nodes: Vec<(ServerHandle, Arc<AtomicU64>)> = Vec::new();
+    for i in 0..args.nodes {
+        let cpu = Arc::new(AtomicU64::new(0));
+        let c = cpu.clone();
+        let nats = NatsBackplane::new([args.nats.clone()]).node_name(format!("bench-{i}"));
+        let server = Server::builder()
+            .host("127.0.0.1")
+            .port(0)
+            .threads(1)
+            .pin_threads(false)
+            .tick(Duration::from_millis(100))
+            .idle_timeout(None)
+            .backplane(nats)
+            .start(move |_| Node { cpu: c.clone() })?;
+        nodes.push((server, cpu));
+    }
+    let lat: Arc<Vec<Mutex<Vec<u32>>>> =
+        Arc::new((0..args.nodes).map(|_| Mutex::new(Vec::new())).collect());
+    let l = lat.clone();
+    let clients = Client::builder()
+        .threads(1)
+        .idle_timeout(None)
+        .start(move |_| Sub { lat: l.clone() })?;
+    for (i, (n, _)) in nodes.iter().enumerate() {
+        let url = format!("ws://{}/bench", n.local_addr());
+        for _ in 0..args.subscribers {
+            clients.connect(&url, ClientOptions::default(), i as u64)?;
+        }
+    }
+    let ready = Instant::now();
+    while nodes.iter().any(|(n, _)| {
+        n.subscribers("bench") < args.subscribers
+            || n.backplane_stats()
+                .map_or(true, |s| s.subscriptions == 0 || !s.connected)
+    }) {
+        if ready.elapsed() > Duration::from_secs(60) {
+            return Err("subscribers did not all connect within 60 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The SUBs reach the NATS server right after the nodes count them.
+    std::thread::sleep(Duration::from_millis(500));
+    for l in lat.iter() {
+        l.lock().unwrap().clear();
+    }
+    let cpu0: Vec<u64> = nodes
+        .iter()
+        .map(|(_, c)| c.load(Ordering::Relaxed))
+        .collect();
+    let nats0 = threads_cpu_us("wsx-nats");
+    let start = Instant::now();
+    let end = start + Duration::from_secs(args.duration);
+    let publisher = &nodes[0].0;
+    let mut sent = 0u64;
+    while Instant::now() < end {
+        if !args.flood {
+            let due = start + Duration::from_secs_f64(sent as f64 / args.rate as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let now = epoch().elapsed().as_micros() as u64;
+        let _ = publisher.publish("bench", Message::Text(&now.to_string()));
+        sent += 1;
+    }
+    // Let the last ones arrive.
+    std::thread::sleep(Duration::from_millis(1000));
+    let secs = start.elapsed().as_secs_f64() - 1.0;
+    let nats_cpu = threads_cpu_us("wsx-nats") - nats0;
+    println!(
+        "nodes {} × {} subscribers, {} publishes on node 0 in {:.1} s ({:.0}/s){}",
+        args.nodes,
+        args.subscribers,
+        sent,
+        secs,
+        sent as f64 / secs,
+        if args.flood { ", flood" } else { "" }
+    );
+    let mut deliveries = 0;
+    for (i, (n, cpu)) in nodes.iter().enumerate() {
+        let mut l = std::mem::take(&mut *lat[i].lock().unwrap());
+        l.sort_unstable();
+        deliveries += l.len() as u64;
+        let pct = |p: f64| {
+            l.get(((l.len() as f64 * p) as usize).min(l.len().max(1) - 1))
+                .copied()
+                .unwrap_or(0)
+        };
+        let worker_cpu = cpu.load(Ordering::Relaxed) - cpu0[i];
+        let s = n.backplane_stats().unwrap_or_default();
+        println!(
+            "node {i} ({}): {} deliveries, latency p50 {} µs p99 {} µs max {} µs; worker CPU {:.2} µs per delivery; backplane published {} received {} dropped {}",
+            if i == 0 { "local" } else { "across NATS" },
+            l.len(),
+            pct(0.50),
+            pct(0.99),
+            l.last().copied().unwrap_or(0),
+            worker_cpu as f64 / l.len().max(1) as f64,
+            s.published,
+            s.received,
+            s.dropped_backlog + s.dropped_disconnected,
+        );
+    }
+    println!(
+        "NATS threads: {:.1} ms CPU, {:.2} µs per delivery, {:.2} µs per publish and node",
+        nats_cpu as f64 / 1000.0,
+        nats_cpu as f64 / deliveries.max(1) as f64,
+        nats_cpu as f64 / (sent.max(1) * args.nodes as u64) as f64
+    );
+    clients.shutdown(Duration::ZERO);
+    for (n, _) in &nodes {
+        n.shutdown(Duration::ZERO);
+        n.wait();
+    }
+    clients.wait();
+    Ok(())
+}

@@ -1,0 +1,441 @@
+//! The NATS thread of a node: one async-nats client on a current-thread tokio runtime of its
+//! own, so that the workers never run async code and never wait on NATS.
+//!
+//! ```text
+//! workers / handles ── Link::publish ──► bounded queue ──► NATS thread ──► PUB <prefix>.T
+//! directory ── Link::interest ──► pending set (topic → wanted) ──► NATS thread ──► SUB / UNSUB
+//! NATS ──► one task per subscribed topic ──► subject::check ──► ServerHandle::fan_in
+//! ```
+//!
+//! Pending interest is a set, not a queue: a topic that comes and goes a million times while
+//! the thread is busy costs one entry, and the thread applies only the last state.
+
+use std::collections::HashMap;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use async_nats::{Client, ConnectOptions, Event, HeaderMap, Subscriber};
+use bytes::Bytes;
+use tokio::sync::{mpsc, Notify};
+
+use super::options::NatsBackplane;
+use super::subject::{self, Incoming, Verdict};
+use super::BackplaneStats;
+use crate::broadcast::remote::Remote;
+use crate::protocol::MessageKind;
+use crate::server::handle::WeakHandle;
+
+/// How long the thread waits for NATS to take one publish before it drops it.
+const PUBLISH_WAIT: Duration = Duration::from_secs(1);
+/// How long closing waits for NATS to take what was published.
+const FLUSH_WAIT: Duration = Duration::from_secs(2);
+
+/// One publish on its way to NATS.
+#[derive(Debug)]
+struct Outgoing {
+    subject: String,
+    key: Option<String>,
+    kind: MessageKind,
+    payload: Bytes,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    reconnects: AtomicU64,
+    subscriptions: AtomicU64,
+    published: AtomicU64,
+    received: AtomicU64,
+    dropped_disconnected: AtomicU64,
+    dropped_backlog: AtomicU64,
+    local_only: AtomicU64,
+    refused_oversize: AtomicU64,
+    refused_invalid: AtomicU64,
+    own_skipped: AtomicU64,
+    unsubscribed: AtomicU64,
+    slow_consumer: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// What the NATS thread and the node's threads share.
+#[derive(Debug)]
+struct Shared {
+    prefix: String,
+    node: String,
+    max_payload: u64,
+    connected: AtomicBool,
+    counters: Counters,
+    /// Topics whose wanted state changed since the thread last looked: true, subscribe.
+    interest: Mutex<HashMap<Arc<str>, bool>>,
+    /// Interest changed.
+    wake: Notify,
+    /// Close was asked for.
+    stop: Notify,
+    /// The node, to fan messages in; set once the node runs.
+    handle: OnceLock<WeakHandle>,
+}
+
+/// A node's link to NATS, held by the topic directory (as its [`Remote`]) and by the handle.
+#[derive(Debug)]
+pub(crate) struct Link {
+    shared: Arc<Shared>,
+    queue: mpsc::Sender<Outgoing>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Link {
+    /// Starts the NATS thread for `config`; messages from NATS over `max_payload` (unless the
+    /// config sets its own) are refused. Returns once the client is set up: connecting goes on
+    /// in the background (the node starts while NATS is down, and counts what it drops).
+    ///
+    /// # Errors
+    ///
+    /// An invalid prefix, no URL or an invalid one, a credentials file that cannot be read, a
+    /// thread or runtime that cannot start.
+    pub(crate) fn start(config: &NatsBackplane, max_payload: u64) -> io::Result<Arc<Link>> {
+        let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidInput, what);
+        if !subject::valid_prefix(&config.prefix) {
+            return Err(invalid(format!(
+                "invalid NATS subject prefix {:?}",
+                config.prefix
+            )));
+        }
+        if config.urls.is_empty() {
+            return Err(invalid("no NATS server URL".into()));
+        }
+        let node = config.node.clone().unwrap_or_else(|| {
+            use rand::{RngCore, SeedableRng};
+            format!("{:016x}", rand::rngs::StdRng::from_os_rng().next_u64())
+        });
+        let shared = Arc::new(Shared {
+            prefix: config.prefix.clone(),
+            node,
+            max_payload: config.max_payload.unwrap_or(max_payload),
+            connected: AtomicBool::new(false),
+            counters: Counters::default(),
+            interest: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            stop: Notify::new(),
+            handle: OnceLock::new(),
+        });
+        let (queue, rx) = mpsc::channel(config.queue);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let config = config.clone();
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("wsx-nats".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let client = match connect(&config, &thread_shared).await {
+                        Ok(c) => {
+                            let _ = ready_tx.send(Ok(()));
+                            c
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    run(client, thread_shared, rx).await;
+                });
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(io::Error::other("the NATS thread ended while starting"));
+            }
+        }
+        Ok(Arc::new(Link {
+            shared,
+            queue,
+            thread: Mutex::new(Some(thread)),
+        }))
+    }
+
+    /// Lets messages from NATS in, to `handle`'s subscribers.
+    pub(crate) fn attach(&self, handle: WeakHandle) {
+        let _ = self.shared.handle.set(handle);
+    }
+
+    /// The counters now.
+    pub(crate) fn stats(&self) -> BackplaneStats {
+        let c = &self.shared.counters;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        BackplaneStats {
+            connected: self.shared.connected.load(Ordering::Relaxed),
+            reconnects: get(&c.reconnects),
+            subscriptions: get(&c.subscriptions),
+            published: get(&c.published),
+            received: get(&c.received),
+            dropped_disconnected: get(&c.dropped_disconnected),
+            dropped_backlog: get(&c.dropped_backlog),
+            local_only: get(&c.local_only),
+            refused_oversize: get(&c.refused_oversize),
+            refused_invalid: get(&c.refused_invalid),
+            own_skipped: get(&c.own_skipped),
+            unsubscribed: get(&c.unsubscribed),
+            slow_consumer: get(&c.slow_consumer),
+        }
+    }
+
+    /// This node's name on NATS.
+    pub(crate) fn node(&self) -> &str {
+        &self.shared.node
+    }
+
+    /// Flushes what was published (for up to 2 s), closes the NATS connection and joins the
+    /// thread. Publishes after it are dropped.
+    pub(crate) fn close(&self) {
+        self.shared.stop.notify_one();
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Remote for Link {
+    fn interest(&self, topic: &Arc<str>, on: bool) {
+        self.shared
+            .interest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(topic.clone(), on);
+        self.shared.wake.notify_one();
+    }
+
+    fn publish(&self, topic: &str, key: Option<&str>, kind: MessageKind, payload: Bytes) {
+        let c = &self.shared.counters;
+        if !self.shared.connected.load(Ordering::Relaxed) {
+            bump(&c.dropped_disconnected);
+            return;
+        }
+        let Some(subject) = subject::subject(&self.shared.prefix, topic) else {
+            bump(&c.local_only);
+            return;
+        };
+        let out = Outgoing {
+            subject,
+            key: key.map(str::to_owned),
+            kind,
+            payload,
+        };
+        if self.queue.try_send(out).is_err() {
+            bump(&c.dropped_backlog);
+        }
+    }
+}
+
+/// The client, set up; connecting goes on in the background.
+async fn connect(config: &NatsBackplane, shared: &Arc<Shared>) -> io::Result<Client> {
+    let mut options = ConnectOptions::new()
+        .name(format!("wsx/{}", shared.node))
+        .no_echo()
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .require_tls(config.require_tls);
+    let max = config.reconnect_delay_max;
+    options = options.reconnect_delay_callback(move |attempts| {
+        let exp = u32::try_from(attempts.saturating_sub(1))
+            .unwrap_or(u32::MAX)
+            .min(30);
+        Duration::from_millis(1u64 << exp).min(max)
+    });
+    if let Some(token) = &config.token {
+        options = options.token(token.clone());
+    }
+    if let Some((user, password)) = &config.user_password {
+        options = options.user_and_password(user.clone(), password.clone());
+    }
+    if let Some(seed) = &config.nkey {
+        options = options.nkey(seed.clone());
+    }
+    if let Some(path) = &config.credentials_file {
+        options = options.credentials_file(path).await?;
+    }
+    for path in &config.root_certificates {
+        options = options.add_root_certificates(path.clone());
+    }
+    if let Some((cert, key)) = &config.client_certificate {
+        options = options.add_client_certificate(cert.clone(), key.clone());
+    }
+    if let Some(tls) = &config.tls_config {
+        options = options.tls_client_config(tls.clone());
+    }
+    let events = shared.clone();
+    let seen_connect = Arc::new(AtomicBool::new(false));
+    options = options.event_callback(move |event| {
+        let shared = events.clone();
+        let seen = seen_connect.clone();
+        async move {
+            let c = &shared.counters;
+            match event {
+                Event::Connected => {
+                    shared.connected.store(true, Ordering::Relaxed);
+                    if seen.swap(true, Ordering::Relaxed) {
+                        bump(&c.reconnects);
+                    }
+                }
+                Event::Disconnected | Event::Closed => {
+                    shared.connected.store(false, Ordering::Relaxed);
+                }
+                Event::SlowConsumer(_) => bump(&c.slow_consumer),
+                _ => {}
+            }
+        }
+    });
+    options
+        .connect(config.urls.clone())
+        .await
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("NATS: {e}")))
+}
+
+/// The thread's loop: publishes in order, interest as it changes, until closed.
+async fn run(client: Client, shared: Arc<Shared>, mut rx: mpsc::Receiver<Outgoing>) {
+    let mut subscribed: HashMap<Arc<str>, tokio::task::JoinHandle<()>> = HashMap::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = shared.stop.notified() => break,
+            _ = shared.wake.notified() => reconcile(&client, &shared, &mut subscribed).await,
+            out = rx.recv() => match out {
+                Some(out) => send(&client, &shared, out).await,
+                None => break,
+            },
+        }
+    }
+    // What is queued still goes, if NATS takes it soon.
+    rx.close();
+    while let Ok(out) = rx.try_recv() {
+        send(&client, &shared, out).await;
+    }
+    let _ = tokio::time::timeout(FLUSH_WAIT, client.flush()).await;
+    for (_, task) in subscribed.drain() {
+        task.abort();
+    }
+    shared.connected.store(false, Ordering::Relaxed);
+}
+
+/// Sends one publish, or counts it dropped.
+async fn send(client: &Client, shared: &Shared, out: Outgoing) {
+    let c = &shared.counters;
+    if !shared.connected.load(Ordering::Relaxed) {
+        bump(&c.dropped_disconnected);
+        return;
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert(subject::ORIGIN, shared.node.as_str());
+    headers.insert(subject::KIND, subject::kind_name(out.kind));
+    if let Some(key) = &out.key {
+        headers.insert(subject::KEY, key.as_str());
+    }
+    let publish = client.publish_with_headers(out.subject, headers, out.payload);
+    match tokio::time::timeout(PUBLISH_WAIT, publish).await {
+        Ok(Ok(())) => bump(&c.published),
+        Ok(Err(_)) | Err(_) => bump(&c.dropped_backlog),
+    }
+}
+
+/// Brings the NATS subscriptions in line with the topics that have local subscribers.
+async fn reconcile(
+    client: &Client,
+    shared: &Arc<Shared>,
+    subscribed: &mut HashMap<Arc<str>, tokio::task::JoinHandle<()>>,
+) {
+    let changes: Vec<(Arc<str>, bool)> = shared
+        .interest
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain()
+        .collect();
+    for (topic, on) in changes {
+        if on && !subscribed.contains_key(&topic) {
+            let Some(subject) = subject::subject(&shared.prefix, &topic) else {
+                continue; // a topic that is no subject stays local
+            };
+            match client.subscribe(subject).await {
+                Ok(sub) => {
+                    let task = tokio::spawn(receive(sub, topic.clone(), shared.clone()));
+                    subscribed.insert(topic, task);
+                }
+                // Only when the client has closed; nothing to subscribe with then.
+                Err(_) => continue,
+            }
+        } else if !on {
+            if let Some(task) = subscribed.remove(&topic) {
+                // Dropping the subscriber sends UNSUB.
+                task.abort();
+            }
+        }
+    }
+    shared
+        .counters
+        .subscriptions
+        .store(subscribed.len() as u64, Ordering::Relaxed);
+}
+
+/// Fans in the messages of one subscription until it is dropped.
+async fn receive(mut sub: Subscriber, topic: Arc<str>, shared: Arc<Shared>) {
+    let c = &shared.counters;
+    while let Some(m) =
+        std::future::poll_fn(|cx| futures_core::Stream::poll_next(Pin::new(&mut sub), cx)).await
+    {
+        let header = |name: &str| {
+            m.headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str())
+        };
+        let incoming = Incoming {
+            subject: m.subject.as_str(),
+            origin: header(subject::ORIGIN),
+            kind: header(subject::KIND),
+            key: header(subject::KEY),
+            payload: &m.payload,
+        };
+        match subject::check(
+            &shared.prefix,
+            &shared.node,
+            &topic,
+            shared.max_payload,
+            incoming,
+        ) {
+            Verdict::Deliver {
+                topic,
+                key,
+                message,
+            } => {
+                let Some(node) = shared.handle.get() else {
+                    // Not running yet: nobody to deliver to.
+                    bump(&c.unsubscribed);
+                    continue;
+                };
+                let Some(h) = node.upgrade() else {
+                    return; // the node is gone
+                };
+                if h.fan_in(topic, key, message) {
+                    bump(&c.received);
+                } else {
+                    bump(&c.unsubscribed);
+                }
+            }
+            Verdict::Own => bump(&c.own_skipped),
+            Verdict::Oversize => bump(&c.refused_oversize),
+            Verdict::Invalid => bump(&c.refused_invalid),
+        }
+    }
+}

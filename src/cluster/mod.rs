@@ -1,0 +1,66 @@
+//! Pub/sub across several wsx nodes over NATS (feature `nats`): the backplane.
+//!
+//! ```text
+//!  node A                                   NATS                          node B
+//!  publish(T, m) ─► A's subscribers of T                                  
+//!        └─► <prefix>.T (once per publish) ─► server ─► <prefix>.T ─► fan-in ─► B's subscribers of T
+//!                                                   (only to nodes that SUB to it)
+//! ```
+//!
+//! - A publish to topic `T` reaches this node's subscribers at once (the local path, untouched)
+//!   and goes to NATS subject `<prefix>.T` once, whatever the number of subscribers anywhere.
+//! - A node subscribes on NATS to `<prefix>.T` when it gets its first subscriber of `T` and
+//!   unsubscribes when its last one leaves (the topic directory tells it; the workers pay
+//!   nothing per message for it).
+//! - A message from NATS is checked (subject, kind, size, key) and fanned out to this node's
+//!   subscribers through the same encode-once path as a local publish; it is never published
+//!   again. A node never delivers its own publishes twice (it asks NATS not to echo them, and
+//!   skips any that carry its own name).
+//! - Delivery is at most once (NATS core): while NATS is unreachable, publishes are dropped and
+//!   counted (never buffered without bound), local delivery goes on, the client reconnects with
+//!   backoff and restores the node's subscriptions.
+//!
+//! See `docs/cluster.md`.
+
+mod link;
+mod options;
+mod subject;
+
+pub(crate) use link::Link;
+pub use options::NatsBackplane;
+
+/// Counters of a node's backplane, exact, since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackplaneStats {
+    /// Whether the NATS connection is up now.
+    pub connected: bool,
+    /// Times the connection came back after it was lost.
+    pub reconnects: u64,
+    /// Subjects this node subscribes to now (topics it has local subscribers of).
+    pub subscriptions: u64,
+    /// Publishes sent to NATS.
+    pub published: u64,
+    /// Messages from NATS fanned out to this node's subscribers.
+    pub received: u64,
+    /// Publishes not sent because NATS was unreachable.
+    pub dropped_disconnected: u64,
+    /// Publishes not sent because the queue to the NATS thread was full, or NATS did not take
+    /// them (a payload over the NATS server's `max_payload`, a write that did not finish).
+    pub dropped_backlog: u64,
+    /// Publishes to topics that are no NATS subject (empty tokens, whitespace, wildcards): they
+    /// stay on this node.
+    pub local_only: u64,
+    /// Messages from NATS over the node's max payload, refused.
+    pub refused_oversize: u64,
+    /// Messages from NATS refused as malformed: text that is not UTF-8, an unknown kind, an
+    /// over-long key, a subject other than the one subscribed to.
+    pub refused_invalid: u64,
+    /// Messages from NATS this node had published itself, skipped.
+    pub own_skipped: u64,
+    /// Messages from NATS that arrived after this node's last subscriber of their topic left.
+    pub unsubscribed: u64,
+    /// Times the NATS client dropped messages for this node because it fell behind (its
+    /// slow-consumer event).
+    pub slow_consumer: u64,
+}
