@@ -613,6 +613,7 @@ fn a_one_gibibyte_deflate_bomb_closes_with_1009_and_bounded_memory(backend: Back
     let answer = bytes_to_eof_or_reset(&mut s);
     assert_eq!(close_code_in(&answer), Some(1009));
     memory.assert_peak_below(64 << 10, "a 1 GiB deflate bomb");
+    drop(s);
     assert_connections_fall_to(&server, 1);
     assert_echoes(&mut probe, "after a 1 GiB deflate bomb");
     stop(&server);
