@@ -21,13 +21,15 @@ mod backends;
 #[path = "support/apt.rs"]
 mod apt;
 mod common;
+#[path = "support/ports.rs"]
+mod ports;
 #[path = "support/client_ip.rs"]
 mod support;
 #[path = "support/tls.rs"]
 mod tls;
 
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
@@ -46,13 +48,10 @@ fn find(env: &str, name: &str) -> Result<PathBuf, String> {
     apt::find_or_install(env, name, "-v", name)
 }
 
-/// A port the kernel just handed out on 127.0.0.1 (HAProxy's frontends cannot report the port
-/// of a `:0` bind, so the test takes one from the kernel and gives it to HAProxy).
+/// A port for HAProxy and nginx, whose listeners cannot report the port of a `:0` bind
+/// (tests/support/ports.rs says why not one from the kernel).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    ports::unused_port()
 }
 
 /// A running HAProxy, killed by its handle (and its configuration removed) when dropped.

@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -15,9 +15,17 @@ use std::time::Duration;
 
 #[path = "apt.rs"]
 mod apt;
+#[path = "ports.rs"]
+mod ports;
 
 /// How long a `nats-server` may take to say it is ready.
 const READY: Duration = Duration::from_secs(20);
+
+/// How many pairs of free ports a start tries before it gives up.
+const BIND_ATTEMPTS: usize = 5;
+
+/// What `nats-server` prints when a port it was given is taken.
+const IN_USE: &str = "address already in use";
 
 /// Whether this run is CI's (`CI=true`), where a peer that cannot run is a failure.
 pub(crate) fn in_ci() -> bool {
@@ -28,13 +36,6 @@ pub(crate) fn in_ci() -> bool {
 /// why not; the caller skips, or fails under `CI=true`.
 pub(crate) fn program() -> Result<PathBuf, String> {
     apt::find_or_install("WSX_NATS_SERVER", "nats-server", "--version", "nats-server")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 /// A running `nats-server` on 127.0.0.1; killed when dropped.
@@ -58,12 +59,22 @@ impl Nats {
         let mut nats = Nats {
             program,
             args: args.iter().map(|a| a.to_string()).collect(),
-            port: free_port(),
-            monitor: free_port(),
+            port: 0,
+            monitor: 0,
             child: None,
         };
-        nats.spawn();
-        nats
+        // A port found free can still be taken before nats-server binds it: then take two
+        // other ports.
+        for attempt in 1..=BIND_ATTEMPTS {
+            nats.port = ports::unused_port();
+            nats.monitor = ports::unused_port();
+            match nats.spawn() {
+                Ok(()) => return nats,
+                Err(log) if attempt < BIND_ATTEMPTS && log.contains(IN_USE) => continue,
+                Err(log) => panic!("nats-server did not start:\n{log}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
     }
 
     /// `nats://127.0.0.1:PORT`.
@@ -71,7 +82,8 @@ impl Nats {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    fn spawn(&mut self) {
+    /// Starts the process on `self.port` and `self.monitor`; `Err` has what it printed.
+    fn spawn(&mut self) -> Result<(), String> {
         let mut child = Command::new(&self.program)
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
             .args(["-m", &self.monitor.to_string()])
@@ -97,11 +109,20 @@ impl Nats {
             let _ = tx.send(Err(log.join("\n")));
         });
         match rx.recv_timeout(READY) {
-            Ok(Ok(())) => {}
-            Ok(Err(log)) => panic!("nats-server did not start:\n{log}"),
-            Err(_) => panic!("nats-server not ready within {READY:?}"),
+            Ok(Ok(())) => {
+                self.child = Some(child);
+                Ok(())
+            }
+            Ok(Err(log)) => {
+                let _ = child.wait();
+                Err(log)
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("nats-server not ready within {READY:?}")
+            }
         }
-        self.child = Some(child);
     }
 
     /// Kills it (SIGKILL, no goodbye to its clients) and waits until it has gone.
@@ -115,7 +136,9 @@ impl Nats {
     /// Starts it again on the same ports.
     pub(crate) fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        if let Err(log) = self.spawn() {
+            panic!("nats-server did not start again on its ports:\n{log}");
+        }
     }
 
     /// `GET path` on the monitoring endpoint: the body.
