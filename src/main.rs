@@ -120,9 +120,69 @@ struct ServeArgs {
     /// plain requests keep their 426 [default: none].
     #[arg(long, value_name = "PATH")]
     health: Option<String>,
+    /// With --broadcast: join the other nodes on this NATS server or cluster (repeatable, or
+    /// comma-separated: `nats://host:4222`, `tls://host:4222`); a publish on any node reaches
+    /// the subscribers of every node (docs/cluster.md). A token for NATS is read from
+    /// `WSX_NATS_TOKEN`, never from the command line [default: this node only].
+    #[cfg(feature = "nats")]
+    #[arg(long, value_name = "URL", requires = "broadcast")]
+    nats: Vec<String>,
+    /// With --nats: the subject prefix the nodes share (topic `broadcast` is subject
+    /// `PREFIX.broadcast`) [default: wsx].
+    #[cfg(feature = "nats")]
+    #[arg(long, value_name = "PREFIX", requires = "nats")]
+    nats_prefix: Option<String>,
+    /// With --nats: authenticate with this NATS credentials file (user JWT and NKey seed, as
+    /// `nsc` writes it) [default: none].
+    #[cfg(feature = "nats")]
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    nats_creds: Option<std::path::PathBuf>,
+    /// With --nats: trust the CA certificates in this PEM file for the NATS servers (in
+    /// addition to the built-in roots) [default: the built-in roots].
+    #[cfg(feature = "nats")]
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    nats_ca: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {
+    /// The backplane the `--nats` flags ask for, `None` without `--nats`.
+    #[cfg(feature = "nats")]
+    fn backplane(&self) -> Option<wsx::cluster::NatsBackplane> {
+        if self.nats.is_empty() {
+            return None;
+        }
+        let urls = self.nats.iter().flat_map(|s| s.split(',')).map(str::trim);
+        let mut nats = wsx::cluster::NatsBackplane::new(urls.filter(|u| !u.is_empty()));
+        if let Some(prefix) = &self.nats_prefix {
+            nats = nats.prefix(prefix.clone());
+        }
+        if let Some(path) = &self.nats_creds {
+            nats = nats.credentials_file(path.clone());
+        }
+        if let Some(path) = &self.nats_ca {
+            nats = nats.root_certificates(path.clone());
+        }
+        if let Some(token) = std::env::var("WSX_NATS_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+        {
+            nats = nats.token(token);
+        }
+        Some(nats)
+    }
+
+    /// Whether publishes go to the other nodes too (`--nats`).
+    fn clustered(&self) -> bool {
+        #[cfg(feature = "nats")]
+        {
+            !self.nats.is_empty()
+        }
+        #[cfg(not(feature = "nats"))]
+        {
+            false
+        }
+    }
+
     /// The permessage-deflate options the flags ask for, `None` without `--deflate`.
     fn deflate_options(&self) -> Option<wsx::protocol::deflate::DeflateOptions> {
         if !self.deflate {
@@ -191,10 +251,13 @@ const FEED: &str = "broadcast";
 
 /// Echoes every message, except text messages that start with the broadcast prefix (when
 /// there is one): their remainder goes to every open connection, or with a broadcast path to
-/// the connections on it.
+/// the connections on it; clustered (`--nats`), to those of every node.
 struct Echo {
     broadcast: Option<Arc<str>>,
     broadcast_path: Option<Arc<str>>,
+    /// Publishes go through topic [`FEED`], which crosses the backplane, instead of a
+    /// broadcast, which stays on this node.
+    clustered: bool,
 }
 
 /// Whether a connection is a subscriber of the broadcast path.
@@ -205,11 +268,10 @@ impl Handler for Echo {
     type State = Subscriber;
 
     fn on_upgrade(&mut self, upgrade: &mut wsx::Upgrade<'_>) -> Result<Subscriber, wsx::Reject> {
-        Ok(Subscriber(
-            self.broadcast_path
-                .as_deref()
-                .is_some_and(|p| upgrade.path() == p),
-        ))
+        Ok(Subscriber(match self.broadcast_path.as_deref() {
+            Some(path) => upgrade.path() == path,
+            None => self.clustered,
+        }))
     }
 
     fn on_open(&mut self, conn: &mut Conn<'_, Subscriber>) {
@@ -221,7 +283,7 @@ impl Handler for Echo {
     fn on_message(&mut self, conn: &mut Conn<'_, Subscriber>, message: Message<'_>) {
         if let (Some(prefix), Message::Text(text)) = (&self.broadcast, &message) {
             if let Some(rest) = text.strip_prefix(&**prefix) {
-                if self.broadcast_path.is_none() {
+                if self.broadcast_path.is_none() && !self.clustered {
                     conn.broadcast(Message::Text(rest));
                     return;
                 }
@@ -342,6 +404,10 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
             (request.path() == path).then(|| wsx::HttpResponse::new(200).body("ok\n"))
         });
     }
+    #[cfg(feature = "nats")]
+    if let Some(nats) = args.backplane() {
+        builder = builder.backplane(nats);
+    }
     // Without the flag the builder keeps `Auto`, which reads `WSX_BACKEND` at start.
     if let Some(backend) = args.backend {
         builder = builder.backend(backend);
@@ -354,10 +420,12 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let broadcast: Option<Arc<str>> = args.broadcast.as_deref().map(Arc::from);
     let broadcast_path: Option<Arc<str>> = args.broadcast_path.as_deref().map(Arc::from);
+    let clustered = args.clustered();
     let server = builder
         .start(move |_| Echo {
             broadcast: broadcast.clone(),
             broadcast_path: broadcast_path.clone(),
+            clustered,
         })
         .map_err(|e| match e.kind() {
             // A backend that `--backend` or `WSX_BACKEND` forced and the kernel refused, or a
@@ -386,6 +454,15 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
             _ => String::new(),
         }
     );
+    #[cfg(feature = "nats")]
+    if let Some(node) = server.backplane_node() {
+        let _ = writeln!(
+            io::stdout(),
+            "wsx: node {node} on NATS [{}], prefix {:?}, topic {FEED:?}",
+            args.nats.join(", "),
+            args.nats_prefix.as_deref().unwrap_or("wsx"),
+        );
+    }
     if let Some(interval) = args.stats_interval {
         print_stats(server.clone(), interval);
     }

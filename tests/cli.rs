@@ -1,10 +1,14 @@
 //! The `wsx` binary: `--help` and `--version`, errors that name the bad flag, shutdown on
 //! SIGTERM after its output pipes have closed (`wsx serve 2>&1 | head -1`), and the soft
-//! open-file limit raised to the hard one at start, and `--broadcast PREFIX`.
+//! open-file limit raised to the hard one at start, `--broadcast PREFIX`, and with feature
+//! `nats` two `wsx serve --nats` nodes sharing publishes over a real `nats-server`.
 
 #[macro_use]
 #[path = "support/backends.rs"]
 mod backends;
+#[cfg(feature = "nats")]
+#[path = "support/nats.rs"]
+mod nats;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -150,6 +154,10 @@ fn help_exits_0_and_lists_every_flag() {
             help.contains(flag),
             "`wsx serve --help` lacks {flag}:\n{help}"
         );
+    }
+    #[cfg(feature = "nats")]
+    for flag in ["--nats", "--nats-prefix", "--nats-creds", "--nats-ca"] {
+        assert!(help.contains(flag), "`wsx serve --help` lacks {flag}");
     }
     // The defaults are documented with the flags.
     for default in ["127.0.0.1", "9001", "one per core", "every path"] {
@@ -468,4 +476,89 @@ fn health_answers_the_load_balancer_and_other_requests_keep_426(backend: Backend
     }
     signal(serve.pid(), libc::SIGTERM);
     assert!(serve.wait_exit(STOP_WITHIN).is_some_and(|s| s.success()));
+}
+
+#[cfg(feature = "nats")]
+test_all!(two_nats_nodes_share_publishes);
+/// `wsx serve --broadcast B --nats URL` twice, against a NATS server that asks for a token
+/// (given in `WSX_NATS_TOKEN`): `B<payload>` on either node reaches the clients of both; each
+/// node says its name on NATS on its second line. `--nats` without `--broadcast` is refused.
+#[cfg(feature = "nats")]
+fn two_nats_nodes_share_publishes(backend: Backend) {
+    use wsx::blocking::Message;
+    let bad = wsx(&["serve", "--nats", "nats://127.0.0.1:4222"]);
+    assert_eq!(bad.status.code(), Some(2), "--nats without --broadcast");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--broadcast"));
+    let program = match nats::program() {
+        Ok(program) => program,
+        Err(why) => {
+            assert!(!in_ci(), "CI=true and nats-server cannot run: {why}");
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+    let server = nats::Nats::start_with(program, &["--auth", "cli-token"]);
+    let prefix = format!("cli{}", backend as u8);
+    let url = server.url();
+    let node = || {
+        let mut child = Command::new(WSX)
+            .args(["serve", "--port", "0", "--threads", "1", "--broadcast", "B"])
+            .args(["--nats", &url, "--nats-prefix", &prefix])
+            .env("WSX_BACKEND", backend.name())
+            .env("WSX_NATS_TOKEN", "cli-token")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("wsx serve starts");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let serve = Serve { child };
+        let mut first = String::new();
+        stdout.read_line(&mut first).expect("the first line");
+        let addr: SocketAddr = first
+            .split("ws://")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {first:?}"));
+        let mut second = String::new();
+        stdout.read_line(&mut second).expect("the second line");
+        let name = second
+            .strip_prefix("wsx: node ")
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no node name in {second:?}"))
+            .to_owned();
+        assert!(second.contains(&format!("prefix {prefix:?}")), "{second:?}");
+        (serve, addr, name, stdout)
+    };
+    let (mut serve_a, addr_a, name_a, _out_a) = node();
+    let (mut serve_b, addr_b, name_b, _out_b) = node();
+    let mut a = client_of(addr_a);
+    let mut b = client_of(addr_b);
+    // Each node subscribes on NATS once its first client is open (bounded wait).
+    let subject = format!("{prefix}.broadcast");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for name in [&name_a, &name_b] {
+        while !server
+            .subscriptions_of(&format!("wsx/{name}"))
+            .is_some_and(|subs| subs.contains(&subject))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "node {name} never subscribed to {subject}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    a.send_text("Bfrom a").expect("publish on a");
+    assert_eq!(a.recv().expect("a"), Message::Text("from a".into()));
+    assert_eq!(b.recv().expect("b"), Message::Text("from a".into()));
+    b.send_text("Bfrom b").expect("publish on b");
+    assert_eq!(b.recv().expect("b"), Message::Text("from b".into()));
+    assert_eq!(a.recv().expect("a"), Message::Text("from b".into()));
+    for serve in [&mut serve_a, &mut serve_b] {
+        signal(serve.pid(), libc::SIGTERM);
+        let status = serve.wait_exit(STOP_WITHIN);
+        assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    }
 }

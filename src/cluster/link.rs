@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use async_nats::connection::State;
 use async_nats::{Client, ConnectOptions, Event, HeaderMap, Subscriber};
 use bytes::Bytes;
 use tokio::sync::{mpsc, Notify};
@@ -33,6 +34,11 @@ use crate::server::handle::WeakHandle;
 const PUBLISH_WAIT: Duration = Duration::from_secs(1);
 /// How long closing waits for NATS to take what was published.
 const FLUSH_WAIT: Duration = Duration::from_secs(2);
+/// How often the thread reads the client's connection state into [`Shared::connected`]. The
+/// client's events set it at once, but they travel through a bounded channel that a flood of
+/// slow-consumer events can fill, and a lost `Disconnected` or `Connected` would leave the flag
+/// wrong until the next one: the state itself is the authority.
+const STATE_POLL: Duration = Duration::from_millis(100);
 
 /// One publish on its way to NATS.
 #[derive(Debug)]
@@ -247,6 +253,7 @@ async fn connect(config: &NatsBackplane, shared: &Arc<Shared>) -> io::Result<Cli
         .no_echo()
         .retry_on_initial_connect()
         .max_reconnects(None)
+        .subscription_capacity(config.receive_queue)
         .require_tls(config.require_tls);
     let max = config.reconnect_delay_max;
     options = options.reconnect_delay_callback(move |attempts| {
@@ -307,10 +314,15 @@ async fn connect(config: &NatsBackplane, shared: &Arc<Shared>) -> io::Result<Cli
 /// The thread's loop: publishes in order, interest as it changes, until closed.
 async fn run(client: Client, shared: Arc<Shared>, mut rx: mpsc::Receiver<Outgoing>) {
     let mut subscribed: HashMap<Arc<str>, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut poll = tokio::time::interval(STATE_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
             _ = shared.stop.notified() => break,
+            _ = poll.tick() => {
+                read_state(&client, &shared);
+            }
             _ = shared.wake.notified() => reconcile(&client, &shared, &mut subscribed).await,
             out = rx.recv() => match out {
                 Some(out) => send(&client, &shared, out).await,
@@ -330,10 +342,17 @@ async fn run(client: Client, shared: Arc<Shared>, mut rx: mpsc::Receiver<Outgoin
     shared.connected.store(false, Ordering::Relaxed);
 }
 
+/// Sets [`Shared::connected`] from the client's connection state; returns it.
+fn read_state(client: &Client, shared: &Shared) -> bool {
+    let connected = client.connection_state() == State::Connected;
+    shared.connected.store(connected, Ordering::Relaxed);
+    connected
+}
+
 /// Sends one publish, or counts it dropped.
 async fn send(client: &Client, shared: &Shared, out: Outgoing) {
     let c = &shared.counters;
-    if !shared.connected.load(Ordering::Relaxed) {
+    if !read_state(client, shared) {
         bump(&c.dropped_disconnected);
         return;
     }

@@ -29,7 +29,10 @@ mod subject;
 pub(crate) use link::Link;
 pub use options::NatsBackplane;
 
-/// Counters of a node's backplane, exact, since it started.
+/// Counters of a node's backplane since it started: exact, except `reconnects` and
+/// `slow_consumer`, which count the NATS client's events; those travel through a bounded
+/// channel that drops events when full (during a flood of slow-consumer events), so these two
+/// are lower bounds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BackplaneStats {
@@ -60,7 +63,7 @@ pub struct BackplaneStats {
     pub own_skipped: u64,
     /// Messages from NATS that arrived after this node's last subscriber of their topic left.
     pub unsubscribed: u64,
-    /// Times the NATS client dropped messages for this node because it fell behind (its
-    /// slow-consumer event).
+    /// Messages from NATS the NATS client dropped because the topic's receive queue
+    /// ([`NatsBackplane::receive_queue`]) was full: the node fell behind what NATS sent it.
     pub slow_consumer: u64,
 }

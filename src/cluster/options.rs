@@ -42,6 +42,7 @@ pub struct NatsBackplane {
     pub(crate) client_certificate: Option<(PathBuf, PathBuf)>,
     pub(crate) tls_config: Option<rustls::ClientConfig>,
     pub(crate) queue: usize,
+    pub(crate) receive_queue: usize,
     pub(crate) max_payload: Option<u64>,
     pub(crate) reconnect_delay_max: Duration,
 }
@@ -62,6 +63,7 @@ impl std::fmt::Debug for NatsBackplane {
             .field("client_certificate", &self.client_certificate)
             .field("tls_config", &self.tls_config.is_some())
             .field("queue", &self.queue)
+            .field("receive_queue", &self.receive_queue)
             .field("max_payload", &self.max_payload)
             .field("reconnect_delay_max", &self.reconnect_delay_max)
             .finish()
@@ -89,6 +91,7 @@ impl NatsBackplane {
             client_certificate: None,
             tls_config: None,
             queue: 8192,
+            receive_queue: 1024,
             max_payload: None,
             reconnect_delay_max: Duration::from_secs(2),
         }
@@ -170,6 +173,18 @@ impl NatsBackplane {
     /// grow the node's memory without bound. At least 1.
     pub fn publish_queue(mut self, publishes: usize) -> Self {
         self.queue = publishes.max(1);
+        self
+    }
+
+    /// Most messages from NATS waiting, per subscribed topic, for the NATS thread to fan them
+    /// in; past it the NATS client drops them (counted in
+    /// [`BackplaneStats::slow_consumer`](super::BackplaneStats::slow_consumer)). Default 1,024.
+    /// What NATS can make a node hold is this many messages of the NATS server's
+    /// `max_payload` (1 MiB unless configured) per subscribed topic: the NATS client reads a
+    /// whole message before the node checks it against
+    /// [`NatsBackplane::max_payload`]. At least 1.
+    pub fn receive_queue(mut self, messages: usize) -> Self {
+        self.receive_queue = messages.max(1);
         self
     }
 
