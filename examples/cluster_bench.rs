@@ -3,7 +3,10 @@
 //! publisher on node 0 at a fixed rate stamping each message with the time it was published.
 //! Prints, per node, the delivery latency p50/p99/max (node 0's are local deliveries, the
 //! others' cross NATS), the CPU of each node's worker per delivery, and the NATS threads' CPU.
-//! `--flood` publishes as fast as the backplane takes it instead and prints the ceiling.
+//! Each node also has one probe subscriber, connected before the others and read by a thread
+//! of its own: its latency is the node's path without the wait in the shared client threads,
+//! and the probes' difference is what crossing NATS adds. `--flood` publishes as fast as the
+//! backplane takes it instead and prints the ceiling.
 //!
 //! ```sh
 //! nats-server -a 127.0.0.1 -p 4222 &
@@ -40,6 +43,9 @@ struct Args {
     /// Publish as fast as possible and report what crossed.
     #[arg(long)]
     flood: bool,
+    /// Threads of the client that reads the subscribers (the probes have their own).
+    #[arg(long, default_value_t = 2)]
+    client_threads: usize,
 }
 
 /// The time every timestamp counts from.
@@ -118,6 +124,41 @@ impl Handler for Sub {
     }
 }
 
+/// The nearest-rank percentile `p` of sorted samples (0 when there are none).
+fn pct(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+/// A probe subscriber of `url` on a thread of its own: the latency of every message it gets
+/// until `stop`, in µs.
+fn probe(url: String, stop: Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<Vec<u32>> {
+    use wsx::blocking::Message as Got;
+    let options = ClientOptions::new().no_proxy();
+    let mut ws = wsx::blocking::connect_with(&url, &options).expect("probe connects");
+    ws.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("read timeout");
+    std::thread::spawn(move || {
+        let mut lat = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            match ws.recv() {
+                Ok(Got::Text(t)) => {
+                    let now = epoch().elapsed().as_micros() as u64;
+                    if let Ok(sent) = t.parse::<u64>() {
+                        lat.push(now.saturating_sub(sent).min(u32::MAX as u64) as u32);
+                    }
+                }
+                Ok(_) => {}
+                Err(wsx::client::ClientError::Timeout) => {}
+                Err(_) => break,
+            }
+        }
+        lat
+    })
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     epoch();
@@ -140,8 +181,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lat: Arc<Vec<Mutex<Vec<u32>>>> =
         Arc::new((0..args.nodes).map(|_| Mutex::new(Vec::new())).collect());
     let l = lat.clone();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let probes: Vec<_> = nodes
+        .iter()
+        .map(|(n, _)| probe(format!("ws://{}/bench", n.local_addr()), stop.clone()))
+        .collect();
     let clients = Client::builder()
-        .threads(1)
+        .threads(args.client_threads.max(1))
+        .pin_threads(false)
         .idle_timeout(None)
         .start(move |_| Sub { lat: l.clone() })?;
     for (i, (n, _)) in nodes.iter().enumerate() {
@@ -152,7 +199,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let ready = Instant::now();
     while nodes.iter().any(|(n, _)| {
-        n.subscribers("bench") < args.subscribers
+        n.subscribers("bench") < args.subscribers + 1
             || n.backplane_stats()
                 .map_or(true, |s| s.subscriptions == 0 || !s.connected)
     }) {
@@ -190,6 +237,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::thread::sleep(Duration::from_millis(1000));
     let secs = start.elapsed().as_secs_f64() - 1.0;
     let nats_cpu = threads_cpu_us("wsx-nats") - nats0;
+    stop.store(true, Ordering::Relaxed);
+    let probed: Vec<Vec<u32>> = probes
+        .into_iter()
+        .map(|p| {
+            let mut l = p.join().expect("probe thread");
+            l.sort_unstable();
+            l
+        })
+        .collect();
     println!(
         "nodes {} × {} subscribers, {} publishes on node 0 in {:.1} s ({:.0}/s){}",
         args.nodes,
@@ -204,24 +260,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut l = std::mem::take(&mut *lat[i].lock().unwrap());
         l.sort_unstable();
         deliveries += l.len() as u64;
-        let pct = |p: f64| {
-            l.get(((l.len() as f64 * p) as usize).min(l.len().max(1) - 1))
-                .copied()
-                .unwrap_or(0)
-        };
+        let p = &probed[i];
         let worker_cpu = cpu.load(Ordering::Relaxed) - cpu0[i];
         let s = n.backplane_stats().unwrap_or_default();
         println!(
-            "node {i} ({}): {} deliveries, latency p50 {} µs p99 {} µs max {} µs; worker CPU {:.2} µs per delivery; backplane published {} received {} dropped {}",
+            "node {i} ({}): {} deliveries, latency p50 {} µs p99 {} µs max {} µs; probe {} messages, p50 {} µs p99 {} µs max {} µs; worker CPU {:.2} µs per delivery; backplane published {} received {} dropped {} slow_consumer {}",
             if i == 0 { "local" } else { "across NATS" },
             l.len(),
-            pct(0.50),
-            pct(0.99),
+            pct(&l, 0.50),
+            pct(&l, 0.99),
             l.last().copied().unwrap_or(0),
-            worker_cpu as f64 / l.len().max(1) as f64,
+            p.len(),
+            pct(p, 0.50),
+            pct(p, 0.99),
+            p.last().copied().unwrap_or(0),
+            worker_cpu as f64 / (l.len() + p.len()).max(1) as f64,
             s.published,
             s.received,
             s.dropped_backlog + s.dropped_disconnected,
+            s.slow_consumer,
+        );
+    }
+    for (i, p) in probed.iter().enumerate().skip(1) {
+        let added = |q: f64| i64::from(pct(p, q)) - i64::from(pct(&probed[0], q));
+        println!(
+            "crossing NATS to node {i} adds (probe vs node 0's probe): p50 {} µs, p99 {} µs",
+            added(0.50),
+            added(0.99)
         );
     }
     println!(

@@ -367,7 +367,9 @@ fn a_paused_peer_that_never_reads_is_dropped_by_the_idle_timeout(backend: Backen
         Server::builder()
             .threads(1)
             .max_buffered(64 << 10)
-            .idle_timeout(Some(Duration::from_secs(1))),
+            // Long enough that a stalled test thread on a loaded machine still sees the
+            // pause before the timeout ends the connection.
+            .idle_timeout(Some(Duration::from_secs(3))),
         move |_| EchoLog { closes: c.clone() },
     );
     let mut slow = Raw::connect(server.local_addr());
