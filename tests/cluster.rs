@@ -41,29 +41,24 @@ fn nats_server() -> Option<Nats> {
 }
 
 test_all!(a_token_authenticates_the_nodes);
-/// Against a NATS server that asks for a token, nodes given it connect and share topics.
+/// Against a NATS server that asks for a token, nodes given it connect and share topics; a
+/// wrong token, or none, is refused.
 fn a_token_authenticates_the_nodes(backend: Backend) {
-    let program = match nats::program() {
-        Ok(p) => p,
-        Err(why) => {
-            assert!(!nats::in_ci(), "CI=true and nats-server cannot run: {why}");
-            return;
-        }
+    let args = ["--auth", "s3cret"].map(String::from);
+    let Some(nats) = nats_server_with(&args) else {
+        return;
     };
-    let nats = Nats::start_with(program, &["--auth", "s3cret"]);
     let prefix = format!("token{}", backend as u8);
-    let with_token = |name: &str| {
-        NatsBackplane::new([nats.url()])
-            .prefix(&prefix)
-            .node_name(name)
-            .token("s3cret")
-    };
-    let a = node_with(backend, with_token("a"));
-    let b = node_with(backend, with_token("b"));
-    let mut on_b = subscriber(&b, "t");
-    wait_nats_sub(&nats, "b", &format!("{prefix}.t"), true);
-    a.publish("t", Message::Text("authenticated")).unwrap();
-    assert_eq!(text(&mut on_b), "authenticated");
+    let plain = || NatsBackplane::new([nats.url()]).prefix(&prefix);
+    let a = node_with(backend, plain().node_name("a").token("s3cret"));
+    let b = node_with(backend, plain().node_name("b").token("s3cret"));
+    let mut on_b = share_a_topic(&nats, &prefix, &a, &b);
+    for (bad, why) in [
+        (plain().token("wrong"), "a wrong token"),
+        (plain(), "no token"),
+    ] {
+        assert_refused(backend, &nats, bad, why, &a, &mut on_b);
+    }
     stop(&a);
     stop(&b);
 }
@@ -298,6 +293,11 @@ fn tls_to_nats_with_a_trusted_ca(backend: Backend) {
             at(nats.tls_url()).tls_config(empty),
             "a tls_config that trusts no one",
         ),
+        // Read when connecting, not at start: it does not fail `start`.
+        (
+            at(nats.tls_url()).root_certificates("/nonexistent/ca.pem"),
+            "an unreadable CA file",
+        ),
     ] {
         assert_refused(backend, &nats, bad, why, &a, &mut on_b);
     }
@@ -378,6 +378,11 @@ fn mutual_tls_to_nats(backend: Backend) {
                 .prefix(&prefix)
                 .tls_config(rustls_config(&certs, None)),
             "a tls_config without a client certificate",
+        ),
+        // Read when connecting, not at start: it does not fail `start`.
+        (
+            trusting().client_certificate(&certs.client.cert, "/nonexistent/client.key"),
+            "an unreadable client key",
         ),
     ] {
         assert_refused(backend, &nats, bad, why, &a, &mut on_b);
@@ -815,6 +820,13 @@ fn a_bad_backplane_fails_start() {
             .start(|_| Node)
     };
     let none: [&str; 0] = [];
+    let dir = nats_auth::Dir::new("badcreds");
+    let not_creds = dir.write("not.creds", "user = wsx\npassword = s3cret\n");
+    let header = "eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ";
+    let bad_seed = dir.write(
+        "bad-seed.creds",
+        &nats_auth::creds_file(&format!("{header}.e30.c2ln"), "SUnotaseed"),
+    );
     for (bad, why) in [
         (NatsBackplane::new(none), "no URL"),
         (
@@ -829,13 +841,23 @@ fn a_bad_backplane_fails_start() {
             NatsBackplane::new(["nats://127.0.0.1:1"]).credentials_file("/nonexistent/x.creds"),
             "unreadable credentials",
         ),
+        (
+            NatsBackplane::new(["nats://127.0.0.1:1"]).credentials_file(&not_creds),
+            "a file that is no credentials file",
+        ),
+        (
+            NatsBackplane::new(["nats://127.0.0.1:1"]).credentials_file(&bad_seed),
+            "a credentials file with a malformed seed",
+        ),
     ] {
         let err = start(bad).expect_err(why);
         // The credentials file's own error (not found, here) comes through as it is.
-        if why != "unreadable credentials" {
-            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{why}: {err}");
-        } else {
-            assert!(err.to_string().contains("x.creds"), "{err}");
+        match why {
+            "unreadable credentials" => assert!(err.to_string().contains("x.creds"), "{err}"),
+            "a file that is no credentials file" | "a credentials file with a malformed seed" => {
+                assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{why}: {err}")
+            }
+            _ => assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{why}: {err}"),
         }
     }
 }
