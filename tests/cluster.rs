@@ -1,7 +1,10 @@
 //! Pub/sub across wsx nodes over a real `nats-server` (feature `nats`): three nodes in this
 //! process, subscribers spread over them, publishes from each; NATS killed and restarted under
 //! them; a node that loses its last subscriber, or leaves, unsubscribes; hostile messages from
-//! NATS refused and counted. Without `nats-server` (and no way to install it) the tests say so
+//! NATS refused and counted; every way a node authenticates to NATS (token, user and password,
+//! nkey, credentials file in operator mode) and TLS to NATS (trusted CA, `require_tls`, mutual
+//! TLS, a rustls configuration), accepted with the right credential and refused with a wrong or
+//! missing one. Without `nats-server` (and no way to install it) the tests say so
 //! and pass, except under `CI=true`, where they fail.
 #![cfg(feature = "nats")]
 
@@ -30,14 +33,7 @@ const WITHIN: Duration = Duration::from_secs(30);
 /// A running `nats-server`, or `None` after saying why there is none (a failure under
 /// `CI=true`).
 fn nats_server() -> Option<Nats> {
-    match nats::program() {
-        Ok(program) => Some(Nats::start(program)),
-        Err(why) => {
-            assert!(!nats::in_ci(), "CI=true and nats-server cannot run: {why}");
-            let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
-            None
-        }
-    }
+    nats_server_with(&[])
 }
 
 test_all!(a_token_authenticates_the_nodes);
