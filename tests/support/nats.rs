@@ -82,6 +82,27 @@ impl Nats {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// `tls://127.0.0.1:PORT`.
+    pub(crate) fn tls_url(&self) -> String {
+        format!("tls://127.0.0.1:{}", self.port)
+    }
+
+    /// Client connections the server has accepted since it started (`/varz`
+    /// `total_connections`): those it refused later (authentication, TLS) included.
+    pub(crate) fn total_connections(&self) -> u64 {
+        let body: String = self
+            .monitor("/varz")
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        body.split_once("\"total_connections\":")
+            .and_then(|(_, rest)| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .unwrap_or_else(|| panic!("no total_connections in /varz: {body}"))
+    }
+
     /// Starts the process on `self.port` and `self.monitor`; `Err` has what it printed.
     fn spawn(&mut self) -> Result<(), String> {
         let mut child = Command::new(&self.program)
