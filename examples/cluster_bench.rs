@@ -134,7 +134,10 @@ fn pct(sorted: &[u32], p: f64) -> u32 {
 
 /// A probe subscriber of `url` on a thread of its own: the latency of every message it gets
 /// until `stop`, in µs.
-fn probe(url: String, stop: Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<Vec<u32>> {
+fn probe(
+    url: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<u32>> {
     use wsx::blocking::Message as Got;
     let options = ClientOptions::new().no_proxy();
     let mut ws = wsx::blocking::connect_with(&url, &options).expect("probe connects");

@@ -117,6 +117,10 @@ fn assert_refused(
     let s = stats(&x);
     assert!(!ever_connected && !s.connected, "{why}: refused: {s:?}");
     assert_eq!(s.reconnects, 0, "{why}: {s:?}");
+    // Each refused attempt is reported; the reason is there for the user to see.
+    let error = x.backplane_error();
+    assert!(error.is_some(), "{why}: no reason reported");
+    let _ = writeln!(std::io::stderr(), "{why}: {}", error.unwrap_or_default());
 
     let mut local = subscriber(&x, "t");
     x.publish("t", Message::Text("refused")).unwrap();
@@ -167,8 +171,8 @@ fn a_user_and_password_authenticate_the_nodes(backend: Backend) {
 test_all!(an_nkey_authenticates_the_nodes);
 /// Against a server whose configuration lists the nodes' nkeys (public keys made here), nodes
 /// given their seeds sign the server's nonce and share topics; the seed of a key the server
-/// does not list, no credential, or a seed that is no seed is refused. (A malformed seed does
-/// not fail `start`: async-nats reads it only when it connects.)
+/// does not list, or no credential, is refused. (A seed that is no user's seed fails `start`:
+/// `a_bad_backplane_fails_start`.)
 fn an_nkey_authenticates_the_nodes(backend: Backend) {
     let dir = nats_auth::Dir::new("nkey");
     let (key_a, key_b) = (nkeys::KeyPair::new_user(), nkeys::KeyPair::new_user());
@@ -190,11 +194,6 @@ fn an_nkey_authenticates_the_nodes(backend: Backend) {
             "an nkey the server does not list",
         ),
         (plain(), "no nkey"),
-        (plain().nkey("SUnotaseed"), "a malformed seed"),
-        (
-            plain().nkey(seed(&nkeys::KeyPair::new_account())),
-            "an account seed",
-        ),
     ] {
         assert_refused(backend, &nats, bad, why, &a, &mut on_b);
     }
@@ -289,11 +288,6 @@ fn tls_to_nats_with_a_trusted_ca(backend: Backend) {
             at(nats.tls_url()).tls_config(empty),
             "a tls_config that trusts no one",
         ),
-        // Read when connecting, not at start: it does not fail `start`.
-        (
-            at(nats.tls_url()).root_certificates("/nonexistent/ca.pem"),
-            "an unreadable CA file",
-        ),
     ] {
         assert_refused(backend, &nats, bad, why, &a, &mut on_b);
     }
@@ -301,15 +295,12 @@ fn tls_to_nats_with_a_trusted_ca(backend: Backend) {
     stop(&b);
 }
 
-/// `NatsBackplane::root_certificates` says its CA files are trusted "in addition to the
-/// built-in roots". async-nats 0.46 loads the system's roots (rustls-native-certs) only when no
-/// CA file is given, so a node given one trusts that file alone. Shown with the test CA as the
-/// system's roots (`SSL_CERT_FILE`, which rustls-native-certs reads), in a child process of
-/// this binary so that no other test sees the variable: a node with the system's roots only
-/// connects; one that adds the foreign CA's file to them is refused. Once: the backend cannot
-/// matter (TLS to NATS is the NATS thread's).
+/// `NatsBackplane::root_certificates` adds its CA files to the system's roots. Shown with the
+/// test CA as the system's roots (`SSL_CERT_FILE`, which rustls-native-certs reads), in a child
+/// process of this binary so that no other test sees the variable: a node with the system's
+/// roots only connects, and so does one that adds another CA's file to them. Once: the backend
+/// cannot matter (TLS to NATS is the NATS thread's).
 #[test]
-#[ignore = "bug: root_certificates replaces the system's roots instead of adding to them (async-nats loads them only when no CA file is given); see docs/cluster.md, Authentication and TLS"]
 fn root_certificates_add_to_the_system_roots() {
     let certs = nats_auth::Certs::new();
     let Some(nats) = nats_server_with(&certs.server_args(false)) else {
@@ -435,11 +426,6 @@ fn mutual_tls_to_nats(backend: Backend) {
                 .prefix(&prefix)
                 .tls_config(rustls_config(&certs, None)),
             "a tls_config without a client certificate",
-        ),
-        // Read when connecting, not at start: it does not fail `start`.
-        (
-            trusting().client_certificate(&certs.client.cert, "/nonexistent/client.key"),
-            "an unreadable client key",
         ),
     ] {
         assert_refused(backend, &nats, bad, why, &a, &mut on_b);
@@ -906,11 +892,37 @@ fn a_bad_backplane_fails_start() {
             NatsBackplane::new(["nats://127.0.0.1:1"]).credentials_file(&bad_seed),
             "a credentials file with a malformed seed",
         ),
+        (
+            NatsBackplane::new(["nats://127.0.0.1:1"]).nkey("SUnotaseed"),
+            "a malformed nkey seed",
+        ),
+        (
+            NatsBackplane::new(["nats://127.0.0.1:1"])
+                .nkey(nkeys::KeyPair::new_account().seed().unwrap()),
+            "an account's seed",
+        ),
+        (
+            NatsBackplane::new(["tls://127.0.0.1:1"]).root_certificates("/nonexistent/ca.pem"),
+            "an unreadable CA file",
+        ),
+        (
+            NatsBackplane::new(["tls://127.0.0.1:1"]).root_certificates(&not_creds),
+            "a CA file without a certificate",
+        ),
+        (
+            NatsBackplane::new(["tls://127.0.0.1:1"])
+                .client_certificate("/nonexistent/client.pem", "/nonexistent/client.key"),
+            "an unreadable client certificate",
+        ),
     ] {
         let err = start(bad).expect_err(why);
         // The credentials file's own error (not found, here) comes through as it is.
         match why {
             "unreadable credentials" => assert!(err.to_string().contains("x.creds"), "{err}"),
+            "an unreadable CA file" => assert!(err.to_string().contains("ca.pem"), "{err}"),
+            "an unreadable client certificate" => {
+                assert!(err.to_string().contains("client.pem"), "{err}")
+            }
             "a file that is no credentials file" | "a credentials file with a malformed seed" => {
                 assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{why}: {err}")
             }

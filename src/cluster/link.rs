@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, Notify};
 
 use super::options::NatsBackplane;
 use super::subject::{self, Incoming, Verdict};
+use super::tls;
 use super::BackplaneStats;
 use crate::broadcast::remote::Remote;
 use crate::protocol::MessageKind;
@@ -76,6 +77,9 @@ struct Shared {
     node: String,
     max_payload: u64,
     connected: AtomicBool,
+    /// What the NATS client last reported going wrong (an authorization violation, a TLS
+    /// error, a refused connection); cleared when it connects.
+    last_error: Mutex<Option<String>>,
     counters: Counters,
     /// Topics whose wanted state changed since the thread last looked: true, subscribe.
     interest: Mutex<HashMap<Arc<str>, bool>>,
@@ -115,6 +119,10 @@ impl Link {
         if config.urls.is_empty() {
             return Err(invalid("no NATS server URL".into()));
         }
+        if let Some(seed) = &config.nkey {
+            tls::check_nkey(seed)?;
+        }
+        let tls = tls::client_config(config)?;
         let node = config.node.clone().unwrap_or_else(|| {
             use rand::{RngCore, SeedableRng};
             format!("{:016x}", rand::rngs::StdRng::from_os_rng().next_u64())
@@ -124,6 +132,7 @@ impl Link {
             node,
             max_payload: config.max_payload.unwrap_or(max_payload),
             connected: AtomicBool::new(false),
+            last_error: Mutex::new(None),
             counters: Counters::default(),
             interest: Mutex::new(HashMap::new()),
             wake: Notify::new(),
@@ -141,7 +150,7 @@ impl Link {
             .name("wsx-nats".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let client = match connect(&config, &thread_shared).await {
+                    let client = match connect(&config, tls, &thread_shared).await {
                         Ok(c) => {
                             let _ = ready_tx.send(Ok(()));
                             c
@@ -198,6 +207,15 @@ impl Link {
         }
     }
 
+    /// What the NATS client last reported going wrong, while it has not connected since.
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.shared
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// This node's name on NATS.
     pub(crate) fn node(&self) -> &str {
         &self.shared.node
@@ -247,7 +265,11 @@ impl Remote for Link {
 }
 
 /// The client, set up; connecting goes on in the background.
-async fn connect(config: &NatsBackplane, shared: &Arc<Shared>) -> io::Result<Client> {
+async fn connect(
+    config: &NatsBackplane,
+    tls: Option<rustls::ClientConfig>,
+    shared: &Arc<Shared>,
+) -> io::Result<Client> {
     let mut options = ConnectOptions::new()
         .name(format!("wsx/{}", shared.node))
         .no_echo()
@@ -274,14 +296,8 @@ async fn connect(config: &NatsBackplane, shared: &Arc<Shared>) -> io::Result<Cli
     if let Some(path) = &config.credentials_file {
         options = options.credentials_file(path).await?;
     }
-    for path in &config.root_certificates {
-        options = options.add_root_certificates(path.clone());
-    }
-    if let Some((cert, key)) = &config.client_certificate {
-        options = options.add_client_certificate(cert.clone(), key.clone());
-    }
-    if let Some(tls) = &config.tls_config {
-        options = options.tls_client_config(tls.clone());
+    if let Some(tls) = tls {
+        options = options.tls_client_config(tls);
     }
     let events = shared.clone();
     let seen_connect = Arc::new(AtomicBool::new(false));
@@ -290,13 +306,19 @@ async fn connect(config: &NatsBackplane, shared: &Arc<Shared>) -> io::Result<Cli
         let seen = seen_connect.clone();
         async move {
             let c = &shared.counters;
+            let note = |error: String| {
+                *shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+            };
             match event {
                 Event::Connected => {
                     shared.connected.store(true, Ordering::Relaxed);
+                    *shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
                     if seen.swap(true, Ordering::Relaxed) {
                         bump(&c.reconnects);
                     }
                 }
+                Event::ServerError(e) => note(format!("NATS server: {e}")),
+                Event::ClientError(e) => note(format!("NATS client: {e}")),
                 Event::Disconnected | Event::Closed => {
                     shared.connected.store(false, Ordering::Relaxed);
                 }
@@ -335,7 +357,11 @@ async fn run(client: Client, shared: Arc<Shared>, mut rx: mpsc::Receiver<Outgoin
     while let Ok(out) = rx.try_recv() {
         send(&client, &shared, out).await;
     }
-    let _ = tokio::time::timeout(FLUSH_WAIT, client.flush()).await;
+    // A client that is not connected would hold the flush until it connects: only wait when
+    // there is a connection to flush to.
+    if read_state(&client, &shared) {
+        let _ = tokio::time::timeout(FLUSH_WAIT, client.flush()).await;
+    }
     for (_, task) in subscribed.drain() {
         task.abort();
     }

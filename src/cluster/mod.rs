@@ -25,6 +25,7 @@
 mod link;
 mod options;
 mod subject;
+mod tls;
 
 pub(crate) use link::Link;
 pub use options::NatsBackplane;

@@ -133,7 +133,8 @@ impl NatsBackplane {
         self
     }
 
-    /// Authenticates with an NKey seed (`SU…`).
+    /// Authenticates with an NKey seed (`SU…`, a user's). A seed that does not decode, or
+    /// is not a user's, fails [`Builder::start`](crate::server::Builder::start).
     pub fn nkey(mut self, seed: impl Into<String>) -> Self {
         self.nkey = Some(seed.into());
         self
@@ -146,15 +147,19 @@ impl NatsBackplane {
         self
     }
 
-    /// Trusts the CA certificates in the PEM file at `path` for the NATS servers (in addition
-    /// to the built-in roots).
+    /// Trusts the CA certificates in the PEM file at `path` for the NATS servers, in addition
+    /// to the system's roots (which alone are trusted without this). Read at
+    /// [`Builder::start`](crate::server::Builder::start): a file that cannot be read or holds
+    /// no certificate fails it.
     pub fn root_certificates(mut self, path: impl Into<PathBuf>) -> Self {
         self.root_certificates.push(path.into());
         self
     }
 
     /// Presents the client certificate chain `cert` with private key `key` (PEM files) to
-    /// NATS servers that verify clients.
+    /// NATS servers that verify clients. Read at
+    /// [`Builder::start`](crate::server::Builder::start), which fails on a file that cannot
+    /// be read or a key that does not match.
     pub fn client_certificate(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
         self.client_certificate = Some((cert.into(), key.into()));
         self

@@ -479,6 +479,14 @@ impl ServerHandle {
         self.inner.backplane.as_ref().map(|l| l.stats())
     }
 
+    /// What the backplane's NATS client last reported going wrong — `"NATS server:
+    /// authorization violation"`, a TLS error, a refused connection — while it has not
+    /// connected since; `None` once connected, and without a backplane.
+    #[cfg(feature = "nats")]
+    pub fn backplane_error(&self) -> Option<String> {
+        self.inner.backplane.as_ref().and_then(|l| l.last_error())
+    }
+
     /// This node's name on NATS (sent with each of its publishes); `None` without a
     /// backplane.
     #[cfg(feature = "nats")]
