@@ -43,6 +43,11 @@ struct Args {
     /// Publish as fast as possible and report what crossed.
     #[arg(long)]
     flood: bool,
+    /// Measure NATS alone instead: one async-nats publisher and one subscriber, each on a
+    /// thread and runtime of its own, at `--rate` for `--duration`: the floor under a
+    /// cross-node delivery on this machine.
+    #[arg(long)]
+    floor: bool,
     /// Threads of the client that reads the subscribers (the probes have their own).
     #[arg(long, default_value_t = 2)]
     client_threads: usize,
@@ -162,9 +167,87 @@ fn probe(
     })
 }
 
+/// `--floor`: NATS's own publish-to-delivery latency between two connections.
+fn floor(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let url = args.nats.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let until = stop.clone();
+    let subscriber = std::thread::spawn(move || -> Vec<u32> {
+        let rt = runtime().expect("runtime");
+        rt.block_on(async move {
+            let client = async_nats::connect(url).await.expect("subscriber connects");
+            let mut sub = client.subscribe("floor").await.expect("subscribe");
+            client.flush().await.expect("flush");
+            ready_tx.send(()).expect("ready");
+            let mut lat = Vec::new();
+            loop {
+                let next = std::future::poll_fn(|cx| {
+                    futures_core::Stream::poll_next(std::pin::Pin::new(&mut sub), cx)
+                });
+                match tokio::time::timeout(Duration::from_millis(200), next).await {
+                    Ok(Some(m)) => {
+                        let now = epoch().elapsed().as_micros() as u64;
+                        if let Some(sent) = std::str::from_utf8(&m.payload)
+                            .ok()
+                            .and_then(|t| t.parse::<u64>().ok())
+                        {
+                            lat.push(now.saturating_sub(sent).min(u32::MAX as u64) as u32);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(_) if until.load(Ordering::Relaxed) => break,
+                    Err(_) => {}
+                }
+            }
+            lat
+        })
+    });
+    ready_rx.recv()?;
+    let rt = runtime()?;
+    let sent = rt.block_on(async {
+        let client = async_nats::connect(args.nats.clone()).await?;
+        let start = Instant::now();
+        let end = start + Duration::from_secs(args.duration);
+        let mut sent = 0u64;
+        while Instant::now() < end {
+            let due = start + Duration::from_secs_f64(sent as f64 / args.rate as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                tokio::time::sleep(wait).await;
+            }
+            let now = epoch().elapsed().as_micros() as u64;
+            client.publish("floor", now.to_string().into()).await?;
+            sent += 1;
+        }
+        client.flush().await?;
+        Ok::<u64, Box<dyn std::error::Error>>(sent)
+    })?;
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let mut lat = subscriber.join().expect("subscriber thread");
+    lat.sort_unstable();
+    println!(
+        "NATS alone: {sent} publishes at {}/s, {} received, latency p50 {} µs p99 {} µs max {} µs",
+        args.rate,
+        lat.len(),
+        pct(&lat, 0.50),
+        pct(&lat, 0.99),
+        lat.last().copied().unwrap_or(0)
+    );
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     epoch();
+    if args.floor {
+        return floor(&args);
+    }
     let mut nodes: Vec<(ServerHandle, Arc<AtomicU64>)> = Vec::new();
     for i in 0..args.nodes {
         let cpu = Arc::new(AtomicU64::new(0));
@@ -267,7 +350,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let worker_cpu = cpu.load(Ordering::Relaxed) - cpu0[i];
         let s = n.backplane_stats().unwrap_or_default();
         println!(
-            "node {i} ({}): {} deliveries, latency p50 {} µs p99 {} µs max {} µs; probe {} messages, p50 {} µs p99 {} µs max {} µs; worker CPU {:.2} µs per delivery; backplane published {} received {} dropped {} slow_consumer {}",
+            "node {i} ({}): {} deliveries, latency p50 {} µs p99 {} µs max {} µs; probe {} messages, p50 {} µs p99 {} µs max {} µs; worker CPU {:.2} µs per delivery; backplane published {} dropped {}, from NATS {} received {} lost at the receive queue {} (slow_consumer events {})",
             if i == 0 { "local" } else { "across NATS" },
             l.len(),
             pct(&l, 0.50),
@@ -279,8 +362,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             p.last().copied().unwrap_or(0),
             worker_cpu as f64 / (l.len() + p.len()).max(1) as f64,
             s.published,
-            s.received,
             s.dropped_backlog + s.dropped_disconnected,
+            s.from_nats,
+            s.received,
+            s.from_nats
+                - (s.received
+                    + s.own_skipped
+                    + s.refused_oversize
+                    + s.refused_invalid
+                    + s.unsubscribed),
             s.slow_consumer,
         );
     }

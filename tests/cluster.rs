@@ -844,6 +844,11 @@ fn hostile_messages_from_nats_are_refused_and_counted(backend: Backend) {
     assert_eq!(s.refused_invalid, 3, "{s:?}");
     assert_eq!(s.refused_oversize, 1, "{s:?}");
     assert_eq!(s.own_skipped, 1, "{s:?}");
+    // Every message NATS delivered to the node is accounted for (none was dropped at the
+    // receive queue): the client's own count equals the node's.
+    let taken =
+        s.received + s.own_skipped + s.refused_oversize + s.refused_invalid + s.unsubscribed;
+    assert_eq!(s.from_nats, taken, "{s:?}");
     // A node's publish to a topic that is no NATS subject stays on the node.
     a.publish("no subject", Message::Text("x")).unwrap();
     assert_eq!(stats(&a).local_only, 1);

@@ -52,7 +52,6 @@ struct Outgoing {
 
 #[derive(Debug, Default)]
 struct Counters {
-    reconnects: AtomicU64,
     subscriptions: AtomicU64,
     published: AtomicU64,
     received: AtomicU64,
@@ -89,6 +88,9 @@ struct Shared {
     stop: Notify,
     /// The node, to fan messages in; set once the node runs.
     handle: OnceLock<WeakHandle>,
+    /// The NATS client's own counters (connections made, messages read), exact; set once
+    /// the client is set up.
+    client: OnceLock<Arc<async_nats::Statistics>>,
 }
 
 /// A node's link to NATS, held by the topic directory (as its [`Remote`]) and by the handle.
@@ -138,6 +140,7 @@ impl Link {
             wake: Notify::new(),
             stop: Notify::new(),
             handle: OnceLock::new(),
+            client: OnceLock::new(),
         });
         let (queue, rx) = mpsc::channel(config.queue);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -152,6 +155,7 @@ impl Link {
                 runtime.block_on(async move {
                     let client = match connect(&config, tls, &thread_shared).await {
                         Ok(c) => {
+                            let _ = thread_shared.client.set(c.statistics());
                             let _ = ready_tx.send(Ok(()));
                             c
                         }
@@ -190,9 +194,13 @@ impl Link {
     pub(crate) fn stats(&self) -> BackplaneStats {
         let c = &self.shared.counters;
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let client = self.shared.client.get();
+        let from_client = |pick: fn(&async_nats::Statistics) -> u64| client.map_or(0, |s| pick(s));
         BackplaneStats {
             connected: self.shared.connected.load(Ordering::Relaxed),
-            reconnects: get(&c.reconnects),
+            // The first connection is no reconnect.
+            reconnects: from_client(|s| s.connects.load(Ordering::Relaxed)).saturating_sub(1),
+            from_nats: from_client(|s| s.in_messages.load(Ordering::Relaxed)),
             subscriptions: get(&c.subscriptions),
             published: get(&c.published),
             received: get(&c.received),
@@ -300,10 +308,8 @@ async fn connect(
         options = options.tls_client_config(tls);
     }
     let events = shared.clone();
-    let seen_connect = Arc::new(AtomicBool::new(false));
     options = options.event_callback(move |event| {
         let shared = events.clone();
-        let seen = seen_connect.clone();
         async move {
             let c = &shared.counters;
             let note = |error: String| {
@@ -313,9 +319,6 @@ async fn connect(
                 Event::Connected => {
                     shared.connected.store(true, Ordering::Relaxed);
                     *shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                    if seen.swap(true, Ordering::Relaxed) {
-                        bump(&c.reconnects);
-                    }
                 }
                 Event::ServerError(e) => note(format!("NATS server: {e}")),
                 Event::ClientError(e) => note(format!("NATS client: {e}")),

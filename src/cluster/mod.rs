@@ -30,17 +30,24 @@ mod tls;
 pub(crate) use link::Link;
 pub use options::NatsBackplane;
 
-/// Counters of a node's backplane since it started: exact, except `reconnects` and
-/// `slow_consumer`, which count the NATS client's events; those travel through a bounded
-/// channel that drops events when full (during a flood of slow-consumer events), so these two
-/// are lower bounds.
+/// Counters of a node's backplane since it started: exact, except `slow_consumer`, which
+/// counts the NATS client's events; those travel through a bounded channel that drops events
+/// when full (during a flood of them), so it is a lower bound. The exact number of messages
+/// dropped at the receive queues (or waiting in them, at most
+/// [`NatsBackplane::receive_queue`] per subscribed topic) is `from_nats` minus `received`,
+/// `own_skipped`, `refused_oversize`, `refused_invalid` and `unsubscribed`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BackplaneStats {
     /// Whether the NATS connection is up now.
     pub connected: bool,
-    /// Times the connection came back after it was lost.
+    /// Times the connection came back after it was lost (the NATS client's count of
+    /// connections made, less the first).
     pub reconnects: u64,
+    /// Messages NATS delivered to this node's connection (the NATS client's count): every
+    /// message counted below as fanned in, skipped or refused, and those the client dropped
+    /// at a full receive queue.
+    pub from_nats: u64,
     /// Subjects this node subscribes to now (topics it has local subscribers of).
     pub subscriptions: u64,
     /// Publishes sent to NATS.
