@@ -147,7 +147,11 @@ impl Directory {
                 let t = Arc::new(SharedTopic::new(name.clone(), self.workers));
                 topics.insert(name.clone(), t.clone());
                 if let Some(remote) = &self.remote {
-                    remote.interest(&name, true);
+                    let since = self
+                        .last_values
+                        .as_ref()
+                        .and_then(|l| l.seq_if_covers(&name));
+                    remote.interest(&name, true, since);
                 }
                 t
             }
@@ -170,7 +174,7 @@ impl Directory {
                 if Arc::ptr_eq(current, topic) {
                     topics.remove(&topic.name);
                     if let Some(remote) = &self.remote {
-                        remote.interest(&topic.name, false);
+                        remote.interest(&topic.name, false, None);
                     }
                 }
             }
@@ -212,10 +216,18 @@ mod tests {
     struct Told(std::sync::Mutex<Vec<(String, bool)>>);
 
     impl Remote for Told {
-        fn interest(&self, topic: &Arc<str>, on: bool) {
+        fn interest(&self, topic: &Arc<str>, on: bool, _: Option<u64>) {
             self.0.lock().unwrap().push((topic.to_string(), on));
         }
-        fn publish(&self, _: &str, _: Option<&str>, _: crate::MessageKind, _: bytes::Bytes) {}
+        fn publish(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: crate::MessageKind,
+            _: bytes::Bytes,
+            _: bool,
+        ) {
+        }
     }
 
     #[test]

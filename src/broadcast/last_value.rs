@@ -163,11 +163,42 @@ impl LastValues {
     /// Records `message`, a publish to `topic` (numbering it, see the module's doc); keeps it
     /// when it fits. Does nothing for a topic no rule covers.
     pub(crate) fn record(&self, topic: &Arc<str>, message: &Arc<Published>) {
+        self.record_if(topic, message, None);
+    }
+
+    /// Records `message`, a value of `topic` read back from the backplane's store, unless
+    /// the store has a value of its key numbered above `since` (recorded after this node
+    /// subscribed on the backplane: it came later than what was read). True if recorded.
+    pub(crate) fn fill(&self, topic: &Arc<str>, message: &Arc<Published>, since: u64) -> bool {
+        self.record_if(topic, message, Some(since))
+    }
+
+    /// The store's sequence number now, if `topic` keeps its last values.
+    pub(crate) fn seq_if_covers(&self, topic: &str) -> Option<u64> {
+        let inner = self.lock();
+        rule_for(&inner.rules, topic).map(|_| inner.seq)
+    }
+
+    fn record_if(&self, topic: &Arc<str>, message: &Arc<Published>, since: Option<u64>) -> bool {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let Some(rule) = rule_for(&inner.rules, topic) else {
-            return;
+            return false;
         };
+        if let Some(since) = since {
+            let kept = inner
+                .topics
+                .get(topic.as_ref())
+                .and_then(|t| t.values.get(&message.key));
+            if let Some((seq, old)) = kept {
+                // Newer than what was read, or the same value (this node's own, say): the
+                // subscribers have it.
+                let same = old.kind == message.kind && old.payload() == message.payload();
+                if *seq > since || same {
+                    return false;
+                }
+            }
+        }
         // One sequence for every topic: a topic forgotten and kept again numbers on from
         // where it was, so no watermark ever hides a newer publish.
         inner.seq += 1;
@@ -177,7 +208,7 @@ impl LastValues {
         if !inner.topics.contains_key(topic.as_ref()) {
             if inner.rules[rule].topics >= limits.max_topics {
                 inner.refused += 1;
-                return;
+                return false;
             }
             inner.rules[rule].topics += 1;
             inner.topics.insert(
@@ -189,7 +220,7 @@ impl LastValues {
             );
         }
         let Some(values) = inner.topics.get_mut(topic.as_ref()) else {
-            return;
+            return false;
         };
         let r = &mut inner.rules[rule];
         if let Some((_, old)) = values.values.remove(&message.key) {
@@ -202,12 +233,14 @@ impl LastValues {
                 .values
                 .insert(message.key.clone(), (seq, message.clone()));
             inner.recorded += 1;
+            true
         } else {
             inner.refused += 1;
             if values.values.is_empty() {
                 inner.topics.remove(topic.as_ref());
                 r.topics -= 1;
             }
+            false
         }
     }
 

@@ -22,6 +22,7 @@
 //!
 //! See `docs/cluster.md`.
 
+mod jetstream;
 mod link;
 mod options;
 mod subject;
@@ -74,4 +75,22 @@ pub struct BackplaneStats {
     /// Messages from NATS the NATS client dropped because the topic's receive queue
     /// ([`NatsBackplane::receive_queue`]) was full: the node fell behind what NATS sent it.
     pub slow_consumer: u64,
+    /// Whether the JetStream bucket of the last values was found or made
+    /// ([`NatsBackplane::last_values_bucket`]); until it is, values are not stored.
+    pub bucket_ready: bool,
+    /// Publishes to last-value topics also put into the JetStream bucket
+    /// ([`NatsBackplane::last_values_bucket`]).
+    pub stored: u64,
+    /// Publishes to last-value topics not put into the bucket: it was not there yet (NATS
+    /// without JetStream, or JetStream not answering), or NATS did not take them.
+    pub not_stored: u64,
+    /// Values read from the bucket that this node kept and sent to its subscribers (it had
+    /// no newer value of their key).
+    pub filled: u64,
+    /// Values read from the bucket and refused: stored under another topic's or key's name,
+    /// oversize, malformed.
+    pub fill_refused: u64,
+    /// Reads of the bucket that failed (NATS away, JetStream not enabled or not answering);
+    /// each is tried again every 500 ms while the topic has subscribers.
+    pub fill_errors: u64,
 }

@@ -143,7 +143,7 @@ impl<S> Conn<'_, S> {
             // No subscriber on this node; other nodes may have some.
             if let Some(remote) = self.ctx.topics.directory().remote() {
                 let payload = bytes::Bytes::copy_from_slice(message.as_bytes());
-                remote.publish(topic, options.key, message.kind(), payload);
+                remote.publish(topic, options.key, message.kind(), payload, false);
             }
             return;
         }
@@ -172,7 +172,8 @@ impl<S> Conn<'_, S> {
             }
         }
         if let Some(remote) = directory.remote() {
-            remote.publish(topic, options.key, message.kind, message.payload_bytes());
+            let payload = message.payload_bytes();
+            remote.publish(topic, options.key, message.kind, payload, keeps);
         }
         // A worker whose inbox is over the backlog misses it (counted in Stats).
         let _ = self.ctx.hub.send_to_workers(&message, Some(self.ctx.index));

@@ -326,7 +326,7 @@ impl ServerHandle {
             // No subscriber on this node; other nodes may have some.
             if let Some(remote) = directory.remote() {
                 let payload = Bytes::copy_from_slice(message.as_bytes());
-                remote.publish(topic, options.key, message.kind(), payload);
+                remote.publish(topic, options.key, message.kind(), payload, false);
             }
             return Ok(());
         }
@@ -351,7 +351,8 @@ impl ServerHandle {
             }
         }
         if let Some(remote) = directory.remote() {
-            remote.publish(topic, options.key, message.kind, message.payload_bytes());
+            let payload = message.payload_bytes();
+            remote.publish(topic, options.key, message.kind, payload, keeps);
         }
         self.compress_large(&message);
         reach_result(self.inner.hub.send_to_workers(&message, None))
@@ -391,6 +392,41 @@ impl ServerHandle {
         // recorded, must get it.
         let _ = self.inner.hub.send_to_workers(&message, None);
         shared.is_some()
+    }
+
+    /// Keeps `message`, a value of last-value topic `topic` read back from the backplane's
+    /// bucket, unless this node has a value of its key recorded after `since` (newer than
+    /// what was read) or the same one; a value kept goes to this node's subscribers of
+    /// `topic` as a publish. True if kept.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn fill_last_value(
+        &self,
+        topic: &str,
+        key: Option<&str>,
+        message: Message<'_>,
+        since: u64,
+    ) -> bool {
+        let directory = &self.inner.hub.directory;
+        let Some(last) = directory.last_values() else {
+            return false;
+        };
+        let name: Arc<str> = directory
+            .get(topic)
+            .map_or_else(|| topic.into(), |s| s.name.clone());
+        let message = Published::new(
+            Audience::Topic(name.clone()),
+            key.map(Into::into),
+            message,
+            true,
+            None,
+        );
+        if !last.fill(&name, &message, since) {
+            return false;
+        }
+        self.compress_large(&message);
+        // A worker whose inbox is over the backlog misses it (counted in Stats).
+        let _ = self.inner.hub.send_to_workers(&message, None);
+        true
     }
 
     /// Sends `message` to every open accepted connection on every worker (ws's
