@@ -89,11 +89,16 @@ pub struct LastValueStats {
     pub sent_on_subscribe: u64,
 }
 
-/// One prefix's rule and what it holds now.
+/// One prefix's rule.
 #[derive(Debug)]
 struct Rule {
     prefix: String,
     limits: LastValue,
+}
+
+/// What one rule's topics hold now.
+#[derive(Debug, Default, Clone, Copy)]
+struct Held {
     topics: usize,
     bytes: usize,
 }
@@ -107,7 +112,8 @@ struct TopicValues {
 
 #[derive(Debug, Default)]
 struct Inner {
-    rules: Vec<Rule>,
+    /// Per rule, in the order of [`LastValues::rules`].
+    held: Vec<Held>,
     topics: HashMap<Arc<str>, TopicValues>,
     /// The number of the last publish recorded (kept or not), over every topic.
     seq: u64,
@@ -128,26 +134,27 @@ pub(crate) struct Snapshot {
 /// Every last-value topic of a server, shared by its workers and handles.
 #[derive(Debug, Default)]
 pub(crate) struct LastValues {
+    /// Read without the lock: they never change.
+    rules: Vec<Rule>,
     inner: Mutex<Inner>,
 }
 
 impl LastValues {
     /// A store for the rules `(prefix, limits)`; the longest matching prefix wins.
     pub(crate) fn new(rules: &[(String, LastValue)]) -> Self {
-        let rules = rules
+        let rules: Vec<Rule> = rules
             .iter()
             .map(|(prefix, limits)| Rule {
                 prefix: prefix.clone(),
                 limits: *limits,
-                topics: 0,
-                bytes: 0,
             })
             .collect();
         LastValues {
             inner: Mutex::new(Inner {
-                rules,
+                held: vec![Held::default(); rules.len()],
                 ..Inner::default()
             }),
+            rules,
         }
     }
 
@@ -155,9 +162,9 @@ impl LastValues {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether `topic` keeps its last values. Takes the lock.
+    /// Whether `topic` keeps its last values (no lock taken).
     pub(crate) fn covers(&self, topic: &str) -> bool {
-        rule_for(&self.lock().rules, topic).is_some()
+        rule_for(&self.rules, topic).is_some()
     }
 
     /// Records `message`, a publish to `topic` (numbering it, see the module's doc); keeps it
@@ -175,16 +182,17 @@ impl LastValues {
 
     /// The store's sequence number now, if `topic` keeps its last values.
     pub(crate) fn seq_if_covers(&self, topic: &str) -> Option<u64> {
-        let inner = self.lock();
-        rule_for(&inner.rules, topic).map(|_| inner.seq)
+        rule_for(&self.rules, topic)?;
+        Some(self.lock().seq)
     }
 
     fn record_if(&self, topic: &Arc<str>, message: &Arc<Published>, since: Option<u64>) -> bool {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let Some(rule) = rule_for(&inner.rules, topic) else {
+        let Some(rule) = rule_for(&self.rules, topic) else {
             return false;
         };
+        let limits = self.rules[rule].limits;
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         if let Some(since) = since {
             let kept = inner
                 .topics
@@ -204,13 +212,12 @@ impl LastValues {
         inner.seq += 1;
         let seq = inner.seq;
         message.last_value_seq.store(seq, Ordering::Relaxed);
-        let limits = inner.rules[rule].limits;
         if !inner.topics.contains_key(topic.as_ref()) {
-            if inner.rules[rule].topics >= limits.max_topics {
+            if inner.held[rule].topics >= limits.max_topics {
                 inner.refused += 1;
                 return false;
             }
-            inner.rules[rule].topics += 1;
+            inner.held[rule].topics += 1;
             inner.topics.insert(
                 topic.clone(),
                 TopicValues {
@@ -222,7 +229,7 @@ impl LastValues {
         let Some(values) = inner.topics.get_mut(topic.as_ref()) else {
             return false;
         };
-        let r = &mut inner.rules[rule];
+        let r = &mut inner.held[rule];
         if let Some((_, old)) = values.values.remove(&message.key) {
             r.bytes -= old.payload().len();
         }
@@ -247,9 +254,9 @@ impl LastValues {
     /// What a new subscriber of `topic` gets: its values, oldest first, and the watermark;
     /// `None` for a topic no rule covers.
     pub(crate) fn snapshot(&self, topic: &str) -> Option<Snapshot> {
+        rule_for(&self.rules, topic)?;
         let mut guard = self.lock();
         let inner = &mut *guard;
-        rule_for(&inner.rules, topic)?;
         let mut snapshot = Snapshot {
             watermark: inner.seq,
             values: Vec::new(),
@@ -275,7 +282,7 @@ impl LastValues {
         let Some((_, old)) = values.values.remove(&key) else {
             return false;
         };
-        let rule = &mut inner.rules[values.rule];
+        let rule = &mut inner.held[values.rule];
         rule.bytes -= old.payload().len();
         if values.values.is_empty() {
             rule.topics -= 1;
@@ -292,7 +299,7 @@ impl LastValues {
             return 0;
         };
         let bytes: usize = values.values.values().map(|(_, m)| m.payload().len()).sum();
-        let rule = &mut inner.rules[values.rule];
+        let rule = &mut inner.held[values.rule];
         rule.bytes -= bytes;
         rule.topics -= 1;
         values.values.len()
@@ -304,7 +311,7 @@ impl LastValues {
         LastValueStats {
             topics: inner.topics.len() as u64,
             values: inner.topics.values().map(|t| t.values.len() as u64).sum(),
-            bytes: inner.rules.iter().map(|r| r.bytes as u64).sum(),
+            bytes: inner.held.iter().map(|h| h.bytes as u64).sum(),
             recorded: inner.recorded,
             refused: inner.refused,
             sent_on_subscribe: inner.sent_on_subscribe,
