@@ -36,7 +36,9 @@ pub use options::NatsBackplane;
 /// when full (during a flood of them), so it is a lower bound. The exact number of messages
 /// dropped at the receive queues (or waiting in them, at most
 /// [`NatsBackplane::receive_queue`] per subscribed topic) is `from_nats` minus `received`,
-/// `own_skipped`, `refused_oversize`, `refused_invalid` and `unsubscribed`.
+/// `own_skipped`, `refused_oversize`, `refused_invalid` and `unsubscribed` — without a
+/// last-values bucket: with one, `from_nats` also counts JetStream's answers and the values
+/// read from the bucket.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BackplaneStats {
@@ -47,7 +49,8 @@ pub struct BackplaneStats {
     pub reconnects: u64,
     /// Messages NATS delivered to this node's connection (the NATS client's count): every
     /// message counted below as fanned in, skipped or refused, and those the client dropped
-    /// at a full receive queue.
+    /// at a full receive queue (and, with a last-values bucket, JetStream's answers and the
+    /// values read from it).
     pub from_nats: u64,
     /// Subjects this node subscribes to now (topics it has local subscribers of).
     pub subscriptions: u64,
