@@ -247,6 +247,25 @@ impl Bucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a hostile node stores under the bucket, parsing its subject never panics,
+        /// and any topic and key round-trip through their stored subject.
+        #[test]
+        fn stored_subjects_parse_back_and_garbage_is_refused(
+            topic in "\\PC{1,40}",
+            key in proptest::option::of("\\PC{0,40}"),
+            garbage in "\\PC{0,80}",
+        ) {
+            let _ = parse("b", &garbage);
+            let _ = parse("b", &format!("$KV.b.{garbage}"));
+            if let Some(s) = subject_of("b", &topic, key.as_deref()) {
+                prop_assert_eq!(parse("b", &s), Some((topic.clone(), key.clone())));
+                prop_assert!(s.split('.').count() == 4);
+            }
+        }
+    }
 
     #[test]
     fn every_topic_and_key_is_a_stored_subject_that_parses_back() {
