@@ -3,8 +3,9 @@
 //! newest value of every key that any node published, sends them to the subscriber right
 //! after what it had itself (older local values replaced, none twice), and keeps them for
 //! the next subscriber; a node that starts later (a restart) gets them too; live publishes
-//! follow. Against a NATS server without JetStream, the failure is reported and counted and
-//! live delivery goes on. Without `nats-server` the tests say so and pass, except under
+//! follow. A read that finds NATS down is tried again until it is back; a NATS server that
+//! lost its store gets the bucket made again. Against a NATS server without JetStream, the
+//! failure is reported and counted and live delivery goes on. Without `nats-server` the tests say so and pass, except under
 //! `CI=true`, where they fail.
 #![cfg(feature = "nats")]
 
@@ -255,4 +256,85 @@ fn without_jetstream_the_failure_is_reported_and_live_delivery_goes_on(backend: 
     assert!(s.not_stored > 0, "{s:?}");
     stop(&a);
     stop(&b);
+}
+
+test_all!(a_read_that_finds_nats_down_is_tried_again_until_it_is_back);
+/// Values stored, then NATS killed: a node's first subscriber finds no bucket to read (counted
+/// and retried); once NATS is back on its ports, with its JetStream store, the read goes
+/// through and the subscriber gets the values.
+fn a_read_that_finds_nats_down_is_tried_again_until_it_is_back(backend: Backend) {
+    let dir = store_dir(&format!("down{}", backend as u8));
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let Some(mut nats) = nats_server_with(&["-js", "-sd", &dir_arg]) else {
+        return;
+    };
+    let prefix = format!("down{}", backend as u8);
+    let bucket = format!("down{}", backend as u8);
+    let a = node(backend, &nats, &prefix, "a", &bucket);
+    let b = node(backend, &nats, &prefix, "b", &bucket);
+    assert!(wait_until(WITHIN, || stats(&a).bucket_ready));
+    keyed(&a, Some("A"), "A=1");
+    keyed(&a, Some("B"), "B=1");
+    assert!(wait_until(WITHIN, || jsz(&nats, "messages") == 2));
+    nats.kill();
+    assert!(wait_until(WITHIN, || !stats(&b).connected));
+    let mut late = subscriber(&b);
+    assert!(
+        wait_until(WITHIN, || stats(&b).fill_errors > 0),
+        "{:?}",
+        stats(&b)
+    );
+    nats.restart();
+    let mut got = texts(&mut late, 2);
+    got.sort();
+    assert_eq!(got, ["A=1", "B=1"]);
+    assert!(
+        wait_until(WITHIN, || stats(&b).filled == 2),
+        "{:?}",
+        stats(&b)
+    );
+    assert!(stats(&b).reconnects >= 1);
+    stop(&a);
+    stop(&b);
+    drop(nats);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+test_all!(a_nats_server_that_lost_its_store_gets_the_bucket_made_again);
+/// NATS restarted with an empty JetStream store: the nodes make the bucket again once
+/// reconnected, and values published after are stored and read as before.
+fn a_nats_server_that_lost_its_store_gets_the_bucket_made_again(backend: Backend) {
+    let dir = store_dir(&format!("lost{}", backend as u8));
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let Some(mut nats) = nats_server_with(&["-js", "-sd", &dir_arg]) else {
+        return;
+    };
+    let prefix = format!("lost{}", backend as u8);
+    let bucket = format!("lost{}", backend as u8);
+    let a = node(backend, &nats, &prefix, "a", &bucket);
+    let b = node(backend, &nats, &prefix, "b", &bucket);
+    assert!(wait_until(WITHIN, || stats(&a).bucket_ready));
+    nats.kill();
+    std::fs::remove_dir_all(&dir).expect("the store goes");
+    std::fs::create_dir_all(&dir).expect("an empty store");
+    nats.restart();
+    assert!(
+        wait_until(WITHIN, || jsz(&nats, "streams") == 1
+            && stats(&a).bucket_ready),
+        "the bucket is made again: {:?}",
+        a.backplane_error()
+    );
+    assert!(wait_until(WITHIN, || stats(&a).connected && stats(&b).connected));
+    keyed(&a, Some("C"), "C=1");
+    assert!(
+        wait_until(WITHIN, || jsz(&nats, "messages") == 1),
+        "{:?}",
+        stats(&a)
+    );
+    let mut late = subscriber(&b);
+    assert_eq!(texts(&mut late, 1), ["C=1"]);
+    stop(&a);
+    stop(&b);
+    drop(nats);
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -24,7 +24,9 @@ use async_nats::jetstream::stream;
 use async_nats::{Client, HeaderMap};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use tokio::sync::OnceCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::Mutex;
 
 use super::options::NatsBackplane;
 use super::subject::{self, Incoming, Verdict, MAX_SUBJECT};
@@ -95,7 +97,11 @@ pub(crate) struct Bucket {
     name: String,
     max_bytes: u64,
     max_value: u64,
-    store: OnceCell<stream::Stream>,
+    /// The stream, once found or made; dropped after a failed read (the NATS server may have
+    /// lost it: one without a persistent store, restarted), so that the next finds or makes it
+    /// again.
+    store: Mutex<Option<stream::Stream>>,
+    ready: AtomicBool,
 }
 
 impl std::fmt::Debug for Bucket {
@@ -103,7 +109,7 @@ impl std::fmt::Debug for Bucket {
         f.debug_struct("Bucket")
             .field("name", &self.name)
             .field("max_bytes", &self.max_bytes)
-            .field("ready", &self.store.initialized())
+            .field("ready", &self.ready())
             .finish()
     }
 }
@@ -116,7 +122,8 @@ impl Bucket {
             name,
             max_bytes: config.last_values_max_bytes,
             max_value,
-            store: OnceCell::new(),
+            store: Mutex::new(None),
+            ready: AtomicBool::new(false),
         })
     }
 
@@ -128,39 +135,48 @@ impl Bucket {
     /// Whether the bucket was found or made (values put before are lost: nothing would keep
     /// them).
     pub(crate) fn ready(&self) -> bool {
-        self.store.initialized()
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Forgets the stream: the next use finds or makes it again.
+    pub(crate) async fn forget(&self) {
+        *self.store.lock().await = None;
+        self.ready.store(false, Ordering::Relaxed);
     }
 
     /// The bucket's stream, found or created: one message per subject (the newest value of
     /// a topic and key), file storage, bounded in bytes. Made as a stream with the settings
     /// of a key-value bucket (`KV_<name>` on `$KV.<name>.>`), which NATS servers older than
     /// the client's key-value API (2.9) also take.
-    pub(crate) async fn store(&self, client: &Client) -> Result<&stream::Stream, String> {
-        self.store
-            .get_or_try_init(|| async {
-                let js = async_nats::jetstream::new(client.clone());
-                let config = stream::Config {
-                    name: format!("KV_{}", self.name),
-                    description: Some("wsx: the newest value per topic and key".into()),
-                    subjects: vec![format!("$KV.{}.>", self.name)],
-                    max_messages_per_subject: 1,
-                    max_bytes: i64::try_from(self.max_bytes).unwrap_or(i64::MAX),
-                    max_message_size: i32::try_from(self.max_value.saturating_add(4096))
-                        .unwrap_or(i32::MAX),
-                    discard: stream::DiscardPolicy::New,
-                    storage: stream::StorageType::File,
-                    allow_rollup: true,
-                    deny_delete: true,
-                    allow_direct: true,
-                    ..stream::Config::default()
-                };
-                match tokio::time::timeout(WAIT, js.get_or_create_stream(config)).await {
-                    Ok(Ok(stream)) => Ok(stream),
-                    Ok(Err(e)) => Err(format!("JetStream bucket {}: {e}", self.name)),
-                    Err(_) => Err(format!("JetStream bucket {}: timed out", self.name)),
-                }
-            })
-            .await
+    pub(crate) async fn store(&self, client: &Client) -> Result<stream::Stream, String> {
+        let mut store = self.store.lock().await;
+        if let Some(stream) = &*store {
+            return Ok(stream.clone());
+        }
+        let js = async_nats::jetstream::new(client.clone());
+        let config = stream::Config {
+            name: format!("KV_{}", self.name),
+            description: Some("wsx: the newest value per topic and key".into()),
+            subjects: vec![format!("$KV.{}.>", self.name)],
+            max_messages_per_subject: 1,
+            max_bytes: i64::try_from(self.max_bytes).unwrap_or(i64::MAX),
+            max_message_size: i32::try_from(self.max_value.saturating_add(4096))
+                .unwrap_or(i32::MAX),
+            discard: stream::DiscardPolicy::New,
+            storage: stream::StorageType::File,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            ..stream::Config::default()
+        };
+        let stream = match tokio::time::timeout(WAIT, js.get_or_create_stream(config)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(format!("JetStream bucket {}: {e}", self.name)),
+            Err(_) => return Err(format!("JetStream bucket {}: timed out", self.name)),
+        };
+        *store = Some(stream.clone());
+        self.ready.store(true, Ordering::Relaxed);
+        Ok(stream)
     }
 
     /// Reads the newest value of each key of `topic` and hands each that passes the checks

@@ -489,17 +489,34 @@ impl Subscribed {
     }
 }
 
-/// Finds or creates the bucket, trying again while NATS is away or refuses.
+/// Finds or creates the bucket, trying again while NATS is away or refuses, and again after
+/// each new connection (a NATS server restarted without its store has lost it), for as long as
+/// the thread runs.
 async fn ensure_bucket(client: Client, shared: Arc<Shared>) {
     let Some(bucket) = &shared.bucket else {
         return;
     };
+    let connects = || {
+        shared
+            .client
+            .get()
+            .map_or(0, |s| s.connects.load(Ordering::Relaxed))
+    };
+    let mut checked = 0;
     loop {
         if read_state(&client, &shared) {
-            match bucket.store(&client).await {
-                Ok(_) => return,
-                Err(e) => {
-                    *shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+            let now = connects();
+            if now != checked && bucket.ready() {
+                bucket.forget().await;
+            }
+            if bucket.ready() {
+                checked = now;
+            } else {
+                match bucket.store(&client).await {
+                    Ok(_) => checked = now,
+                    Err(e) => {
+                        *shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                    }
                 }
             }
         }
@@ -539,6 +556,9 @@ async fn fill(client: Client, topic: Arc<str>, since: u64, shared: Arc<Shared>) 
             Err(e) => {
                 bump(&c.fill_errors);
                 *shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                // The server may have lost the bucket (restarted without its store): find
+                // or make it again on the next try.
+                bucket.forget().await;
             }
         }
         drop(node);
