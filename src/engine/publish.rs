@@ -121,7 +121,9 @@ impl<S> Conn<'_, S> {
     }
 
     /// Publishes `message` to `topic` with `options`. A topic that nobody subscribes to costs
-    /// a lookup and no allocation.
+    /// a lookup and no allocation, unless it keeps its last values
+    /// ([`Builder::last_value_for`](crate::ServerBuilder::last_value_for)): then the message is
+    /// framed and kept.
     pub fn publish_with(
         &mut self,
         topic: &str,

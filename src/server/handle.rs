@@ -278,7 +278,8 @@ impl ServerHandle {
 
     /// Publishes `message` to every subscriber of `topic` on every worker: the frame is built
     /// once on this thread, and each worker with subscribers gets one inbox push. A topic
-    /// nobody subscribes to costs a lookup and no allocation. Outcomes per subscriber are
+    /// nobody subscribes to costs a lookup and no allocation (unless it keeps its last values,
+    /// [`Builder::last_value_for`](crate::ServerBuilder::last_value_for)). Outcomes per subscriber are
     /// counted in [`ServerHandle::topic_stats`].
     ///
     /// # Errors
