@@ -7,16 +7,21 @@
 //! cargo run --features nats --example cluster -- --nats nats://127.0.0.1:4222 --port 9002 --name b
 //! # or both in one process, with a client on each, and what they got:
 //! cargo run --features nats --example cluster -- --nats nats://127.0.0.1:4222 --demo
+//! # rooms that keep their last message, on every node (JetStream: nats-server -js)
+//! cargo run --features nats --example cluster -- --nats nats://127.0.0.1:4222 --last-values rooms
 //! ```
 //!
 //! A client connects to `/ROOM`: it is subscribed to topic `ROOM`, and each text message it
-//! sends is published there, reaching the room's members on every node. Every 5 s a node
-//! prints its backplane's counters.
+//! sends is published there, reaching the room's members on every node. With
+//! `--last-values BUCKET`, a room keeps its last message and a client that joins it, on any
+//! node, gets that message at once (docs/cluster.md, "Last values across nodes"). Every 5 s a
+//! node prints its backplane's counters.
 
 use std::time::Duration;
 
 use clap::Parser;
 use wsx::blocking::{self, Message as Got};
+use wsx::broadcast::LastValue;
 use wsx::cluster::NatsBackplane;
 use wsx::{Conn, Handler, Message, Server, ServerHandle, Upgrade};
 
@@ -38,6 +43,9 @@ struct Args {
     /// Subject prefix: topic T is subject PREFIX.T.
     #[arg(long, default_value = "wsx")]
     prefix: String,
+    /// Rooms keep their last message, shared by the nodes in this JetStream bucket.
+    #[arg(long, value_name = "BUCKET")]
+    last_values: Option<String>,
     /// Start two nodes, a client on each, show a message crossing, and exit.
     #[arg(long)]
     demo: bool,
@@ -72,11 +80,13 @@ fn start(args: &Args, port: u16, name: Option<String>) -> std::io::Result<Server
     if let Some(token) = &args.token {
         nats = nats.token(token);
     }
-    Server::builder()
-        .host("127.0.0.1")
-        .port(port)
-        .backplane(nats)
-        .start(|_| Room)
+    let mut builder = Server::builder().host("127.0.0.1").port(port);
+    if let Some(bucket) = &args.last_values {
+        nats = nats.last_values_bucket(bucket);
+        // Every room ("" covers every topic): one last message each, up to 10,000 rooms.
+        builder = builder.last_value_for("", LastValue::new().max_topics(10_000).max_keys(1));
+    }
+    builder.backplane(nats).start(|_| Room)
 }
 
 /// Polls `cond` every 10 ms for up to 10 s.

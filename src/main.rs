@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use wsx::broadcast::LastValue;
 use wsx::{Backend, Conn, Handler, Message, Server};
 
 /// A WebSocket engine (RFC 6455 + RFC 7692): demo command line.
@@ -95,6 +96,11 @@ struct ServeArgs {
     /// runs them) [default: every connection].
     #[arg(long, value_name = "PATH", requires = "broadcast")]
     broadcast_path: Option<String>,
+    /// With --broadcast-path or --nats: the feed keeps its last publish, and a connection
+    /// that subscribes gets it at once, then every later one (docs/broadcast.md, "Last
+    /// value") [default: off].
+    #[arg(long, requires = "broadcast")]
+    last_value: bool,
     /// Every INTERVAL, one JSON line of the server's counters on stderr: connections open,
     /// opened and closed since the start, messages, publishes delivered and dropped, sends
     /// dropped, queued bytes, and on glibc the allocator's heap (`scripts/soak.sh` samples
@@ -142,6 +148,12 @@ struct ServeArgs {
     #[cfg(feature = "nats")]
     #[arg(long, value_name = "FILE", requires = "nats")]
     nats_ca: Option<std::path::PathBuf>,
+    /// With --nats and --last-value: keep the feed's last publish in this JetStream bucket
+    /// too, so that a node that starts or restarts has it for its first subscriber
+    /// (`nats-server -js`; docs/cluster.md) [default: NATS core only].
+    #[cfg(feature = "nats")]
+    #[arg(long, value_name = "NAME", requires_all = ["nats", "last_value"])]
+    nats_bucket: Option<String>,
 }
 
 impl ServeArgs {
@@ -161,6 +173,9 @@ impl ServeArgs {
         }
         if let Some(path) = &self.nats_ca {
             nats = nats.root_certificates(path.clone());
+        }
+        if let Some(bucket) = &self.nats_bucket {
+            nats = nats.last_values_bucket(bucket.clone());
         }
         if let Some(token) = std::env::var("WSX_NATS_TOKEN")
             .ok()
@@ -407,6 +422,17 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
     #[cfg(feature = "nats")]
     if let Some(nats) = args.backplane() {
         builder = builder.backplane(nats);
+    }
+    if args.last_value {
+        if args.broadcast_path.is_none() && !args.clustered() {
+            return Err(
+                "--last-value needs --broadcast-path or --nats: without them a publish goes to \
+                 every connection, not to a feed that could keep it"
+                    .into(),
+            );
+        }
+        // The feed, one value (no key).
+        builder = builder.last_value_for(FEED, LastValue::new().max_topics(1).max_keys(1));
     }
     // Without the flag the builder keeps `Auto`, which reads `WSX_BACKEND` at start.
     if let Some(backend) = args.backend {

@@ -145,6 +145,7 @@ fn help_exits_0_and_lists_every_flag() {
         "--backend",
         "--broadcast",
         "--broadcast-path",
+        "--last-value",
         "--stats-interval",
         "--health",
         "--help",
@@ -156,7 +157,13 @@ fn help_exits_0_and_lists_every_flag() {
         );
     }
     #[cfg(feature = "nats")]
-    for flag in ["--nats", "--nats-prefix", "--nats-creds", "--nats-ca"] {
+    for flag in [
+        "--nats",
+        "--nats-prefix",
+        "--nats-creds",
+        "--nats-ca",
+        "--nats-bucket",
+    ] {
         assert!(help.contains(flag), "`wsx serve --help` lacks {flag}");
     }
     // The defaults are documented with the flags.
@@ -435,6 +442,58 @@ fn a_broadcast_path_keeps_publishes_to_its_subscribers_and_stats_lines_count_the
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
 
+test_all!(last_value_gives_a_new_subscriber_the_feeds_last_publish_at_once);
+/// `--broadcast B --broadcast-path /feed --last-value`: a connection that opens on /feed after
+/// two publishes gets the second at once, then the next; without a feed the flag is refused.
+fn last_value_gives_a_new_subscriber_the_feeds_last_publish_at_once(backend: Backend) {
+    use wsx::blocking::Message;
+    let (mut serve, addr, _stdout, _stderr) = Serve::start(
+        backend,
+        WSX,
+        &[
+            "serve",
+            "--port",
+            "0",
+            "--threads",
+            "2",
+            "--broadcast",
+            "B",
+            "--broadcast-path",
+            "/feed",
+            "--last-value",
+        ],
+    );
+    let on = |path: &str| {
+        let options = wsx::client::ClientOptions::new().no_proxy();
+        let ws = wsx::blocking::connect_with(&format!("ws://{addr}{path}"), &options)
+            .unwrap_or_else(|e| panic!("connect to {path}: {e}"));
+        ws.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("read timeout");
+        ws
+    };
+    let mut first = on("/feed");
+    first.send_text("Bopen 1").expect("publish");
+    assert_eq!(first.recv().expect("first"), Message::Text("open 1".into()));
+    first.send_text("Bopen 2").expect("publish");
+    assert_eq!(first.recv().expect("first"), Message::Text("open 2".into()));
+    let mut late = on("/feed");
+    assert_eq!(
+        late.recv().expect("late"),
+        Message::Text("open 2".into()),
+        "the last publish, at once"
+    );
+    first.send_text("Bopen 3").expect("publish");
+    assert_eq!(late.recv().expect("late"), Message::Text("open 3".into()));
+    signal(serve.pid(), libc::SIGTERM);
+    let status = serve.wait_exit(STOP_WITHIN);
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    // Without a feed (every connection gets a broadcast) there is nothing to keep.
+    let out = wsx(&["serve", "--port", "0", "--broadcast", "B", "--last-value"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--last-value needs"), "{stderr}");
+}
+
 test_all!(health_answers_the_load_balancer_and_other_requests_keep_426);
 /// `--health PATH`: a plain `GET PATH` gets `200 ok`; any other plain request the 426; the
 /// WebSocket service is unchanged.
@@ -500,37 +559,7 @@ fn two_nats_nodes_share_publishes(backend: Backend) {
     let server = nats::Nats::start_with(program, &["--auth", "cli-token"]);
     let prefix = format!("cli{}", backend as u8);
     let url = server.url();
-    let node = || {
-        let mut child = Command::new(WSX)
-            .args(["serve", "--port", "0", "--threads", "1", "--broadcast", "B"])
-            .args(["--nats", &url, "--nats-prefix", &prefix])
-            .env("WSX_BACKEND", backend.name())
-            .env("WSX_NATS_TOKEN", "cli-token")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("wsx serve starts");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let serve = Serve { child };
-        let mut first = String::new();
-        stdout.read_line(&mut first).expect("the first line");
-        let addr: SocketAddr = first
-            .split("ws://")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {first:?}"));
-        let mut second = String::new();
-        stdout.read_line(&mut second).expect("the second line");
-        let name = second
-            .strip_prefix("wsx: node ")
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no node name in {second:?}"))
-            .to_owned();
-        assert!(second.contains(&format!("prefix {prefix:?}")), "{second:?}");
-        (serve, addr, name, stdout)
-    };
+    let node = || nats_node(backend, &url, &prefix, &["--broadcast", "B"]);
     let (mut serve_a, addr_a, name_a, _out_a) = node();
     let (mut serve_b, addr_b, name_b, _out_b) = node();
     let mut a = client_of(addr_a);
@@ -561,4 +590,119 @@ fn two_nats_nodes_share_publishes(backend: Backend) {
         let status = serve.wait_exit(STOP_WITHIN);
         assert!(status.is_some_and(|s| s.success()), "{status:?}");
     }
+}
+
+#[cfg(feature = "nats")]
+/// `wsx serve --port 0 --threads 1 --nats URL --nats-prefix PREFIX` with `extra` flags on
+/// `backend`, with the token `cli-token` in `WSX_NATS_TOKEN`: the process, its address, its
+/// node name (from its second line) and its stdout.
+fn nats_node(
+    backend: Backend,
+    url: &str,
+    prefix: &str,
+    extra: &[&str],
+) -> (Serve, SocketAddr, String, BufReader<ChildStdout>) {
+    let mut child = Command::new(WSX)
+        .args(["serve", "--port", "0", "--threads", "1"])
+        .args(extra)
+        .args(["--nats", url, "--nats-prefix", prefix])
+        .env("WSX_BACKEND", backend.name())
+        .env("WSX_NATS_TOKEN", "cli-token")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("wsx serve starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let serve = Serve { child };
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("the first line");
+    let addr: SocketAddr = first
+        .split("ws://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    let mut second = String::new();
+    stdout.read_line(&mut second).expect("the second line");
+    let name = second
+        .strip_prefix("wsx: node ")
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no node name in {second:?}"))
+        .to_owned();
+    assert!(second.contains(&format!("prefix {prefix:?}")), "{second:?}");
+    (serve, addr, name, stdout)
+}
+
+#[cfg(feature = "nats")]
+test_all!(a_node_started_later_gets_the_feeds_last_publish_from_the_bucket);
+/// `--last-value --nats-bucket NAME` against `nats-server -js`: a publish on node a is kept in
+/// the bucket; node b, started afterwards, gives its first client that publish at once.
+#[cfg(feature = "nats")]
+fn a_node_started_later_gets_the_feeds_last_publish_from_the_bucket(backend: Backend) {
+    use wsx::blocking::Message;
+    let program = match nats::program() {
+        Ok(program) => program,
+        Err(why) => {
+            assert!(!in_ci(), "CI=true and nats-server cannot run: {why}");
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+    let dir = std::env::temp_dir().join(format!(
+        "wsx-cli-js-{}-{}",
+        std::process::id(),
+        backend as u8
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a store directory");
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let server = nats::Nats::start_with(program, &["--auth", "cli-token", "-js", "-sd", &dir_arg]);
+    let prefix = format!("clilv{}", backend as u8);
+    let bucket = format!("clilv{}", backend as u8);
+    let flags = ["--broadcast", "B", "--last-value", "--nats-bucket", &bucket];
+    let (mut serve_a, addr_a, _, _out_a) = nats_node(backend, &server.url(), &prefix, &flags);
+    let mut a = client_of(addr_a);
+    // Published once the bucket is there (a's second line comes before it is made): then one
+    // more, stored when the bucket's bytes change (one value, of another length).
+    let jsz = |field: &str| -> u64 {
+        let body = server.monitor("/jsz").replace(char::is_whitespace, "");
+        body.split_once(&format!("\"{field}\":"))
+            .and_then(|(_, rest)| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .unwrap_or_else(|| panic!("no {field} in /jsz: {body}"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while jsz("messages") == 0 {
+        assert!(Instant::now() < deadline, "no publish reached the bucket");
+        a.send_text("Bearly").expect("publish on a");
+        assert_eq!(a.recv().expect("a"), Message::Text("early".into()));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = jsz("bytes");
+    a.send_text("Bthe last one").expect("publish on a");
+    assert_eq!(a.recv().expect("a"), Message::Text("the last one".into()));
+    while jsz("bytes") == before {
+        assert!(
+            Instant::now() < deadline,
+            "the last publish never reached the bucket"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (mut serve_b, addr_b, _, _out_b) = nats_node(backend, &server.url(), &prefix, &flags);
+    let mut b = client_of(addr_b);
+    assert_eq!(
+        b.recv().expect("b"),
+        Message::Text("the last one".into()),
+        "the last publish, read from the bucket"
+    );
+    for serve in [&mut serve_a, &mut serve_b] {
+        signal(serve.pid(), libc::SIGTERM);
+        let status = serve.wait_exit(STOP_WITHIN);
+        assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
 }

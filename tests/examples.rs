@@ -11,6 +11,8 @@ mod client_auth;
 mod compression;
 #[path = "../examples/heartbeat.rs"]
 mod heartbeat;
+#[path = "../examples/last_value.rs"]
+mod last_value;
 #[path = "../examples/routes.rs"]
 mod routes;
 #[path = "support/proxies.rs"]
@@ -31,6 +33,23 @@ fn client_auth_admits_a_good_token_and_refuses_a_bad_one() {
     let lines = client_auth::demo().expect("demo runs");
     assert_eq!(lines[0], "good token: hello alice");
     assert!(lines[1].contains("401"), "{lines:?}");
+}
+
+#[test]
+fn a_late_subscriber_gets_the_newest_tick_of_every_symbol_at_once() {
+    let lines = last_value::demo().expect("demo runs");
+    assert_eq!(
+        lines,
+        [
+            r#"at once: {"s":"AAPL","px":102.00}"#,
+            r#"at once: {"s":"MSFT","px":202.00}"#,
+            r#"at once: {"s":"NVDA","px":302.00}"#,
+            r#"at once: {"s":"AMZN","px":402.00}"#,
+            r#"at once: {"s":"GOOG","px":502.00}"#,
+            r#"then: {"s":"NVDA","px":350.00}"#,
+            "kept 5 values (120 bytes) of 16 ticks",
+        ]
+    );
 }
 
 #[test]

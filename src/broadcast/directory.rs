@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use super::last_value::LastValues;
 use super::remote::Remote;
 
 /// Counters of one topic, exact, summed over the workers.
@@ -97,6 +98,8 @@ pub(crate) struct Directory {
     workers: usize,
     /// The backplane, told of topics coming and going and of every publish.
     remote: Option<Arc<dyn Remote>>,
+    /// The newest values of last-value topics; `None` when no prefix keeps them.
+    last_values: Option<LastValues>,
 }
 
 impl Directory {
@@ -105,7 +108,19 @@ impl Directory {
             topics: RwLock::new(HashMap::new()),
             workers,
             remote,
+            last_values: None,
         }
+    }
+
+    /// Keeps the last values of the topics these rules cover (`Builder::last_value_for`).
+    pub(crate) fn with_last_values(mut self, rules: &[(String, super::LastValue)]) -> Self {
+        self.last_values = (!rules.is_empty()).then(|| LastValues::new(rules));
+        self
+    }
+
+    /// The last-value store, if any prefix keeps values.
+    pub(crate) fn last_values(&self) -> Option<&LastValues> {
+        self.last_values.as_ref()
     }
 
     /// The backplane, if the node has one.
@@ -132,7 +147,11 @@ impl Directory {
                 let t = Arc::new(SharedTopic::new(name.clone(), self.workers));
                 topics.insert(name.clone(), t.clone());
                 if let Some(remote) = &self.remote {
-                    remote.interest(&name, true);
+                    let since = self
+                        .last_values
+                        .as_ref()
+                        .and_then(|l| l.seq_if_covers(&name));
+                    remote.interest(&name, true, since);
                 }
                 t
             }
@@ -155,7 +174,7 @@ impl Directory {
                 if Arc::ptr_eq(current, topic) {
                     topics.remove(&topic.name);
                     if let Some(remote) = &self.remote {
-                        remote.interest(&topic.name, false);
+                        remote.interest(&topic.name, false, None);
                     }
                 }
             }
@@ -197,10 +216,18 @@ mod tests {
     struct Told(std::sync::Mutex<Vec<(String, bool)>>);
 
     impl Remote for Told {
-        fn interest(&self, topic: &Arc<str>, on: bool) {
+        fn interest(&self, topic: &Arc<str>, on: bool, _: Option<u64>) {
             self.0.lock().unwrap().push((topic.to_string(), on));
         }
-        fn publish(&self, _: &str, _: Option<&str>, _: crate::MessageKind, _: bytes::Bytes) {}
+        fn publish(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: crate::MessageKind,
+            _: bytes::Bytes,
+            _: bool,
+        ) {
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A published message: its frame built once, compressed at most once, shared by every
 //! recipient's queue.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -37,6 +38,9 @@ pub(crate) struct Published {
     /// A connection that does not get it (the publisher, when it is excluded or already has
     /// its copy).
     pub(crate) exclude: Option<ConnId>,
+    /// Its number in the last-value store (`broadcast/last_value.rs`), set before it goes to
+    /// any worker; 0 for a topic that keeps no last value.
+    pub(crate) last_value_seq: AtomicU64,
     plain: Bytes,
     header_len: usize,
     deflated: OnceLock<Bytes>,
@@ -71,10 +75,16 @@ impl Published {
             kind,
             compress,
             exclude,
+            last_value_seq: AtomicU64::new(0),
             plain: buf.freeze(),
             header_len,
             deflated: OnceLock::new(),
         })
+    }
+
+    /// Its number in the last-value store; 0 if it has none.
+    pub(crate) fn last_value_seq(&self) -> u64 {
+        self.last_value_seq.load(Ordering::Relaxed)
     }
 
     /// The uncompressed, unmasked frame.

@@ -54,12 +54,21 @@ pub(crate) struct Subscriptions {
     /// Local topic ids.
     pub(crate) topics: TopicList,
     pub(crate) stats: SubscriberStats,
+    /// What few subscribers need: messages held back, last-value watermarks.
+    // A pointer (8 bytes in every subscriber's box): allocated only for a slow conflated
+    // subscriber or one of a last-value topic.
+    rare: Option<Box<RareSubs>>,
+}
+
+/// The parts of a connection's subscriptions that few connections use.
+#[derive(Debug, Default)]
+struct RareSubs {
     /// The newest message per (topic, key) held back while the connection is slow, in the
-    /// order their keys were first held back. `None` unless a conflating topic found it slow.
-    // A pointer instead of a `Vec` (8 bytes instead of 24 in every subscriber's box): held
-    // messages are rare, the extra allocation happens only for a slow conflated subscriber.
-    #[allow(clippy::box_collection)]
-    held: Option<Box<Vec<Held>>>,
+    /// order their keys were first held back. Empty unless a conflating topic found it slow.
+    held: Vec<Held>,
+    /// (local topic id, watermark) for each last-value topic it subscribed to: publishes
+    /// numbered at or below the watermark were in what it got on subscribing.
+    watermarks: Vec<(u32, u64)>,
 }
 
 /// Topics a connection keeps in its `Subscriptions` without a list of their own.
@@ -140,7 +149,7 @@ impl Subscriptions {
     /// Holds `message` back, replacing the one of the same topic and key; true when one was
     /// replaced (it is conflated, never sent).
     pub(crate) fn hold(&mut self, topic: u32, message: Arc<Published>) -> bool {
-        let held = self.held.get_or_insert_with(Box::default);
+        let held = &mut self.rare.get_or_insert_with(Box::default).held;
         let same = |h: &Held| h.topic == topic && h.message.key == message.key;
         if let Some(h) = held.iter_mut().find(|h| same(h)) {
             h.message = message;
@@ -153,18 +162,52 @@ impl Subscriptions {
 
     /// Whether messages are held back.
     pub(crate) fn holding(&self) -> bool {
-        self.held.as_ref().is_some_and(|h| !h.is_empty())
+        self.rare.as_ref().is_some_and(|r| !r.held.is_empty())
     }
 
     /// Takes the messages held back (to send them), in the order they were first held.
     pub(crate) fn take_held(&mut self) -> Vec<Held> {
-        self.held.take().map(|b| *b).unwrap_or_default()
+        let Some(rare) = &mut self.rare else {
+            return Vec::new();
+        };
+        let held = std::mem::take(&mut rare.held);
+        if rare.watermarks.is_empty() {
+            self.rare = None;
+        }
+        held
     }
 
     /// The messages held back.
     #[cfg(test)]
     pub(crate) fn held(&self) -> &[Held] {
-        self.held.as_deref().map_or(&[], |h| h.as_slice())
+        self.rare.as_deref().map_or(&[], |r| r.held.as_slice())
+    }
+
+    /// Sets the last-value watermark of local topic `topic` (see `last_value.rs`).
+    pub(crate) fn set_watermark(&mut self, topic: u32, watermark: u64) {
+        let marks = &mut self.rare.get_or_insert_with(Box::default).watermarks;
+        match marks.iter_mut().find(|(t, _)| *t == topic) {
+            Some(m) => m.1 = watermark,
+            None => marks.push((topic, watermark)),
+        }
+    }
+
+    /// Whether publish number `seq` of local topic `topic` was in what this connection got
+    /// when it subscribed (so it must not get it again).
+    pub(crate) fn had(&self, topic: u32, seq: u64) -> bool {
+        self.rare.as_ref().is_some_and(|r| {
+            r.watermarks
+                .iter()
+                .any(|&(t, mark)| t == topic && seq <= mark)
+        })
+    }
+
+    /// Forgets what is kept for local topic `topic` (unsubscribed).
+    fn leave(&mut self, topic: u32) {
+        if let Some(r) = &mut self.rare {
+            r.held.retain(|h| h.topic != topic);
+            r.watermarks.retain(|&(t, _)| t != topic);
+        }
     }
 }
 
@@ -228,9 +271,7 @@ impl Topics {
         if !subs.topics.remove(id) {
             return false;
         }
-        if let Some(held) = &mut subs.held {
-            held.retain(|h| h.topic != id);
-        }
+        subs.leave(id);
         self.remove_subscriber(id, key);
         true
     }

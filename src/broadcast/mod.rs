@@ -27,11 +27,13 @@
 
 pub(crate) mod directory;
 pub(crate) mod frame;
+pub(crate) mod last_value;
 pub(crate) mod local;
 mod policy;
 pub(crate) mod remote;
 
 pub use directory::TopicStats;
+pub use last_value::{LastValue, LastValueStats};
 pub use local::SubscriberStats;
 pub(crate) use policy::Policies;
 pub use policy::{SlowConsumer, TopicPolicy, SLOW_CONSUMER_CLOSE};

@@ -5,6 +5,8 @@
 //! workers / handles ── Link::publish ──► bounded queue ──► NATS thread ──► PUB <prefix>.T
 //! directory ── Link::interest ──► pending set (topic → wanted) ──► NATS thread ──► SUB / UNSUB
 //! NATS ──► one task per subscribed topic ──► subject::check ──► ServerHandle::fan_in
+//! JetStream bucket (last-value topics, jetstream.rs) ──► one read per first subscription
+//!   ──► ServerHandle::fill_last_value
 //! ```
 //!
 //! Pending interest is a set, not a queue: a topic that comes and goes a million times while
@@ -23,6 +25,7 @@ use async_nats::{Client, ConnectOptions, Event, HeaderMap, Subscriber};
 use bytes::Bytes;
 use tokio::sync::{mpsc, Notify};
 
+use super::jetstream::{self, Bucket};
 use super::options::NatsBackplane;
 use super::subject::{self, Incoming, Verdict};
 use super::tls;
@@ -41,10 +44,15 @@ const FLUSH_WAIT: Duration = Duration::from_secs(2);
 /// wrong until the next one: the state itself is the authority.
 const STATE_POLL: Duration = Duration::from_millis(100);
 
+/// How long a failed read of a topic's last values waits before the next try.
+const FILL_RETRY: Duration = Duration::from_millis(500);
+
 /// One publish on its way to NATS.
 #[derive(Debug)]
 struct Outgoing {
     subject: String,
+    /// The bucket's subject for it too (a last-value topic, with a bucket).
+    stored: Option<String>,
     key: Option<String>,
     kind: MessageKind,
     payload: Bytes,
@@ -63,11 +71,20 @@ struct Counters {
     own_skipped: AtomicU64,
     unsubscribed: AtomicU64,
     slow_consumer: AtomicU64,
+    stored: AtomicU64,
+    not_stored: AtomicU64,
+    filled: AtomicU64,
+    fill_refused: AtomicU64,
+    fill_errors: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
+
+/// A topic's wanted state: subscribed or not, and for a last-value topic the last-value
+/// store's sequence number when it was wanted.
+type Wanted = (bool, Option<u64>);
 
 /// What the NATS thread and the node's threads share.
 #[derive(Debug)]
@@ -80,8 +97,11 @@ struct Shared {
     /// error, a refused connection); cleared when it connects.
     last_error: Mutex<Option<String>>,
     counters: Counters,
-    /// Topics whose wanted state changed since the thread last looked: true, subscribe.
-    interest: Mutex<HashMap<Arc<str>, bool>>,
+    /// Topics whose wanted state changed since the thread last looked: true, subscribe; with
+    /// the last-value store's number then, for a last-value topic.
+    interest: Mutex<HashMap<Arc<str>, Wanted>>,
+    /// The JetStream bucket of the last values, if configured.
+    bucket: Option<Bucket>,
     /// Interest changed.
     wake: Notify,
     /// Close was asked for.
@@ -124,15 +144,24 @@ impl Link {
         if let Some(seed) = &config.nkey {
             tls::check_nkey(seed)?;
         }
+        if let Some(bucket) = &config.last_values_bucket {
+            if !jetstream::valid_bucket(bucket) {
+                return Err(invalid(format!(
+                    "invalid JetStream bucket name {bucket:?} (letters, digits, _ and -)"
+                )));
+            }
+        }
         let tls = tls::client_config(config)?;
         let node = config.node.clone().unwrap_or_else(|| {
             use rand::{RngCore, SeedableRng};
             format!("{:016x}", rand::rngs::StdRng::from_os_rng().next_u64())
         });
+        let max_payload = config.max_payload.unwrap_or(max_payload);
         let shared = Arc::new(Shared {
             prefix: config.prefix.clone(),
             node,
-            max_payload: config.max_payload.unwrap_or(max_payload),
+            max_payload,
+            bucket: Bucket::of(config, max_payload),
             connected: AtomicBool::new(false),
             last_error: Mutex::new(None),
             counters: Counters::default(),
@@ -212,6 +241,12 @@ impl Link {
             own_skipped: get(&c.own_skipped),
             unsubscribed: get(&c.unsubscribed),
             slow_consumer: get(&c.slow_consumer),
+            bucket_ready: self.shared.bucket.as_ref().is_some_and(Bucket::ready),
+            stored: get(&c.stored),
+            not_stored: get(&c.not_stored),
+            filled: get(&c.filled),
+            fill_refused: get(&c.fill_refused),
+            fill_errors: get(&c.fill_errors),
         }
     }
 
@@ -241,16 +276,23 @@ impl Link {
 }
 
 impl Remote for Link {
-    fn interest(&self, topic: &Arc<str>, on: bool) {
+    fn interest(&self, topic: &Arc<str>, on: bool, last_values: Option<u64>) {
         self.shared
             .interest
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(topic.clone(), on);
+            .insert(topic.clone(), (on, last_values));
         self.shared.wake.notify_one();
     }
 
-    fn publish(&self, topic: &str, key: Option<&str>, kind: MessageKind, payload: Bytes) {
+    fn publish(
+        &self,
+        topic: &str,
+        key: Option<&str>,
+        kind: MessageKind,
+        payload: Bytes,
+        keeps: bool,
+    ) {
         let c = &self.shared.counters;
         if !self.shared.connected.load(Ordering::Relaxed) {
             bump(&c.dropped_disconnected);
@@ -260,8 +302,13 @@ impl Remote for Link {
             bump(&c.local_only);
             return;
         };
+        let stored = match &self.shared.bucket {
+            Some(bucket) if keeps => jetstream::subject_of(bucket.name(), topic, key),
+            _ => None,
+        };
         let out = Outgoing {
             subject,
+            stored,
             key: key.map(str::to_owned),
             kind,
             payload,
@@ -338,7 +385,12 @@ async fn connect(
 
 /// The thread's loop: publishes in order, interest as it changes, until closed.
 async fn run(client: Client, shared: Arc<Shared>, mut rx: mpsc::Receiver<Outgoing>) {
-    let mut subscribed: HashMap<Arc<str>, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut subscribed: HashMap<Arc<str>, Subscribed> = HashMap::new();
+    // The bucket exists before the first value is stored in it, if NATS lets it be made.
+    let ensure = shared
+        .bucket
+        .is_some()
+        .then(|| tokio::spawn(ensure_bucket(client.clone(), shared.clone())));
     let mut poll = tokio::time::interval(STATE_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -365,7 +417,10 @@ async fn run(client: Client, shared: Arc<Shared>, mut rx: mpsc::Receiver<Outgoin
     if read_state(&client, &shared) {
         let _ = tokio::time::timeout(FLUSH_WAIT, client.flush()).await;
     }
-    for (_, task) in subscribed.drain() {
+    for (_, sub) in subscribed.drain() {
+        sub.abort();
+    }
+    if let Some(task) = ensure {
         task.abort();
     }
     shared.connected.store(false, Ordering::Relaxed);
@@ -391,10 +446,123 @@ async fn send(client: &Client, shared: &Shared, out: Outgoing) {
     if let Some(key) = &out.key {
         headers.insert(subject::KEY, key.as_str());
     }
+    let stored = out
+        .stored
+        .map(|subject| (subject, headers.clone(), out.payload.clone()));
     let publish = client.publish_with_headers(out.subject, headers, out.payload);
     match tokio::time::timeout(PUBLISH_WAIT, publish).await {
         Ok(Ok(())) => bump(&c.published),
-        Ok(Err(_)) | Err(_) => bump(&c.dropped_backlog),
+        Ok(Err(_)) | Err(_) => {
+            bump(&c.dropped_backlog);
+            return;
+        }
+    }
+    if let Some((subject, headers, payload)) = stored {
+        if !shared.bucket.as_ref().is_some_and(Bucket::ready) {
+            bump(&c.not_stored);
+            return;
+        }
+        // Into the bucket too (no acknowledgement asked: at most once, as the live one).
+        let publish = client.publish_with_headers(subject, headers, payload);
+        match tokio::time::timeout(PUBLISH_WAIT, publish).await {
+            Ok(Ok(())) => bump(&c.stored),
+            Ok(Err(_)) | Err(_) => bump(&c.not_stored),
+        }
+    }
+}
+
+/// A topic this node subscribes to on NATS: the task that fans its messages in, and the one
+/// that reads its last values from the bucket, while it runs.
+#[derive(Debug)]
+struct Subscribed {
+    receive: tokio::task::JoinHandle<()>,
+    fill: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Subscribed {
+    fn abort(self) {
+        // Dropping the subscriber sends UNSUB.
+        self.receive.abort();
+        if let Some(fill) = self.fill {
+            fill.abort();
+        }
+    }
+}
+
+/// Finds or creates the bucket, trying again while NATS is away or refuses, and again after
+/// each new connection (a NATS server restarted without its store has lost it), for as long as
+/// the thread runs.
+async fn ensure_bucket(client: Client, shared: Arc<Shared>) {
+    let Some(bucket) = &shared.bucket else {
+        return;
+    };
+    let connects = || {
+        shared
+            .client
+            .get()
+            .map_or(0, |s| s.connects.load(Ordering::Relaxed))
+    };
+    let mut checked = 0;
+    loop {
+        if read_state(&client, &shared) {
+            let now = connects();
+            if now != checked && bucket.ready() {
+                bucket.forget().await;
+            }
+            if bucket.ready() {
+                checked = now;
+            } else {
+                match bucket.store(&client).await {
+                    Ok(_) => checked = now,
+                    Err(e) => {
+                        *shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(FILL_RETRY).await;
+    }
+}
+
+/// Reads the last values of `topic` from the bucket into the node, trying again until one
+/// read succeeds (NATS away, JetStream not answering) or the topic is unsubscribed.
+async fn fill(client: Client, topic: Arc<str>, since: u64, shared: Arc<Shared>) {
+    let Some(bucket) = &shared.bucket else {
+        return;
+    };
+    let c = &shared.counters;
+    loop {
+        let node = shared.handle.get().and_then(|h| h.upgrade());
+        let Some(node) = node else {
+            if shared.handle.get().is_some() {
+                return; // the node is gone
+            }
+            tokio::time::sleep(FILL_RETRY).await; // not running yet
+            continue;
+        };
+        let deliver = |key: Option<&str>, message: crate::Message<'_>| {
+            if node.fill_last_value(&topic, key, message, since) {
+                bump(&c.filled);
+            }
+        };
+        match bucket
+            .read(&client, &shared.prefix, &topic, shared.max_payload, deliver)
+            .await
+        {
+            Ok(read) => {
+                c.fill_refused.fetch_add(read.refused, Ordering::Relaxed);
+                return;
+            }
+            Err(e) => {
+                bump(&c.fill_errors);
+                *shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                // The server may have lost the bucket (restarted without its store): find
+                // or make it again on the next try.
+                bucket.forget().await;
+            }
+        }
+        drop(node);
+        tokio::time::sleep(FILL_RETRY).await;
     }
 }
 
@@ -402,31 +570,41 @@ async fn send(client: &Client, shared: &Shared, out: Outgoing) {
 async fn reconcile(
     client: &Client,
     shared: &Arc<Shared>,
-    subscribed: &mut HashMap<Arc<str>, tokio::task::JoinHandle<()>>,
+    subscribed: &mut HashMap<Arc<str>, Subscribed>,
 ) {
-    let changes: Vec<(Arc<str>, bool)> = shared
+    let changes: Vec<(Arc<str>, Wanted)> = shared
         .interest
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .drain()
         .collect();
-    for (topic, on) in changes {
+    for (topic, (on, last_values)) in changes {
         if on && !subscribed.contains_key(&topic) {
             let Some(subject) = subject::subject(&shared.prefix, &topic) else {
                 continue; // a topic that is no subject stays local
             };
             match client.subscribe(subject).await {
                 Ok(sub) => {
-                    let task = tokio::spawn(receive(sub, topic.clone(), shared.clone()));
-                    subscribed.insert(topic, task);
+                    let receive = tokio::spawn(receive(sub, topic.clone(), shared.clone()));
+                    // After the SUB: a value stored from now on also arrives live, and the
+                    // store keeps the newer of the two (broadcast/last_value.rs).
+                    let fill = match (last_values, &shared.bucket) {
+                        (Some(since), Some(_)) => Some(tokio::spawn(fill(
+                            client.clone(),
+                            topic.clone(),
+                            since,
+                            shared.clone(),
+                        ))),
+                        _ => None,
+                    };
+                    subscribed.insert(topic, Subscribed { receive, fill });
                 }
                 // Only when the client has closed; nothing to subscribe with then.
                 Err(_) => continue,
             }
         } else if !on {
-            if let Some(task) = subscribed.remove(&topic) {
-                // Dropping the subscriber sends UNSUB.
-                task.abort();
+            if let Some(sub) = subscribed.remove(&topic) {
+                sub.abort();
             }
         }
     }

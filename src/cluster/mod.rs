@@ -22,6 +22,7 @@
 //!
 //! See `docs/cluster.md`.
 
+mod jetstream;
 mod link;
 mod options;
 mod subject;
@@ -35,7 +36,9 @@ pub use options::NatsBackplane;
 /// when full (during a flood of them), so it is a lower bound. The exact number of messages
 /// dropped at the receive queues (or waiting in them, at most
 /// [`NatsBackplane::receive_queue`] per subscribed topic) is `from_nats` minus `received`,
-/// `own_skipped`, `refused_oversize`, `refused_invalid` and `unsubscribed`.
+/// `own_skipped`, `refused_oversize`, `refused_invalid` and `unsubscribed` — without a
+/// last-values bucket: with one, `from_nats` also counts JetStream's answers and the values
+/// read from the bucket.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BackplaneStats {
@@ -46,7 +49,8 @@ pub struct BackplaneStats {
     pub reconnects: u64,
     /// Messages NATS delivered to this node's connection (the NATS client's count): every
     /// message counted below as fanned in, skipped or refused, and those the client dropped
-    /// at a full receive queue.
+    /// at a full receive queue (and, with a last-values bucket, JetStream's answers and the
+    /// values read from it).
     pub from_nats: u64,
     /// Subjects this node subscribes to now (topics it has local subscribers of).
     pub subscriptions: u64,
@@ -74,4 +78,22 @@ pub struct BackplaneStats {
     /// Messages from NATS the NATS client dropped because the topic's receive queue
     /// ([`NatsBackplane::receive_queue`]) was full: the node fell behind what NATS sent it.
     pub slow_consumer: u64,
+    /// Whether the JetStream bucket of the last values was found or made
+    /// ([`NatsBackplane::last_values_bucket`]); until it is, values are not stored.
+    pub bucket_ready: bool,
+    /// Publishes to last-value topics also put into the JetStream bucket
+    /// ([`NatsBackplane::last_values_bucket`]).
+    pub stored: u64,
+    /// Publishes to last-value topics not put into the bucket: it was not there yet (NATS
+    /// without JetStream, or JetStream not answering), or NATS did not take them.
+    pub not_stored: u64,
+    /// Values read from the bucket that this node kept and sent to its subscribers (it had
+    /// no newer value of their key).
+    pub filled: u64,
+    /// Values read from the bucket and refused: stored under another topic's or key's name,
+    /// oversize, malformed.
+    pub fill_refused: u64,
+    /// Reads of the bucket that failed (NATS away, JetStream not enabled or not answering);
+    /// each is tried again every 500 ms while the topic has subscribers.
+    pub fill_errors: u64,
 }

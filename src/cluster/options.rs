@@ -45,6 +45,9 @@ pub struct NatsBackplane {
     pub(crate) receive_queue: usize,
     pub(crate) max_payload: Option<u64>,
     pub(crate) reconnect_delay_max: Duration,
+    /// The JetStream key-value bucket of the last values; `None`: NATS core only.
+    pub(crate) last_values_bucket: Option<String>,
+    pub(crate) last_values_max_bytes: u64,
 }
 
 impl std::fmt::Debug for NatsBackplane {
@@ -66,6 +69,8 @@ impl std::fmt::Debug for NatsBackplane {
             .field("receive_queue", &self.receive_queue)
             .field("max_payload", &self.max_payload)
             .field("reconnect_delay_max", &self.reconnect_delay_max)
+            .field("last_values_bucket", &self.last_values_bucket)
+            .field("last_values_max_bytes", &self.last_values_max_bytes)
             .finish()
     }
 }
@@ -94,6 +99,8 @@ impl NatsBackplane {
             receive_queue: 1024,
             max_payload: None,
             reconnect_delay_max: Duration::from_secs(2),
+            last_values_bucket: None,
+            last_values_max_bytes: 256 << 20,
         }
     }
 
@@ -206,6 +213,27 @@ impl NatsBackplane {
     /// Default 2 s.
     pub fn reconnect_delay_max(mut self, max: Duration) -> Self {
         self.reconnect_delay_max = max;
+        self
+    }
+
+    /// Keeps the last values of this node's last-value topics
+    /// ([`Builder::last_value_for`](crate::server::Builder::last_value_for)) in the JetStream
+    /// key-value bucket `bucket` too (created when missing, one value per topic and key), so
+    /// that a node that gets its first subscriber of such a topic — a node that joins, or
+    /// restarts — reads the newest values every node published and sends them to its
+    /// subscribers at once. Each publish to such a topic then costs two NATS messages (the
+    /// live one and the bucket's). Needs a NATS server with JetStream enabled
+    /// (`nats-server -js`). Default: off (NATS core only; a node then has the values
+    /// published while it had subscribers, and its own).
+    pub fn last_values_bucket(mut self, bucket: impl Into<String>) -> Self {
+        self.last_values_bucket = Some(bucket.into());
+        self
+    }
+
+    /// Most bytes the last-values bucket holds on the NATS server (JetStream refuses values
+    /// past it). Default 256 MiB.
+    pub fn last_values_max_bytes(mut self, bytes: u64) -> Self {
+        self.last_values_max_bytes = bytes;
         self
     }
 }

@@ -138,6 +138,15 @@ impl Recipient<'_> {
         pieces: &mut Vec<Piece>,
         counts: &mut Counts,
     ) -> Step {
+        let seq = message.last_value_seq();
+        if seq != 0 {
+            if let (Some(subs), Some(topic)) = (self.subs.as_deref(), topic) {
+                if subs.had(topic, seq) {
+                    // It got this value, or a newer one of its key, when it subscribed.
+                    return Step::Next;
+                }
+            }
+        }
         if !self.tx.can_send_message() {
             if self.tx.close_state() == crate::protocol::CloseState::Open {
                 // In the middle of a fragmented message of its own: a frame cannot go between.

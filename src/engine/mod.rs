@@ -56,6 +56,8 @@ pub(crate) struct Settings {
     pub(crate) deflate: Option<std::sync::Arc<crate::protocol::deflate::DeflateOptions>>,
     /// Slow-consumer policies of topics and broadcasts.
     pub(crate) policies: std::sync::Arc<crate::broadcast::Policies>,
+    /// Topic prefixes that keep their newest value per key (`Builder::last_value_for`).
+    pub(crate) last_values: Vec<(String, crate::broadcast::LastValue)>,
     /// Most publishes waiting in one worker's inbox.
     pub(crate) publish_backlog: usize,
     /// How the deflate pool is sized and used.
@@ -121,6 +123,7 @@ impl Default for Settings {
             nodelay: true,
             deflate: None,
             policies: std::sync::Arc::default(),
+            last_values: Vec::new(),
             publish_backlog: 65_536,
             pool: PoolSettings::default(),
             deflate_pool: None,

@@ -20,7 +20,9 @@ const CHAIN_FROM: usize = 1024;
 
 impl<S> Conn<'_, S> {
     /// Subscribes this connection to `topic`. Returns false if it already was. Subscriptions
-    /// end when the connection closes.
+    /// end when the connection closes. A topic that keeps its last values
+    /// ([`Builder::last_value_for`](crate::ServerBuilder::last_value_for)) sends them to this
+    /// connection now, oldest first, ahead of anything published after.
     ///
     /// # Examples
     ///
@@ -45,7 +47,25 @@ impl<S> Conn<'_, S> {
     pub fn subscribe(&mut self, topic: &str) -> bool {
         let key = self.io.id.key;
         let subs = self.io.subs.get_or_insert_with(Box::default);
-        self.ctx.topics.subscribe(topic, key, subs)
+        if !self.ctx.topics.subscribe(topic, key, subs) {
+            return false;
+        }
+        // A last-value topic: its newest values now, then only what is published after.
+        let snapshot = self
+            .ctx
+            .topics
+            .directory()
+            .last_values()
+            .and_then(|l| l.snapshot(topic));
+        if let (Some(snapshot), Some(id)) = (snapshot, self.ctx.topics.id(topic)) {
+            for message in &snapshot.values {
+                self.deliver_own(message, Some(id));
+            }
+            if let Some(subs) = self.io.subs_mut() {
+                subs.set_watermark(id, snapshot.watermark);
+            }
+        }
+        true
     }
 
     /// Unsubscribes this connection from `topic`. Returns false if it was not subscribed.
@@ -101,7 +121,9 @@ impl<S> Conn<'_, S> {
     }
 
     /// Publishes `message` to `topic` with `options`. A topic that nobody subscribes to costs
-    /// a lookup and no allocation.
+    /// a lookup and no allocation, unless it keeps its last values
+    /// ([`Builder::last_value_for`](crate::ServerBuilder::last_value_for)): then the message is
+    /// framed and kept.
     pub fn publish_with(
         &mut self,
         topic: &str,
@@ -113,26 +135,47 @@ impl<S> Conn<'_, S> {
             Some(id) => self.ctx.topics.get(id).map(|t| t.shared.clone()),
             None => self.ctx.topics.directory().get(topic),
         };
-        let Some(shared) = shared else {
+        let keeps = self
+            .ctx
+            .topics
+            .directory()
+            .last_values()
+            .is_some_and(|l| l.covers(topic));
+        if shared.is_none() && !keeps {
             // No subscriber on this node; other nodes may have some.
             if let Some(remote) = self.ctx.topics.directory().remote() {
                 let payload = bytes::Bytes::copy_from_slice(message.as_bytes());
-                remote.publish(topic, options.key, message.kind(), payload);
+                remote.publish(topic, options.key, message.kind(), payload, false);
             }
             return;
+        }
+        let name: Arc<str> = match &shared {
+            Some(shared) => {
+                shared
+                    .published
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                shared.name.clone()
+            }
+            None => topic.into(),
         };
-        shared
-            .published
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let message = Published::new(
-            Audience::Topic(shared.name.clone()),
+            Audience::Topic(name.clone()),
             options.key.map(Into::into),
             message,
             options.compress,
             Some(self.io.id),
         );
-        if let Some(remote) = self.ctx.topics.directory().remote() {
-            remote.publish(topic, options.key, message.kind, message.payload_bytes());
+        let directory = self.ctx.topics.directory();
+        if keeps {
+            // Before it reaches any worker: a subscriber's snapshot either has it or is older
+            // than it (broadcast/last_value.rs).
+            if let Some(last) = directory.last_values() {
+                last.record(&name, &message);
+            }
+        }
+        if let Some(remote) = directory.remote() {
+            let payload = message.payload_bytes();
+            remote.publish(topic, options.key, message.kind, payload, keeps);
         }
         // A worker whose inbox is over the backlog misses it (counted in Stats).
         let _ = self.ctx.hub.send_to_workers(&message, Some(self.ctx.index));

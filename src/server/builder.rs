@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use super::handle::launch;
 use super::router::{Route, Router};
 use super::ServerHandle;
-use crate::broadcast::TopicPolicy;
+use crate::broadcast::{LastValue, TopicPolicy};
 use crate::engine::handler::Handler;
 use crate::engine::{self, Settings};
 use crate::limits::Limits;
@@ -282,6 +282,41 @@ impl Builder {
         Arc::make_mut(&mut self.settings.policies)
             .by_prefix
             .push((prefix.into(), policy));
+        self
+    }
+
+    /// Topics whose name starts with `prefix` keep their newest publish per key (the key of
+    /// [`Conn::publish_keyed`](crate::Conn::publish_keyed), or none: one per topic), within
+    /// `limits`; a connection that subscribes to one gets those values at once, oldest first,
+    /// then every publish made after it, none twice. The longest matching prefix wins; `""`
+    /// covers every topic. Market data: a new subscriber sees the newest tick per symbol
+    /// without waiting for the next. See `docs/broadcast.md`, "Last value".
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use wsx::broadcast::LastValue;
+    /// use wsx::{Conn, Handler, Server};
+    ///
+    /// struct Ticks;
+    /// impl Handler for Ticks {
+    ///     type State = ();
+    ///     fn on_open(&mut self, conn: &mut Conn<'_, ()>) {
+    ///         conn.subscribe("ticks"); // gets the newest tick of every symbol now
+    ///     }
+    /// }
+    /// let server = Server::builder()
+    ///     .last_value_for("ticks", LastValue::new().max_keys(10_000))
+    ///     .start(|_| Ticks)?;
+    /// let options = wsx::broadcast::PublishOptions {
+    ///     key: Some("AAPL"),
+    ///     ..Default::default()
+    /// };
+    /// server.publish_with("ticks", wsx::Message::Text("{\"AAPL\":189.5}"), &options)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn last_value_for(mut self, prefix: impl Into<String>, limits: LastValue) -> Self {
+        self.settings.last_values.push((prefix.into(), limits));
         self
     }
 

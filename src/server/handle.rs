@@ -13,7 +13,7 @@ use bytes::Bytes;
 use super::{ConnId, DeflatePoolStats, Footprint, Message, Stats, WorkerStats};
 use crate::broadcast::directory::Directory;
 use crate::broadcast::frame::{Audience, Published};
-use crate::broadcast::{PublishOptions, TopicStats};
+use crate::broadcast::{LastValueStats, PublishOptions, TopicStats};
 use crate::client::{ClientError, ClientOptions, Connector, Url};
 use crate::engine::fanout::{Hub, Reach};
 use crate::engine::handler::Handler;
@@ -278,7 +278,8 @@ impl ServerHandle {
 
     /// Publishes `message` to every subscriber of `topic` on every worker: the frame is built
     /// once on this thread, and each worker with subscribers gets one inbox push. A topic
-    /// nobody subscribes to costs a lookup and no allocation. Outcomes per subscriber are
+    /// nobody subscribes to costs a lookup and no allocation (unless it keeps its last values,
+    /// [`Builder::last_value_for`](crate::ServerBuilder::last_value_for)). Outcomes per subscriber are
     /// counted in [`ServerHandle::topic_stats`].
     ///
     /// # Errors
@@ -320,24 +321,39 @@ impl ServerHandle {
         options: &PublishOptions<'_>,
     ) -> Result<(), HandleError> {
         let directory = &self.inner.hub.directory;
-        let Some(shared) = directory.get(topic) else {
+        let shared = directory.get(topic);
+        let keeps = directory.last_values().is_some_and(|l| l.covers(topic));
+        if shared.is_none() && !keeps {
             // No subscriber on this node; other nodes may have some.
             if let Some(remote) = directory.remote() {
                 let payload = Bytes::copy_from_slice(message.as_bytes());
-                remote.publish(topic, options.key, message.kind(), payload);
+                remote.publish(topic, options.key, message.kind(), payload, false);
             }
             return Ok(());
+        }
+        let name: Arc<str> = match &shared {
+            Some(shared) => {
+                shared.published.fetch_add(1, Ordering::Relaxed);
+                shared.name.clone()
+            }
+            None => topic.into(),
         };
-        shared.published.fetch_add(1, Ordering::Relaxed);
         let message = Published::new(
-            Audience::Topic(shared.name.clone()),
+            Audience::Topic(name.clone()),
             options.key.map(Into::into),
             message,
             options.compress,
             None,
         );
+        if keeps {
+            // Before it reaches any worker (broadcast/last_value.rs).
+            if let Some(last) = directory.last_values() {
+                last.record(&name, &message);
+            }
+        }
         if let Some(remote) = directory.remote() {
-            remote.publish(topic, options.key, message.kind, message.payload_bytes());
+            let payload = message.payload_bytes();
+            remote.publish(topic, options.key, message.kind, payload, keeps);
         }
         self.compress_large(&message);
         reach_result(self.inner.hub.send_to_workers(&message, None))
@@ -349,16 +365,65 @@ impl ServerHandle {
     /// any more.
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) fn fan_in(&self, topic: &str, key: Option<&str>, message: Message<'_>) -> bool {
-        let Some(shared) = self.inner.hub.directory.get(topic) else {
+        let directory = &self.inner.hub.directory;
+        let shared = directory.get(topic);
+        let keeps = directory.last_values().is_some_and(|l| l.covers(topic));
+        if shared.is_none() && !keeps {
             return false;
-        };
+        }
+        let name: Arc<str> = shared
+            .as_ref()
+            .map_or_else(|| topic.into(), |s| s.name.clone());
         let message = Published::new(
-            Audience::Topic(shared.name.clone()),
+            Audience::Topic(name.clone()),
             key.map(Into::into),
             message,
             true,
             None,
         );
+        if keeps {
+            // A publish made on another node is this node's newest value too.
+            if let Some(last) = directory.last_values() {
+                last.record(&name, &message);
+            }
+        }
+        self.compress_large(&message);
+        // A worker whose inbox is over the backlog misses it (counted in Stats). Sent even
+        // when no worker had subscribers a moment ago: one that joined since, after this was
+        // recorded, must get it.
+        let _ = self.inner.hub.send_to_workers(&message, None);
+        shared.is_some()
+    }
+
+    /// Keeps `message`, a value of last-value topic `topic` read back from the backplane's
+    /// bucket, unless this node has a value of its key recorded after `since` (newer than
+    /// what was read) or the same one; a value kept goes to this node's subscribers of
+    /// `topic` as a publish. True if kept.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn fill_last_value(
+        &self,
+        topic: &str,
+        key: Option<&str>,
+        message: Message<'_>,
+        since: u64,
+    ) -> bool {
+        let directory = &self.inner.hub.directory;
+        let Some(last) = directory.last_values() else {
+            return false;
+        };
+        let name: Arc<str> = directory
+            .get(topic)
+            .map_or_else(|| topic.into(), |s| s.name.clone());
+        let message = Published::new(
+            Audience::Topic(name.clone()),
+            key.map(Into::into),
+            message,
+            true,
+            None,
+        );
+        if !last.fill(&name, &message, since) {
+            return false;
+        }
         self.compress_large(&message);
         // A worker whose inbox is over the backlog misses it (counted in Stats).
         let _ = self.inner.hub.send_to_workers(&message, None);
@@ -389,6 +454,36 @@ impl ServerHandle {
                 let _ = message.deflated(options);
             }
         }
+    }
+
+    /// The counters of the last-value store ([`Builder::last_value_for`](crate::ServerBuilder::last_value_for));
+    /// all zero when no prefix keeps values.
+    pub fn last_value_stats(&self) -> LastValueStats {
+        self.inner
+            .hub
+            .directory
+            .last_values()
+            .map(|l| l.stats())
+            .unwrap_or_default()
+    }
+
+    /// Forgets the last value of `key` in `topic` (`None`: the one published without a key),
+    /// so that new subscribers no longer get it (a delisted symbol, say). True if there was one.
+    pub fn forget_last_value(&self, topic: &str, key: Option<&str>) -> bool {
+        self.inner
+            .hub
+            .directory
+            .last_values()
+            .is_some_and(|l| l.forget(topic, key))
+    }
+
+    /// Forgets every last value of `topic`; returns how many there were.
+    pub fn forget_last_values(&self, topic: &str) -> usize {
+        self.inner
+            .hub
+            .directory
+            .last_values()
+            .map_or(0, |l| l.forget_topic(topic))
     }
 
     /// Connections subscribed to `topic`, over all workers.
@@ -557,7 +652,9 @@ where
     #[cfg(not(feature = "nats"))]
     let remote = None;
     let hub = Arc::new(Hub {
-        directory: Arc::new(Directory::new(inboxes.len(), remote)),
+        directory: Arc::new(
+            Directory::new(inboxes.len(), remote).with_last_values(&settings.last_values),
+        ),
         inboxes,
         backlog: settings.publish_backlog,
         refused: AtomicU64::new(0),
