@@ -328,9 +328,14 @@ fn serve_raises_the_soft_open_file_limit_to_the_hard_one(backend: Backend) {
 
 /// A blocking client of `wsx serve` at `addr`, with a bounded read timeout.
 fn client_of(addr: SocketAddr) -> wsx::blocking::WebSocket {
+    client_on(addr, "/")
+}
+
+/// [`client_of`] on request path `path`.
+fn client_on(addr: SocketAddr, path: &str) -> wsx::blocking::WebSocket {
     let options = wsx::client::ClientOptions::new().no_proxy();
-    let ws = wsx::blocking::connect_with(&format!("ws://{addr}/"), &options)
-        .unwrap_or_else(|e| panic!("connect to wsx serve at {addr}: {e}"));
+    let ws = wsx::blocking::connect_with(&format!("ws://{addr}{path}"), &options)
+        .unwrap_or_else(|e| panic!("connect to wsx serve at {addr}{path}: {e}"));
     ws.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("read timeout");
     ws
@@ -396,14 +401,7 @@ fn a_broadcast_path_keeps_publishes_to_its_subscribers_and_stats_lines_count_the
             "100ms",
         ],
     );
-    let on = |path: &str| {
-        let options = wsx::client::ClientOptions::new().no_proxy();
-        let ws = wsx::blocking::connect_with(&format!("ws://{addr}{path}"), &options)
-            .unwrap_or_else(|e| panic!("connect to {path}: {e}"));
-        ws.set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("read timeout");
-        ws
-    };
+    let on = |path: &str| client_on(addr, path);
     let mut a = on("/feed");
     let mut b = on("/feed");
     let mut other = on("/echo");
@@ -463,14 +461,7 @@ fn last_value_gives_a_new_subscriber_the_feeds_last_publish_at_once(backend: Bac
             "--last-value",
         ],
     );
-    let on = |path: &str| {
-        let options = wsx::client::ClientOptions::new().no_proxy();
-        let ws = wsx::blocking::connect_with(&format!("ws://{addr}{path}"), &options)
-            .unwrap_or_else(|e| panic!("connect to {path}: {e}"));
-        ws.set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("read timeout");
-        ws
-    };
+    let on = |path: &str| client_on(addr, path);
     let mut first = on("/feed");
     first.send_text("Bopen 1").expect("publish");
     assert_eq!(first.recv().expect("first"), Message::Text("open 1".into()));
