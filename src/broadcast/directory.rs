@@ -9,8 +9,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use super::frame::{Audience, Published};
 use super::last_value::LastValues;
 use super::remote::Remote;
+use crate::handler::{ConnId, Message};
 
 /// Counters of one topic, exact, summed over the workers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -91,6 +93,15 @@ impl SharedTopic {
     }
 }
 
+/// A publish built by [`Directory::build`].
+#[derive(Debug)]
+pub(crate) struct Built {
+    /// The frame, shared by every recipient.
+    pub(crate) message: Arc<Published>,
+    /// Whether the topic keeps its last values (the publish is recorded).
+    pub(crate) keeps: bool,
+}
+
 /// Every topic with a subscriber somewhere.
 #[derive(Debug)]
 pub(crate) struct Directory {
@@ -121,6 +132,42 @@ impl Directory {
     /// The last-value store, if any prefix keeps values.
     pub(crate) fn last_values(&self) -> Option<&LastValues> {
         self.last_values.as_ref()
+    }
+
+    /// Builds a publish to `topic` for the workers, where there is anyone to build it for:
+    /// `shared` is the topic as the workers know it (`None`: no subscriber on this node now),
+    /// and a topic that keeps its last values records the publish before it goes to any
+    /// worker (so that a subscriber's snapshot has it or is older than it:
+    /// `broadcast/last_value.rs`). `None` when nobody here subscribes and the topic keeps
+    /// nothing: there is nothing to build.
+    pub(crate) fn build(
+        &self,
+        topic: &str,
+        shared: Option<&Arc<SharedTopic>>,
+        key: Option<&str>,
+        message: Message<'_>,
+        compress: bool,
+        exclude: Option<ConnId>,
+    ) -> Option<Built> {
+        let last = self.last_values.as_ref().filter(|l| l.covers(topic));
+        if shared.is_none() && last.is_none() {
+            return None;
+        }
+        let name: Arc<str> = shared.map_or_else(|| topic.into(), |s| s.name.clone());
+        let message = Published::new(
+            Audience::Topic(name.clone()),
+            key.map(Into::into),
+            message,
+            compress,
+            exclude,
+        );
+        if let Some(last) = last {
+            last.record(&name, &message);
+        }
+        Some(Built {
+            message,
+            keeps: last.is_some(),
+        })
     }
 
     /// The backplane, if the node has one.

@@ -135,47 +135,32 @@ impl<S> Conn<'_, S> {
             Some(id) => self.ctx.topics.get(id).map(|t| t.shared.clone()),
             None => self.ctx.topics.directory().get(topic),
         };
-        let keeps = self
-            .ctx
-            .topics
-            .directory()
-            .last_values()
-            .is_some_and(|l| l.covers(topic));
-        if shared.is_none() && !keeps {
-            // No subscriber on this node; other nodes may have some.
-            if let Some(remote) = self.ctx.topics.directory().remote() {
-                let payload = bytes::Bytes::copy_from_slice(message.as_bytes());
-                remote.publish(topic, options.key, message.kind(), payload, false);
-            }
-            return;
-        }
-        let name: Arc<str> = match &shared {
-            Some(shared) => {
-                shared
-                    .published
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                shared.name.clone()
-            }
-            None => topic.into(),
-        };
-        let message = Published::new(
-            Audience::Topic(name.clone()),
-            options.key.map(Into::into),
+        let directory = self.ctx.topics.directory();
+        let built = directory.build(
+            topic,
+            shared.as_ref(),
+            options.key,
             message,
             options.compress,
             Some(self.io.id),
         );
-        let directory = self.ctx.topics.directory();
-        if keeps {
-            // Before it reaches any worker: a subscriber's snapshot either has it or is older
-            // than it (broadcast/last_value.rs).
-            if let Some(last) = directory.last_values() {
-                last.record(&name, &message);
+        let Some(built) = built else {
+            // No subscriber on this node; other nodes may have some.
+            if let Some(remote) = directory.remote() {
+                let payload = bytes::Bytes::copy_from_slice(message.as_bytes());
+                remote.publish(topic, options.key, message.kind(), payload, false);
             }
+            return;
+        };
+        if let Some(shared) = &shared {
+            shared
+                .published
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+        let message = built.message;
         if let Some(remote) = directory.remote() {
             let payload = message.payload_bytes();
-            remote.publish(topic, options.key, message.kind, payload, keeps);
+            remote.publish(topic, options.key, message.kind, payload, built.keeps);
         }
         // A worker whose inbox is over the backlog misses it (counted in Stats).
         let _ = self.ctx.hub.send_to_workers(&message, Some(self.ctx.index));

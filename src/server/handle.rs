@@ -322,38 +322,29 @@ impl ServerHandle {
     ) -> Result<(), HandleError> {
         let directory = &self.inner.hub.directory;
         let shared = directory.get(topic);
-        let keeps = directory.last_values().is_some_and(|l| l.covers(topic));
-        if shared.is_none() && !keeps {
+        let built = directory.build(
+            topic,
+            shared.as_ref(),
+            options.key,
+            message,
+            options.compress,
+            None,
+        );
+        let Some(built) = built else {
             // No subscriber on this node; other nodes may have some.
             if let Some(remote) = directory.remote() {
                 let payload = Bytes::copy_from_slice(message.as_bytes());
                 remote.publish(topic, options.key, message.kind(), payload, false);
             }
             return Ok(());
-        }
-        let name: Arc<str> = match &shared {
-            Some(shared) => {
-                shared.published.fetch_add(1, Ordering::Relaxed);
-                shared.name.clone()
-            }
-            None => topic.into(),
         };
-        let message = Published::new(
-            Audience::Topic(name.clone()),
-            options.key.map(Into::into),
-            message,
-            options.compress,
-            None,
-        );
-        if keeps {
-            // Before it reaches any worker (broadcast/last_value.rs).
-            if let Some(last) = directory.last_values() {
-                last.record(&name, &message);
-            }
+        if let Some(shared) = &shared {
+            shared.published.fetch_add(1, Ordering::Relaxed);
         }
+        let message = built.message;
         if let Some(remote) = directory.remote() {
             let payload = message.payload_bytes();
-            remote.publish(topic, options.key, message.kind, payload, keeps);
+            remote.publish(topic, options.key, message.kind, payload, built.keeps);
         }
         self.compress_large(&message);
         reach_result(self.inner.hub.send_to_workers(&message, None))
@@ -367,26 +358,11 @@ impl ServerHandle {
     pub(crate) fn fan_in(&self, topic: &str, key: Option<&str>, message: Message<'_>) -> bool {
         let directory = &self.inner.hub.directory;
         let shared = directory.get(topic);
-        let keeps = directory.last_values().is_some_and(|l| l.covers(topic));
-        if shared.is_none() && !keeps {
+        // A publish made on another node is this node's newest value too.
+        let Some(built) = directory.build(topic, shared.as_ref(), key, message, true, None) else {
             return false;
-        }
-        let name: Arc<str> = shared
-            .as_ref()
-            .map_or_else(|| topic.into(), |s| s.name.clone());
-        let message = Published::new(
-            Audience::Topic(name.clone()),
-            key.map(Into::into),
-            message,
-            true,
-            None,
-        );
-        if keeps {
-            // A publish made on another node is this node's newest value too.
-            if let Some(last) = directory.last_values() {
-                last.record(&name, &message);
-            }
-        }
+        };
+        let message = built.message;
         self.compress_large(&message);
         // A worker whose inbox is over the backlog misses it (counted in Stats). Sent even
         // when no worker had subscribers a moment ago: one that joined since, after this was
